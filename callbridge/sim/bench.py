@@ -1,0 +1,244 @@
+"""``callbridge bench``: N concurrent simulated calls against one real bridge process.
+
+The bridge runs as a separate ``callbridge serve`` process so its CPU time and memory can be
+read on their own (from ``/proc``, so this tool needs Linux); the emulator and the phones run
+here. Each call barges in on every long answer, so the figures cover the whole barge-in path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from callbridge.bridge.codec import decoder_delay_ms
+from callbridge.config import AudioFormat, PacingSettings
+from callbridge.sim.harness import (
+    EMULATOR_KEY,
+    LOOPBACK,
+    demo_caller_transcripts,
+    demo_turns,
+    finished_session,
+)
+from callbridge.sim.phone import Phone
+from callbridge.sim.report import CallReport, build_call_report, percentile
+from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step
+from callbridge.sim.voicelive import VoiceLiveEmulator
+
+BARGE_IN_AFTER_MS = 1500.0
+CYCLE_S = 12.0
+"""About how long one question / interrupted answer / follow-up cycle takes."""
+STARTUP_TIMEOUT_S = 30.0
+RAMP_S = 1.0
+"""Calls start spread over this long, as real calls do, rather than in one instant."""
+
+
+def bench_script(seconds: float) -> list[Step]:
+    """A call of roughly ``seconds``: question, answer cut at 1.5 s, follow-up, repeated."""
+    question = Clip.asset("caller_01_question")
+    interrupt = Clip.asset("caller_02_interrupt")
+    cycles = max(1, round((seconds - 4) / CYCLE_S))
+    steps: list[Step] = []
+    for cycle in range(cycles):
+        answer_spurt = 2 + 2 * cycle  # the greeting is spurt 1
+        steps.append(Say(question, AfterAgentDone(pause_ms=400)))
+        steps.append(Say(interrupt, AfterHeard(ms=BARGE_IN_AFTER_MS, spurt=answer_spurt)))
+    steps.append(Hangup(AfterAgentDone(pause_ms=300)))
+    return steps
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessUsage:
+    cpu_s: float
+    rss_bytes: int
+
+
+def has_proc() -> bool:
+    """Whether this machine exposes per-process CPU and memory the way bench reads them."""
+    return Path("/proc/self/stat").exists()
+
+
+def _usage(pid: int) -> ProcessUsage:
+    """CPU seconds and resident memory of a process, from ``/proc``."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    # Fields after the command name (which may contain spaces) start at index 2.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu_s = (int(fields[11]) + int(fields[12])) / ticks
+    rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    return ProcessUsage(cpu_s, rss_pages * os.sysconf("SC_PAGE_SIZE"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def bridge_process(
+    endpoint: str, audio_format: AudioFormat, pacing: PacingSettings
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+    """Run ``callbridge serve`` against the emulator; yield the process and its /ws URL."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "AZURE_VOICE_LIVE_ENDPOINT": endpoint,
+        "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
+        "CALLBRIDGE_HOST": LOOPBACK,
+        "CALLBRIDGE_PORT": str(port),
+        "CALLBRIDGE_AUDIO_FORMAT": audio_format,
+        "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
+        "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
+        "LOG_LEVEL": "WARNING",
+        "LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "callbridge", "serve", env=env
+    )
+    try:
+        await _wait_healthy(f"http://{LOOPBACK}:{port}/healthz", process)
+        yield process, f"ws://{LOOPBACK}:{port}/ws"
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
+
+
+async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.returncode is not None:
+                raise RuntimeError(f"callbridge serve exited with {process.returncode}")
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+    raise TimeoutError("callbridge serve did not become healthy")
+
+
+async def _one_call(
+    phone: Phone, emulator: VoiceLiveEmulator, delay_s: float, audio_format: AudioFormat
+) -> CallReport:
+    await asyncio.sleep(delay_s)
+    record = await phone.run()
+    session = await finished_session(emulator, record.call_connection_id)
+    return build_call_report(
+        record,
+        session,
+        audio_format=audio_format,
+        codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
+    )
+
+
+def summarise(
+    reports: Sequence[CallReport], usage: ProcessUsage, idle_rss: int, peak_rss: int
+) -> dict[str, Any]:
+    """Aggregate per-call figures (p50/p99) and the bridge's resource use."""
+
+    def dist(values: Sequence[float]) -> dict[str, float]:
+        return {
+            "p50": round(percentile(values, 50), 2),
+            "p99": round(percentile(values, 99), 2),
+            "max": round(max(values, default=0.0), 2),
+        }
+
+    barge_ins = [b for r in reports for b in r.barge_ins]
+    call_minutes = sum(r.duration_s for r in reports) / 60
+    return {
+        "calls": len(reports),
+        "call_seconds_mean": round(sum(r.duration_s for r in reports) / max(1, len(reports)), 1),
+        "first_audio_ms": dist([r.first_audio_ms for r in reports if r.first_audio_ms]),
+        "jitter_p99_ms": dist([r.pacing.jitter_p99_ms for r in reports]),
+        "jitter_max_ms": dist([r.pacing.jitter_max_ms for r in reports]),
+        "underruns": sum(r.pacing.underruns for r in reports),
+        "barge_ins": len(barge_ins),
+        "stop_latency_ms": dist([b.stop_latency_ms for b in barge_ins if b.stop_latency_ms]),
+        "truncation_error_ms": dist(
+            [b.truncation_error_ms for b in barge_ins if b.truncation_error_ms is not None]
+        ),
+        "overhang_ms": dist([b.overhang_ms for b in barge_ins]),
+        "barge_ins_without_truncate": sum(1 for b in barge_ins if b.audio_end_ms is None),
+        "stale_audio_ms": sum(r.stale_audio_ms for r in reports),
+        "protocol_violations": sum(len(r.protocol_violations) for r in reports),
+        "bridge_cpu_s": round(usage.cpu_s, 2),
+        "bridge_cpu_s_per_call_minute": round(usage.cpu_s / call_minutes, 3)
+        if call_minutes
+        else None,
+        "bridge_rss_idle_mb": round(idle_rss / 2**20, 1),
+        "bridge_rss_peak_mb": round(peak_rss / 2**20, 1),
+        "bridge_rss_per_call_mb": round((peak_rss - idle_rss) / 2**20 / max(1, len(reports)), 2),
+    }
+
+
+async def _sample_peak_rss(pid: int, peak: list[int]) -> None:
+    while True:
+        peak[0] = max(peak[0], _usage(pid).rss_bytes)
+        await asyncio.sleep(0.25)
+
+
+async def run_bench(
+    *, calls: int, seconds: int, json_output: bool, audio_format: AudioFormat, sample_rate: int
+) -> int:
+    """Run the benchmark and print its figures."""
+    pacing = PacingSettings()
+    turns = demo_turns()
+    emulator = VoiceLiveEmulator(
+        turns=[turns[0], *[turn for _ in range(20) for turn in turns[1:3]]],
+        caller_transcripts=demo_caller_transcripts(),
+        api_key=EMULATOR_KEY,
+    )
+    endpoint = await emulator.start(LOOPBACK, 0)
+    try:
+        async with bridge_process(endpoint, audio_format, pacing) as (process, ws_url):
+            before = _usage(process.pid)
+            peak = [before.rss_bytes]
+            sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
+            phone = Phone(
+                ws_url,
+                script=bench_script(seconds),
+                sample_rate=sample_rate,
+                lead_ms=pacing.lead_ms,
+                playout_delay_ms=pacing.playout_delay_ms,
+                max_duration_s=seconds * 3 + 30,
+            )
+            try:
+                reports = await asyncio.gather(
+                    *(
+                        _one_call(phone, emulator, RAMP_S * n / calls, audio_format)
+                        for n in range(calls)
+                    )
+                )
+            finally:
+                sampler.cancel()
+                await asyncio.gather(sampler, return_exceptions=True)
+            after = _usage(process.pid)
+    finally:
+        await emulator.stop()
+    usage = ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
+    summary = summarise(reports, usage, before.rss_bytes, peak[0])
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        print(f"callbridge bench: {calls} concurrent calls, ~{seconds} s each, {audio_format}")
+        for key, value in summary.items():
+            print(f"  {key:32} {value}")
+    return 0

@@ -1,0 +1,509 @@
+"""The simulated caller: ACS's side of the media WebSocket plus the person holding the phone.
+
+``Phone`` dials the bridge's media WebSocket the way ACS does, streams the caller's audio in real
+time (20 ms frames, silence included) following a script, and plays what the bridge sends back
+through ``Playout`` (``callbridge.sim.playout``), a model of ACS's playout buffer and the
+caller's ear. The ``CallRecord`` it returns is the ground truth of every timing test: what the
+caller heard, when, and what each StopAudio cut.
+
+All times are ``time.monotonic()`` seconds. Each bridge message is stamped the moment it is
+received and playback is computed from those stamps, never simulated with sleeps, so the record
+is exact (sub-millisecond) whatever the event loop's timer resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import time
+import uuid
+import wave
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import aiohttp
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from callbridge.sim.playout import Arrival, Playout, Spurt, StopRecord
+from callbridge.sim.script import (
+    FRAME_MS,
+    FRAME_S,
+    TIME_SLACK_S,
+    ScriptRunner,
+    Step,
+    StepRecord,
+)
+
+__all__ = [
+    "DEFAULT_PARTICIPANT",
+    "PHONE_RATES",
+    "Arrival",
+    "BadMessage",
+    "BridgeMessage",
+    "BridgeMessageError",
+    "CallRecord",
+    "EndedBy",
+    "Phone",
+    "PlayAudio",
+    "Spurt",
+    "StopAudio",
+    "StopRecord",
+    "parse_bridge_message",
+]
+
+logger = structlog.get_logger(__name__)
+
+PHONE_RATES = (16000, 24000)
+"""The PCM16 rates ACS media streaming offers."""
+
+DEFAULT_PARTICIPANT = "4:+15555550100"
+"""The caller's raw id in ``AudioData.participantRawID`` (a PSTN number)."""
+
+_MAX_BAD_SAMPLES = 20  # keep a few offending messages for the report, count them all
+_SAMPLE_CHARS = 200
+
+
+# --- What the bridge sends: parsed the way ACS does --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlayAudio:
+    """Agent audio to queue for the caller (PCM16 at the stream's rate)."""
+
+    pcm: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StopAudio:
+    """Drop all audio queued for the caller."""
+
+
+BridgeMessage: TypeAlias = PlayAudio | StopAudio
+
+
+class BridgeMessageError(ValueError):
+    """A message from the bridge that ACS would not play: the bridge has a bug."""
+
+
+def parse_bridge_message(text: str) -> BridgeMessage:
+    """Parse one text frame sent by the bridge.
+
+    Keys and the ``kind`` value match case-insensitively and extra or null fields are ignored,
+    because ACS accepts every casing its SDKs and samples use.
+
+    Raises:
+        BridgeMessageError: not JSON, an unknown kind, or audio that is not base64 PCM16.
+    """
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise BridgeMessageError("not JSON") from exc
+    if not isinstance(raw, dict):
+        raise BridgeMessageError("not a JSON object")
+    message = _fold(raw)
+    kind = message.get("kind")
+    if not isinstance(kind, str):
+        raise BridgeMessageError("missing kind")
+    match kind.lower():
+        case "audiodata":
+            return PlayAudio(_audio_payload(message.get("audiodata")))
+        case "stopaudio":
+            return StopAudio()
+        case _:
+            raise BridgeMessageError(f"unknown kind {kind!r}")
+
+
+def _fold(mapping: dict[Any, Any]) -> dict[str, Any]:
+    return {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
+
+
+def _audio_payload(body: object) -> bytes:
+    if not isinstance(body, dict):
+        raise BridgeMessageError("missing audioData body")
+    data = _fold(body).get("data")
+    if not isinstance(data, str):
+        raise BridgeMessageError("audioData.data is not a string")
+    try:
+        pcm = base64.b64decode(data, validate=True)
+    except binascii.Error as exc:
+        raise BridgeMessageError("audioData.data is not base64") from exc
+    if not pcm:
+        raise BridgeMessageError("audioData.data is empty")
+    if len(pcm) % 2:
+        raise BridgeMessageError("audioData.data is not whole PCM16 samples")
+    return pcm
+
+
+# --- Records --------------------------------------------------------------------------------
+
+
+EndedBy: TypeAlias = Literal["phone", "bridge", "timeout"]
+"""Who ended the call: the phone hung up after its script, the bridge closed, or
+``max_duration_s`` ran out."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadMessage:
+    """A message from the bridge that ACS would not understand."""
+
+    at: float
+    reason: str
+    sample: str
+    """Its first 200 characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """Everything the phone observed during one call (times are ``time.monotonic()`` s)."""
+
+    call_connection_id: str
+    correlation_id: str
+    sample_rate: int
+    ws_opened_at: float
+    ws_closed_at: float
+    ended_by: EndedBy
+    close_code: int | None
+    """WebSocket close code (1000 when the phone hung up normally)."""
+    spurts: list[Spurt]
+    stops: list[StopRecord]
+    arrivals: list[Arrival]
+    """Every ``AudioData`` message from the bridge, in order."""
+    bad_message_count: int
+    """Malformed or unknown messages from the bridge; a correct bridge sends none."""
+    bad_messages: list[BadMessage]
+    """The first few of them."""
+    steps: list[StepRecord]
+    frames_sent: int
+    silent_frames_sent: int
+    late_frames: int
+    """Caller frames sent more than a frame late: the phone's own loop was starved, so its
+    timing figures for this call are suspect."""
+    caller_audio: npt.NDArray[np.int16] = field(repr=False)
+    """What the caller said, sample-aligned on ``ws_opened_at``."""
+    heard_audio: npt.NDArray[np.int16] = field(repr=False)
+    """What the caller heard, sample-aligned on ``ws_opened_at``."""
+
+    @property
+    def first_audio_heard_at(self) -> float | None:
+        """When the caller started hearing the agent (None if it never did)."""
+        return self.spurts[0].started_at if self.spurts else None
+
+    @property
+    def jitter_ms(self) -> list[float]:
+        """Jitter samples of every spurt, in order."""
+        return [sample for spurt in self.spurts for sample in spurt.jitter_ms]
+
+    @property
+    def underruns(self) -> int:
+        """Underruns within spurts, over the whole call."""
+        return sum(spurt.underruns for spurt in self.spurts)
+
+    def write_stereo_wav(self, path: Path | str) -> None:
+        """Write left = the caller as sent, right = what the caller heard, at the call's rate."""
+        frames = max(len(self.caller_audio), len(self.heard_audio))
+        stereo = np.zeros((frames, 2), dtype="<i2")
+        stereo[: len(self.caller_audio), 0] = self.caller_audio
+        stereo[: len(self.heard_audio), 1] = self.heard_audio
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(stereo.tobytes())
+
+
+# --- The phone --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Phone:
+    """A caller on an ACS phone line, dialling the bridge's media WebSocket.
+
+    A ``Phone`` is the call's settings; each ``run()`` places one call (with new ids unless
+    given), so one ``Phone`` can place many.
+    """
+
+    url: str
+    """The media WebSocket URL, e.g. ``ws://127.0.0.1:8080/ws?token=...``."""
+    _: KW_ONLY
+    script: Sequence[Step] = ()
+    """What the caller says and presses, and when (see ``callbridge.sim.script``)."""
+    sample_rate: int = 16000
+    """The negotiated PCM16 rate, 16000 or 24000."""
+    playout_delay_ms: float = 60.0
+    """Jitter-buffer fill before audio reaching an empty queue starts playing."""
+    lead_ms: float = 40.0
+    """How far ahead of real time the bridge's pacer may send (the jitter grid allows it)."""
+    spurt_gap_ms: float = 250.0
+    """Playback gaps at least this long separate talk spurts."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra upgrade headers, e.g. ``{"Authorization": "Bearer ..."}``."""
+    call_connection_id: str | None = None
+    """``x-ms-call-connection-id``; a new UUID per call if None."""
+    correlation_id: str | None = None
+    """``x-ms-call-correlation-id``; a new UUID per call if None."""
+    participant_raw_id: str = DEFAULT_PARTICIPANT
+    hangup_after_s: float = 2.0
+    """The phone hangs up this long after the script's last step (a ``Hangup`` step, sooner)."""
+    max_duration_s: float = 60.0
+    """The call is closed (``ended_by="timeout"``) after this long."""
+    connect_timeout_s: float = 10.0
+    """Bound on the WebSocket handshake."""
+
+    def __post_init__(self) -> None:
+        if self.sample_rate not in PHONE_RATES:
+            raise ValueError(f"ACS streams PCM16 at {PHONE_RATES} Hz, not {self.sample_rate}")
+
+    async def run(self) -> CallRecord:
+        """Place one call and return its record once it has ended.
+
+        Raises:
+            aiohttp.WSServerHandshakeError: the bridge refused the WebSocket (e.g. 401).
+            aiohttp.ClientError, TimeoutError: the bridge could not be reached in time.
+        """
+        call_id = self.call_connection_id or str(uuid.uuid4())
+        correlation_id = self.correlation_id or str(uuid.uuid4())
+        headers = {
+            "x-ms-call-connection-id": call_id,
+            "x-ms-call-correlation-id": correlation_id,
+            **self.headers,
+        }
+        # ws_close bounds the closing handshake, so a silent bridge cannot hold the call open.
+        ws_timeout = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=2.0)
+        async with aiohttp.ClientSession() as session:
+            async with asyncio.timeout(self.connect_timeout_s):
+                ws = await session.ws_connect(self.url, headers=headers, timeout=ws_timeout)
+            call = _Call(self, ws, call_id, correlation_id)
+            return await call.run()
+
+
+class _Call:
+    """The state of one call in progress: two tasks over one socket."""
+
+    def __init__(
+        self,
+        phone: Phone,
+        ws: aiohttp.ClientWebSocketResponse[Literal[True]],
+        call_id: str,
+        correlation_id: str,
+    ) -> None:
+        self._phone = phone
+        self._ws = ws
+        self._call_id = call_id
+        self._correlation_id = correlation_id
+        self._opened_at = time.monotonic()
+        self._wall_opened_at = datetime.now(UTC)  # ACS stamps frames with wall-clock UTC
+        self._log = logger.bind(call_connection_id=call_id)
+        rate = phone.sample_rate
+        self._frame_bytes = rate * FRAME_MS // 1000 * 2
+        self._silence = bytes(self._frame_bytes)
+        self._silence_b64 = base64.b64encode(self._silence).decode("ascii")
+        self._playout = Playout(
+            sample_rate=rate,
+            playout_delay_ms=phone.playout_delay_ms,
+            spurt_gap_ms=phone.spurt_gap_ms,
+            lead_ms=phone.lead_ms,
+        )
+        self._runner = ScriptRunner(phone.script, sample_rate=rate, opened_at=self._opened_at)
+        self._sent = bytearray()  # the caller's audio as sent, silence included
+        self._frames_sent = 0
+        self._silent_frames = 0
+        self._late_frames = 0
+        self._bad_count = 0
+        self._bad: list[BadMessage] = []
+        self._ended_by: EndedBy | None = None
+        self._bridge_gone = asyncio.Event()
+
+    async def run(self) -> CallRecord:
+        self._log.info("phone.connected", sample_rate=self._phone.sample_rate)
+        await self._ws.send_str(self._metadata_message())
+        sender = asyncio.create_task(self._send_loop(), name="phone-send")
+        receiver = asyncio.create_task(self._receive_loop(), name="phone-receive")
+        remaining = self._opened_at + self._phone.max_duration_s - time.monotonic()
+        try:
+            async with asyncio.timeout(remaining):
+                await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            self._ended_by = "timeout"
+        finally:
+            ended_at = time.monotonic()
+            sender.cancel()
+            # Closing wakes the receiver with a CLOSING message, so it returns on its own;
+            # cancelling it instead would make aiohttp record an abnormal closure (1006).
+            await self._ws.close()
+            receiver.cancel()
+            results = await asyncio.gather(sender, receiver, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return self._record(ended_at)
+
+    async def _send_loop(self) -> None:
+        """The caller's microphone: one frame every 20 ms on a drift-free deadline clock."""
+        hangup_after = self._phone.hangup_after_s
+        frame = 0
+        try:
+            while True:
+                # Deadlines come from the frame count, so neither sleep overshoot nor float
+                # accumulation can make the stream drift from real time.
+                due = self._opened_at + frame * FRAME_S
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                now = time.monotonic()
+                if now - due > FRAME_S:
+                    self._late_frames += 1
+                self._playout.advance(now)
+                tick = self._runner.tick(due, self._playout)
+                for digit in tick.digits:
+                    await self._ws.send_str(self._dtmf_message(frame, digit))
+                if tick.hangup:
+                    self._ended_by = "phone"
+                    return
+                await self._ws.send_str(self._audio_message(frame, tick.pcm))
+                done_at = self._runner.done_at
+                if done_at is not None and due + FRAME_S >= done_at + hangup_after - TIME_SLACK_S:
+                    self._ended_by = "phone"
+                    return
+                frame += 1
+        except ConnectionResetError:
+            # The bridge is closing; the receiver records how, and ends the call.
+            await self._bridge_gone.wait()
+
+    async def _receive_loop(self) -> None:
+        """ACS's inbound side: stamp and apply every message from the bridge."""
+        try:
+            while True:
+                msg = await self._ws.receive()
+                at = time.monotonic()
+                if msg.type is aiohttp.WSMsgType.TEXT:
+                    self._on_text(at, msg.data)
+                elif msg.type is aiohttp.WSMsgType.BINARY:
+                    self._on_bad(at, "binary frame", repr(msg.data[:_SAMPLE_CHARS]))
+                else:
+                    if msg.type is aiohttp.WSMsgType.ERROR:
+                        self._log.warning("phone.socket_error", error=str(msg.data))
+                    return
+        finally:
+            self._bridge_gone.set()
+
+    def _on_text(self, at: float, text: str) -> None:
+        try:
+            message = parse_bridge_message(text)
+        except BridgeMessageError as exc:
+            self._on_bad(at, str(exc), text[:_SAMPLE_CHARS])
+            return
+        if isinstance(message, PlayAudio):
+            self._playout.on_audio(at, message.pcm)
+            return
+        self._playout.on_stop(at)
+        stop = self._playout.stops[-1]
+        self._log.debug(
+            "phone.stop_audio",
+            spurt=stop.spurt,
+            heard_ms=round(stop.heard_ms, 1),
+            discarded_ms=round(stop.discarded_ms, 1),
+        )
+
+    def _on_bad(self, at: float, reason: str, sample: str) -> None:
+        self._bad_count += 1
+        if len(self._bad) < _MAX_BAD_SAMPLES:
+            self._bad.append(BadMessage(at, reason, sample))
+            self._log.warning("phone.bad_message", reason=reason, sample=sample)
+
+    def _metadata_message(self) -> str:
+        return _dumps(
+            {
+                "kind": "AudioMetadata",
+                "audioMetadata": {
+                    "subscriptionId": str(uuid.uuid4()),
+                    "encoding": "PCM",
+                    "sampleRate": self._phone.sample_rate,
+                    "channels": 1,
+                    "length": self._frame_bytes,
+                },
+            }
+        )
+
+    def _audio_message(self, frame: int, pcm: bytes | None) -> str:
+        self._frames_sent += 1
+        if pcm is None:
+            self._silent_frames += 1
+            self._sent += self._silence
+            data = self._silence_b64
+        else:
+            self._sent += pcm
+            data = base64.b64encode(pcm).decode("ascii")
+        return _dumps(
+            {
+                "kind": "AudioData",
+                "audioData": {
+                    "timestamp": self._timestamp(frame),
+                    "participantRawID": self._phone.participant_raw_id,
+                    "data": data,
+                    "silent": pcm is None,
+                },
+            }
+        )
+
+    def _dtmf_message(self, frame: int, digit: str) -> str:
+        return _dumps(
+            {
+                "kind": "DtmfData",
+                "dtmfData": {
+                    "timestamp": self._timestamp(frame),
+                    "participantRawID": self._phone.participant_raw_id,
+                    "data": digit,
+                },
+            }
+        )
+
+    def _timestamp(self, frame: int) -> str:
+        """The frame's capture time, as ACS writes it: ISO 8601 UTC to the millisecond."""
+        stamp = self._wall_opened_at + timedelta(seconds=frame * FRAME_S)
+        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def _record(self, ended_at: float) -> CallRecord:
+        self._playout.finish(ended_at)
+        ended_by = self._ended_by or "bridge"
+        record = CallRecord(
+            call_connection_id=self._call_id,
+            correlation_id=self._correlation_id,
+            sample_rate=self._phone.sample_rate,
+            ws_opened_at=self._opened_at,
+            ws_closed_at=ended_at,
+            ended_by=ended_by,
+            close_code=self._ws.close_code,
+            spurts=self._playout.spurts,
+            stops=self._playout.stops,
+            arrivals=self._playout.arrivals,
+            bad_message_count=self._bad_count,
+            bad_messages=self._bad,
+            steps=self._runner.records,
+            frames_sent=self._frames_sent,
+            silent_frames_sent=self._silent_frames,
+            late_frames=self._late_frames,
+            caller_audio=np.frombuffer(bytes(self._sent), dtype="<i2").astype(np.int16),
+            heard_audio=self._playout.heard_audio(self._opened_at, ended_at),
+        )
+        self._log.info(
+            "phone.call_ended",
+            ended_by=ended_by,
+            close_code=record.close_code,
+            duration_s=round(ended_at - self._opened_at, 3),
+            spurts=len(record.spurts),
+            stops=len(record.stops),
+            bad_messages=self._bad_count,
+            late_frames=self._late_frames,
+        )
+        return record
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"))

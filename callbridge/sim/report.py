@@ -1,0 +1,210 @@
+"""Call reports: what a simulated call measured, from the two independent witnesses.
+
+Every figure comes from the simulated phone's playout record (what the caller heard, and when)
+and the Voice Live emulator's record (what the model sent and was told). Nothing is taken from
+the bridge's own ledger: the report checks the bridge, it does not trust it.
+
+Times are ``time.monotonic()`` seconds; the phone, the emulator and the bridge share the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from callbridge.sim.phone import CallRecord, StopRecord
+from callbridge.sim.voicelive import EmulatorSession, SpeechRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """Agent audio as it reached the phone."""
+
+    frames: int
+    jitter_p50_ms: float
+    """Arrival deviation from the 20 ms grid of each talk spurt (see the README)."""
+    jitter_p99_ms: float
+    jitter_max_ms: float
+    underruns: int
+    """Times the phone's playout ran dry in the middle of a talk spurt."""
+
+
+@dataclass(frozen=True, slots=True)
+class BargeInReport:
+    """One interruption, judged against the phone's ground truth."""
+
+    stop_latency_ms: float | None
+    """Emulator sent ``speech_started`` -> the phone received ``StopAudio``."""
+    audio_end_ms: int | None
+    """What callbridge sent in ``conversation.item.truncate`` (None: it sent none)."""
+    heard_ms: int
+    """What the caller actually heard of the interrupted reply (phone playout record)."""
+    truncation_error_ms: int | None
+    """``|audio_end_ms - heard_ms|``."""
+    overhang_ms: int
+    """Agent audio the caller heard after ``speech_started`` was sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallReport:
+    """The stable per-call report of ``callbridge demo --json`` and ``callbridge bench``."""
+
+    call_id: str
+    audio_format: str
+    sample_rate: int
+    duration_s: float
+    first_audio_ms: float | None
+    """Media WebSocket open -> first agent audio heard."""
+    pacing: Pacing
+    barge_ins: list[BargeInReport]
+    stale_audio_ms: int
+    """Audio of an interrupted reply that reached the phone after ``StopAudio``."""
+    protocol_violations: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def build_call_report(
+    record: CallRecord,
+    session: EmulatorSession,
+    *,
+    audio_format: str,
+    codec_delay_ms: float,
+) -> CallReport:
+    """Judge one call.
+
+    Args:
+        record: the phone's record of the call.
+        session: the emulator's record of the same call's Voice Live session.
+        audio_format: the bridge's Voice Live audio format, for the report.
+        codec_delay_ms: the transcoder's fixed delay on the agent path: the caller's playback of
+            a reply starts that much before the reply's own first sample, so it is taken off
+            the phone's heard time to express it on the reply's timeline.
+    """
+    jitter = record.jitter_ms
+    pacing = Pacing(
+        frames=len(record.arrivals),
+        jitter_p50_ms=round(percentile(jitter, 50), 2),
+        jitter_p99_ms=round(percentile(jitter, 99), 2),
+        jitter_max_ms=round(max(jitter, default=0.0), 2),
+        underruns=record.underruns,
+    )
+    first_heard = record.first_audio_heard_at
+    violations = [*session.violations]
+    violations += [f"bridge sent a bad media message: {bad.reason}" for bad in record.bad_messages]
+    barge_ins = [_barge_in(stop, record, session, codec_delay_ms) for stop in record.stops]
+    for index, barge_in in enumerate(barge_ins, start=1):
+        if barge_in.audio_end_ms is None and barge_in.heard_ms > 0:
+            violations.append(f"barge-in {index}: playback was cut but no truncate was sent")
+    return CallReport(
+        call_id=record.call_connection_id,
+        audio_format=audio_format,
+        sample_rate=record.sample_rate,
+        duration_s=round(record.ws_closed_at - record.ws_opened_at, 3),
+        first_audio_ms=(
+            round((first_heard - record.ws_opened_at) * 1000, 1) if first_heard else None
+        ),
+        pacing=pacing,
+        barge_ins=barge_ins,
+        stale_audio_ms=round(_stale_audio_ms(record, session)),
+        protocol_violations=violations,
+    )
+
+
+def _speech_before(session: EmulatorSession, at: float) -> SpeechRecord | None:
+    started = [
+        s for s in session.speech if s.started_sent_at is not None and s.started_sent_at <= at
+    ]
+    return started[-1] if started else None
+
+
+def _barge_in(
+    stop: StopRecord, record: CallRecord, session: EmulatorSession, codec_delay_ms: float
+) -> BargeInReport:
+    heard_ms = round(max(0.0, stop.heard_ms - codec_delay_ms)) if stop.spurt is not None else 0
+    speech = _speech_before(session, stop.at)
+    started_at = speech.started_sent_at if speech else None
+    audio_end_ms: int | None = None
+    overhang_ms = 0
+    if started_at is not None:
+        truncates = [t for t in session.truncations if t.at >= started_at]
+        if truncates:
+            audio_end_ms = truncates[0].audio_end_ms
+        spurt = next((s for s in record.spurts if s.index == stop.spurt), None)
+        if spurt is not None:
+            # Playback within a spurt is continuous (underruns are reported separately).
+            overhang_s = stop.at - max(started_at, spurt.started_at)
+            overhang_ms = round(min(max(0.0, overhang_s * 1000), stop.heard_ms))
+    return BargeInReport(
+        stop_latency_ms=round((stop.at - started_at) * 1000, 2) if started_at else None,
+        audio_end_ms=audio_end_ms,
+        heard_ms=heard_ms,
+        truncation_error_ms=abs(audio_end_ms - heard_ms) if audio_end_ms is not None else None,
+        overhang_ms=overhang_ms,
+    )
+
+
+def _stale_audio_ms(record: CallRecord, session: EmulatorSession) -> float:
+    """Audio arriving after a StopAudio and before the next reply's audio could exist.
+
+    The next reply's first delta left the emulator at a known time; anything the phone received
+    between the StopAudio and that moment can only be left over from the interrupted reply.
+    """
+    stale = 0.0
+    for stop in record.stops:
+        speech = _speech_before(session, stop.at)
+        since = speech.started_sent_at if speech and speech.started_sent_at else stop.at
+        later = [
+            r.first_audio_delta_at
+            for r in session.responses
+            if r.created_at > since and r.first_audio_delta_at is not None
+        ]
+        window_end = min(later, default=math.inf)
+        stale += sum(a.ms for a in record.arrivals if stop.at < a.at < window_end)
+    return stale
+
+
+def render_text(report: CallReport) -> str:
+    """A readable summary of one call."""
+    pacing = report.pacing
+    lines = [
+        f"call {report.call_id}  ({report.audio_format}, ACS {report.sample_rate} Hz, "
+        f"{report.duration_s:.1f} s)",
+        f"  first agent audio heard  {_ms(report.first_audio_ms)} after the media socket opened",
+        f"  pacing                   {pacing.frames} frames, jitter p50 {pacing.jitter_p50_ms} ms"
+        f" / p99 {pacing.jitter_p99_ms} ms / max {pacing.jitter_max_ms} ms,"
+        f" {pacing.underruns} underruns",
+    ]
+    if not report.barge_ins:
+        lines.append("  barge-ins                none")
+    for index, b in enumerate(report.barge_ins, start=1):
+        lines.append(
+            f"  barge-in {index}               caller heard {b.heard_ms} ms; callbridge told the"
+            f" model audio_end_ms={b.audio_end_ms} (error {b.truncation_error_ms} ms)"
+        )
+        lines.append(
+            f"                           StopAudio {_ms(b.stop_latency_ms)} after speech_started;"
+            f" {b.overhang_ms} ms played after the caller began"
+        )
+    lines.append(f"  stale audio after stop   {report.stale_audio_ms} ms")
+    verdict = "none" if not report.protocol_violations else "; ".join(report.protocol_violations)
+    lines.append(f"  protocol violations      {verdict}")
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f} ms"

@@ -1,0 +1,91 @@
+"""A local Azure AI Voice Live emulator (api-version 2026-07-15, OpenAI-beta event shape).
+
+The emulator is an aiohttp WebSocket server at ``/voice-live/realtime`` that the real
+``azure.ai.voicelive.aio.connect()`` reaches with ``endpoint="http://127.0.0.1:PORT"``. It plays
+scripted agent turns, detects caller speech with a deterministic energy VAD, and records what it
+sent and received, and when, so tests (and users) can check a bridge's timing and protocol use::
+
+    emulator = VoiceLiveEmulator(turns=[AgentTurn(pcm, 16000, "Hello!")], api_key="k")
+    endpoint = await emulator.start()
+    ...  # connect(endpoint=endpoint, credential=AzureKeyCredential("k"), model="gpt-realtime")
+    await emulator.stop()
+    emulator.sessions[0].responses[0].first_audio_delta_at
+    emulator.session_for("call-123")  # by the x-ms-client-request-id of the upgrade
+
+What it does, as the service does:
+
+* auth by ``api-key`` (constant-time compare) or any ``Authorization: Bearer`` token; 401 before
+  the upgrade otherwise; ``api-version=2026-07-15`` is required (400 otherwise);
+* ``session.created`` / ``session.update`` → ``session.updated``; audio formats ``pcm16`` (input
+  rate from ``input_audio_sampling_rate``), ``pcm16_16000hz``, ``pcm16_8000hz``, ``g711_ulaw``,
+  ``g711_alaw``;
+* server VAD on appended audio, timed by the audio timeline (ms appended), not the wall clock:
+  ``speech_started`` → ``speech_stopped`` → ``committed`` → ``conversation.item.created`` → a
+  transcription event and, with ``create_response``, the next scripted response; with
+  ``interrupt_response`` a response in progress is cancelled at speech onset (``turn_detected``);
+* responses stream faster than real time (``speed``), in irregular chunks that are not 20 ms
+  aligned, after a "thinking" delay, in the usual event order;
+* ``response.cancel``, ``conversation.item.truncate`` (checked against the audio actually sent),
+  ``conversation.item.create|delete|retrieve``, ``input_audio_buffer.commit|clear``.
+
+Every client event received and every server event sent is checked strictly against the SDK's
+models (:mod:`callbridge.sim.validate`); violations are recorded on the session, and an invalid
+client event is answered with an ``error`` event, as the service would.
+
+Deliberate simplifications: the VAD is an RMS threshold (``turn_detection.threshold`` is echoed
+but not used); ``auto_truncate``, tools, text-only responses, avatars and the ``input_audio.*``
+and ``input_text.*`` events are not emulated (the latter get an ``unsupported_event`` error);
+resampling is linear interpolation, good enough for a test instrument.
+
+Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.records` (what tests
+read), :mod:`.protocol` (constants, settings, session config), :mod:`.wire` (sending, event
+log), :mod:`.conversation` (items), :mod:`.responses` (streaming), :mod:`.connection` (one
+socket's protocol), :mod:`.server` (auth, upgrade, the emulator).
+"""
+
+from callbridge.sim.voicelive.audio import (
+    AgentTurn,
+    AudioFormat,
+    encode_output_audio,
+    load_turns,
+    output_audio_format,
+    resample_pcm16,
+)
+from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH
+from callbridge.sim.voicelive.records import (
+    CancelRecord,
+    EmulatorSession,
+    EventRecord,
+    ResponseRecord,
+    SpeechRecord,
+    TruncateRecord,
+)
+from callbridge.sim.voicelive.server import (
+    CLIENT_REQUEST_ID_HEADER,
+    VoiceLiveEmulator,
+    serve_emulator,
+)
+from callbridge.sim.voicelive.vad import EnergyVad, SpeechEnd, SpeechOnset
+
+__all__ = [
+    "API_VERSION",
+    "CLIENT_REQUEST_ID_HEADER",
+    "REALTIME_PATH",
+    "AgentTurn",
+    "AudioFormat",
+    "CancelRecord",
+    "EmulatorSession",
+    "EnergyVad",
+    "EventRecord",
+    "ResponseRecord",
+    "SpeechEnd",
+    "SpeechOnset",
+    "SpeechRecord",
+    "TruncateRecord",
+    "VoiceLiveEmulator",
+    "encode_output_audio",
+    "load_turns",
+    "output_audio_format",
+    "resample_pcm16",
+    "serve_emulator",
+]

@@ -1,0 +1,345 @@
+"""One emulator connection: reads client events and answers them as Voice Live does."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiohttp import WSMsgType, web
+
+from callbridge.sim.validate import validate_client_event
+from callbridge.sim.voicelive.audio import InputDecoder, input_audio_format, output_audio_format
+from callbridge.sim.voicelive.conversation import Conversation, item_from_request, message_item
+from callbridge.sim.voicelive.protocol import (
+    DEFAULT_TURN_DETECTION,
+    MIN_COMMIT_MS,
+    Ids,
+    InvalidRequestError,
+    Settings,
+    TurnDetection,
+    default_session,
+    updated_session,
+)
+from callbridge.sim.voicelive.records import EmulatorSession, SpeechRecord, TruncateRecord
+from callbridge.sim.voicelive.responses import Responses
+from callbridge.sim.voicelive.vad import EnergyVad, SpeechEnd, SpeechOnset
+from callbridge.sim.voicelive.wire import Wire, summarize
+
+_log = structlog.get_logger(__name__)
+
+
+class Connection:
+    """Speaks the Voice Live protocol on one WebSocket.
+
+    The aiohttp handler task runs :meth:`run`: it reads and dispatches client events until
+    the socket closes. Sending belongs to :class:`Wire`, responses to :class:`Responses`.
+    """
+
+    def __init__(
+        self, *, ws: web.WebSocketResponse, record: EmulatorSession, settings: Settings
+    ) -> None:
+        self._record = record
+        self._settings = settings
+        self._ids = Ids(record.index)
+        self._wire = Wire(ws, record, self._ids)
+        self._conversation = Conversation()
+        self._responses = Responses(
+            wire=self._wire,
+            conversation=self._conversation,
+            ids=self._ids,
+            settings=settings,
+            record=record,
+        )
+        self._caller_turns = 0
+        self._audio_appended = False
+        self._input_buffer_ms = 0.0
+        self._speech: SpeechRecord | None = None
+        record.config = default_session(f"sess_{record.index:03d}", record.model)
+        self._apply_session_config()
+
+    async def run(self) -> None:
+        self._wire.start()
+        _log.info("voicelive_emulator.connection_opened", session=self._record.index)
+        try:
+            self._wire.emit({"type": "session.created", "session": dict(self._record.config)})
+            await self._read_loop()
+        finally:
+            await self._wire.close()
+            await self._responses.close()
+            self._record._mark_closed()
+            _log.info(
+                "voicelive_emulator.connection_closed",
+                session=self._record.index,
+                violations=len(self._record.violations),
+            )
+
+    async def _read_loop(self) -> None:
+        async for message in self._wire.ws:
+            match message.type:
+                case WSMsgType.TEXT:
+                    await self._on_text(message.data)
+                case WSMsgType.BINARY:
+                    self._reject_frame("binary frame (Voice Live events are text)", "(binary)")
+                case WSMsgType.ERROR:
+                    _log.warning(
+                        "voicelive_emulator.socket_error",
+                        session=self._record.index,
+                        error=str(self._wire.ws.exception()),
+                    )
+                    return
+
+    async def _on_text(self, text: str) -> None:
+        try:
+            event = json.loads(text)
+        except ValueError as exc:
+            self._reject_frame(f"malformed JSON: {exc}", "(malformed)")
+            return
+        if not isinstance(event, dict):
+            self._reject_frame(f"event is a JSON {type(event).__name__}, not an object", "(json)")
+            return
+        event_type = str(event.get("type"))
+        self._wire.log_received(event_type, summarize(event))
+        client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        violations = validate_client_event(
+            event, allow_unknown_fields=self._settings.allow_unknown_client_fields
+        )
+        if violations:
+            self._wire.record_violations("received", violations)
+            self._wire.emit_error(
+                "invalid_value", "; ".join(violations), client_event_id=client_event_id
+            )
+            return
+        try:
+            await self._dispatch(event)
+        except InvalidRequestError as exc:
+            self._wire.emit_error(exc.code, exc.message, exc.param, client_event_id)
+        except Exception as exc:
+            self._wire.record_internal_error(f"handling {event_type}", exc)
+            self._wire.emit_error(
+                "internal_error", str(exc), None, client_event_id, error_type="server_error"
+            )
+
+    def _reject_frame(self, problem: str, record_type: str) -> None:
+        self._wire.log_received(record_type, {})
+        self._wire.record_violations("received", [problem])
+        self._wire.emit_error("invalid_event", problem)
+
+    async def _dispatch(self, event: dict[str, Any]) -> None:
+        match event["type"]:
+            case "session.update":
+                self._on_session_update(event["session"])
+            case "input_audio_buffer.append":
+                await self._on_append(event["audio"])
+            case "input_audio_buffer.commit":
+                self._on_commit()
+            case "input_audio_buffer.clear":
+                self._on_clear()
+            case "response.create":
+                await self._responses.on_create(event.get("response") or {}, self._output_format)
+            case "response.cancel":
+                await self._responses.on_cancel(event.get("response_id"))
+            case "conversation.item.truncate":
+                self._on_truncate(event["item_id"], event["content_index"], event["audio_end_ms"])
+            case "conversation.item.create":
+                self._on_item_create(event.get("item"), event.get("previous_item_id"))
+            case "conversation.item.delete":
+                self._conversation.delete(event["item_id"])
+                self._wire.emit({"type": "conversation.item.deleted", "item_id": event["item_id"]})
+            case "conversation.item.retrieve":
+                item = self._conversation.require(event["item_id"])
+                self._wire.emit({"type": "conversation.item.retrieved", "item": item.payload})
+            case other:
+                raise InvalidRequestError(
+                    "unsupported_event", f"the Voice Live emulator does not implement {other}"
+                )
+
+    # ------------------------------------------------------------------ session
+
+    def _on_session_update(self, update: Mapping[str, Any]) -> None:
+        config = updated_session(self._record.config, update, input_locked=self._audio_appended)
+        self._record.config = config
+        self._apply_session_config()
+        self._wire.emit({"type": "session.updated", "session": dict(config)})
+
+    def _apply_session_config(self) -> None:
+        config = self._record.config
+        self._output_format = output_audio_format(config["output_audio_format"])
+        self._turn_detection = TurnDetection.from_session(config, self._settings.vad_min_speech_ms)
+        if not self._audio_appended:
+            # The input format is fixed once audio flows (session.update refuses changes).
+            input_format = input_audio_format(
+                config["input_audio_format"], config["input_audio_sampling_rate"]
+            )
+            self._decoder = InputDecoder(input_format)
+            self._vad = EnergyVad(
+                sample_rate=input_format.sample_rate,
+                threshold_rms=self._settings.vad_threshold_rms,
+                min_speech_ms=self._settings.vad_min_speech_ms,
+                silence_ms=DEFAULT_TURN_DETECTION["silence_duration_ms"],
+            )
+        if self._turn_detection is not None:
+            self._vad.silence_ms = self._turn_detection.silence_duration_ms
+            self._vad.min_speech_ms = self._turn_detection.min_speech_ms
+
+    # ------------------------------------------------------------------ input audio
+
+    async def _on_append(self, audio_b64: str) -> None:
+        samples = self._decoder.decode(base64.b64decode(audio_b64))
+        self._audio_appended = True
+        self._input_buffer_ms += samples.size * 1000 / self._decoder.format.sample_rate
+        for vad_event in self._vad.feed(samples):
+            if self._turn_detection is None:
+                continue
+            match vad_event:
+                case SpeechOnset(onset_ms=onset_ms):
+                    await self._on_speech_onset(onset_ms, self._turn_detection)
+                case SpeechEnd(end_ms=end_ms, speech_ms=speech_ms):
+                    self._on_speech_end(end_ms, speech_ms, self._turn_detection)
+
+    async def _on_speech_onset(self, onset_ms: int, td: TurnDetection) -> None:
+        speech = SpeechRecord(
+            item_id=self._ids.new("item"),
+            onset_ms=onset_ms,
+            audio_start_ms=max(0, onset_ms - td.prefix_padding_ms),
+        )
+        self._speech = speech
+        self._record.speech.append(speech)
+
+        def mark_sent(at: float) -> None:
+            speech.started_sent_at = at
+
+        self._wire.emit(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": speech.audio_start_ms,
+                "item_id": speech.item_id,
+            },
+            on_sent=mark_sent,
+        )
+        if td.interrupt_response:
+            # The service cancels the response itself on barge-in; the client need not.
+            await self._responses.cancel("turn_detected")
+
+    def _on_speech_end(self, end_ms: int, speech_ms: int, td: TurnDetection) -> None:
+        speech = self._speech
+        if speech is None:
+            return
+        speech.audio_end_ms = end_ms
+
+        def mark_sent(at: float) -> None:
+            speech.stopped_sent_at = at
+
+        self._wire.emit(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": end_ms,
+                "item_id": speech.item_id,
+            },
+            on_sent=mark_sent,
+        )
+        self._commit_user_audio(speech.item_id, speech_ms)
+        if not td.create_response:
+            return
+        if self._responses.is_active:
+            _log.info("voicelive_emulator.response_not_started", reason="response_active")
+        else:
+            self._responses.start(self._output_format)
+
+    def _on_commit(self) -> None:
+        if self._input_buffer_ms < MIN_COMMIT_MS:
+            raise InvalidRequestError(
+                "input_audio_buffer_commit_empty",
+                f"buffer too small: expected at least {MIN_COMMIT_MS}ms of audio, "
+                f"but buffer only has {self._input_buffer_ms:.2f}ms of audio",
+            )
+        item_id = self._speech.item_id if self._speech else self._ids.new("item")
+        self._vad.reset_speech()
+        self._commit_user_audio(item_id, round(self._input_buffer_ms))
+
+    def _on_clear(self) -> None:
+        self._input_buffer_ms = 0.0
+        self._speech = None
+        self._vad.reset_speech()
+        self._wire.emit({"type": "input_audio_buffer.cleared"})
+
+    def _commit_user_audio(self, item_id: str, speech_ms: int) -> None:
+        self._input_buffer_ms = 0.0
+        self._speech = None
+        # The SDK's input_audio content part requires "audio"; the service does not echo the
+        # caller's audio back, so the emulator sends it empty.
+        content = [{"type": "input_audio", "audio": "", "transcript": None}]
+        created = self._conversation.add(
+            item_id, message_item(item_id, "user", "completed", content)
+        )
+        self._wire.emit(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": created["previous_item_id"],
+            }
+        )
+        self._wire.emit(created)
+        self._schedule_transcription(item_id, speech_ms)
+
+    def _schedule_transcription(self, item_id: str, speech_ms: int) -> None:
+        index = self._caller_turns
+        self._caller_turns += 1
+        scripted = self._settings.caller_transcripts
+        transcript = (
+            scripted[index]
+            if index < len(scripted)
+            else f"(caller speech, {speech_ms / 1000:.1f} s)"
+        )
+        for speech in self._record.speech:
+            if speech.item_id == item_id:
+                speech.transcript = transcript
+        event = {
+            "type": "conversation.item.input_audio_transcription.completed",
+            "item_id": item_id,
+            "content_index": 0,
+            "transcript": transcript,
+        }
+        self._wire.emit_later(self._settings.transcription_delay_ms / 1000, event)
+
+    # ------------------------------------------------------------------ conversation items
+
+    def _on_truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        item = self._conversation.get(item_id)
+        sent_ms = item.response.audio_ms_sent if item and item.response else None
+        rejection: InvalidRequestError | None = None
+        try:
+            self._conversation.truncate(item_id, content_index, audio_end_ms)
+        except InvalidRequestError as exc:
+            rejection = exc
+        self._record.truncations.append(
+            TruncateRecord(
+                at=time.monotonic(),
+                item_id=item_id,
+                content_index=content_index,
+                audio_end_ms=audio_end_ms,
+                audio_ms_sent=sent_ms,
+                accepted=rejection is None,
+                error=rejection.message if rejection else None,
+            )
+        )
+        if rejection is not None:
+            raise rejection
+        self._wire.emit(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item_id,
+                "content_index": content_index,
+                "audio_end_ms": audio_end_ms,
+            }
+        )
+
+    def _on_item_create(self, item: Mapping[str, Any] | None, previous_item_id: str | None) -> None:
+        if item is None:
+            raise InvalidRequestError("missing_required_parameter", "item is required", "item")
+        item_id = item.get("id") or self._ids.new("item")
+        payload = item_from_request(item_id, item)
+        self._wire.emit(self._conversation.add(item_id, payload, after=previous_item_id))

@@ -1,0 +1,148 @@
+"""A connection's conversation: ordered items addressable by id, and the item payloads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from callbridge.sim.voicelive.protocol import InvalidRequestError
+from callbridge.sim.voicelive.records import ResponseRecord
+
+
+@dataclass(eq=False, slots=True)
+class Item:
+    """A conversation item; ``response`` is set for assistant audio items."""
+
+    item_id: str
+    payload: dict[str, Any]
+    response: ResponseRecord | None = None
+    truncated_ms: int | None = None
+
+
+class Conversation:
+    """The items of one connection, in conversation order."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Item] = {}  # insertion order is conversation order
+
+    def get(self, item_id: str) -> Item | None:
+        return self._items.get(item_id)
+
+    def require(self, item_id: str) -> Item:
+        item = self._items.get(item_id)
+        if item is None:
+            raise InvalidRequestError(
+                "item_not_found", f"Item with item_id not found: {item_id}", "item_id"
+            )
+        return item
+
+    def add(
+        self,
+        item_id: str,
+        payload: dict[str, Any],
+        *,
+        response: ResponseRecord | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        """Add an item at the end (or ``after`` an item); return its ``item.created`` event."""
+        if item_id in self._items:
+            raise InvalidRequestError("invalid_value", f"duplicate item id {item_id}", "item.id")
+        if after is not None and after not in self._items:
+            raise InvalidRequestError(
+                "item_not_found", f"previous_item_id not found: {after}", "previous_item_id"
+            )
+        item = Item(item_id, payload, response)
+        previous_item_id = after
+        if after is None:
+            previous_item_id = next(reversed(self._items), None)
+            self._items[item_id] = item
+        else:
+            entries = list(self._items.items())
+            entries.insert(list(self._items).index(after) + 1, (item_id, item))
+            self._items = dict(entries)
+        return {
+            "type": "conversation.item.created",
+            "previous_item_id": previous_item_id,
+            "item": payload,
+        }
+
+    def delete(self, item_id: str) -> None:
+        self.require(item_id)
+        del self._items[item_id]
+
+    def update(self, item_id: str, payload: dict[str, Any]) -> None:
+        """Replace an item's payload, if the client has not deleted the item meanwhile."""
+        if item_id in self._items:
+            self._items[item_id].payload = payload
+
+    def truncate(self, item_id: str, content_index: int, audio_end_ms: int) -> None:
+        """Cut an assistant audio item at ``audio_end_ms``, or raise as the service would."""
+        item = self.require(item_id)
+        audio = item.response
+        if audio is None:
+            raise InvalidRequestError(
+                "invalid_value", "Only assistant audio items can be truncated", "item_id"
+            )
+        if content_index != 0:
+            raise InvalidRequestError(
+                "invalid_value", f"Item has no content at index {content_index}", "content_index"
+            )
+        if audio_end_ms < 0:
+            raise InvalidRequestError(
+                "invalid_value", f"audio_end_ms {audio_end_ms} is negative", "audio_end_ms"
+            )
+        # Compare in bytes: an integer ms of audio is a whole number of bytes in every format.
+        available_bytes = audio.audio_bytes_sent
+        if item.truncated_ms is not None:
+            available_bytes = min(available_bytes, item.truncated_ms * audio.bytes_per_ms)
+        if audio_end_ms * audio.bytes_per_ms > available_bytes:
+            raise InvalidRequestError(
+                "invalid_value",
+                f"audio_end_ms {audio_end_ms} is greater than audio duration "
+                f"{available_bytes / audio.bytes_per_ms:.1f}ms sent for item {item_id}",
+                "audio_end_ms",
+            )
+        item.truncated_ms = audio_end_ms
+
+
+def message_item(
+    item_id: str, role: str, status: str, content: list[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "message",
+        "role": role,
+        "status": status,
+        "content": content,
+    }
+
+
+def item_from_request(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """The server's view of a client-created item (``conversation.item.created`` payload)."""
+    match item["type"]:
+        case "message":
+            content = [dict(part) for part in item["content"]]
+            return message_item(item_id, item["role"], "completed", content)
+        case "function_call_output":
+            return {
+                **_item_base(item_id, item),
+                "call_id": item["call_id"],
+                "output": item["output"],
+            }
+        case "function_call":
+            return {
+                **_item_base(item_id, item),
+                "name": item["name"],
+                "call_id": item["call_id"],
+                "arguments": item["arguments"],
+                "status": "completed",
+            }
+    raise InvalidRequestError(
+        "unsupported_event", f"the emulator cannot create {item['type']} items", "item.type"
+    )
+
+
+def _item_base(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": item_id, "object": "realtime.item", "type": item["type"]}

@@ -1,0 +1,173 @@
+"""Protocol constants, emulator settings, session configuration, and shared protocol pieces."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from callbridge.sim.voicelive.audio import (
+    G711_RATE,
+    PCM16_DEFAULT_RATE,
+    AgentTurn,
+    AudioFormat,
+    encode_output_audio,
+    input_audio_format,
+    output_audio_format,
+)
+
+API_VERSION: Final = "2026-07-15"
+REALTIME_PATH: Final = "/voice-live/realtime"
+
+MIN_COMMIT_MS: Final = 100  # OpenAI semantics: committing < 100 ms of audio is an error
+_SESSION_LIFETIME_S: Final = 3600  # Voice Live sessions last at most 60 minutes
+
+
+class InvalidRequestError(Exception):
+    """A client request the service would refuse with an ``error`` event."""
+
+    def __init__(self, code: str, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.param = param
+
+
+class Ids:
+    """Readable, unique, deterministic ids: ``item_003_0012`` (connection 3, 12th item)."""
+
+    def __init__(self, connection_index: int) -> None:
+        self._connection = connection_index
+        self._counts: dict[str, int] = {}
+
+    def new(self, prefix: str) -> str:
+        count = self._counts.get(prefix, 0) + 1
+        self._counts[prefix] = count
+        return f"{prefix}_{self._connection:03d}_{count:04d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Emulator settings shared by all connections (see :class:`VoiceLiveEmulator`)."""
+
+    turns: tuple[AgentTurn, ...]
+    caller_transcripts: tuple[str, ...]
+    speed: float
+    response_delay_ms: int
+    chunk_pattern_ms: tuple[int, ...]
+    vad_threshold_rms: float
+    vad_min_speech_ms: int
+    transcription_delay_ms: int
+    default_model: str
+    allow_unknown_client_fields: bool
+    _encoded_turns: dict[tuple[int, str], bytes] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def turn_audio(self, turn_index: int, fmt: AudioFormat) -> bytes:
+        """Turn ``turn_index`` encoded in ``fmt``, encoded once per emulator."""
+        key = (turn_index, fmt.name)
+        if key not in self._encoded_turns:
+            self._encoded_turns[key] = encode_output_audio(self.turns[turn_index], fmt)
+        return self._encoded_turns[key]
+
+
+DEFAULT_TURN_DETECTION: Final[Mapping[str, Any]] = {
+    "type": "server_vad",
+    "threshold": 0.5,
+    "prefix_padding_ms": 300,
+    "silence_duration_ms": 500,
+    "create_response": True,
+    "interrupt_response": True,
+    "auto_truncate": False,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TurnDetection:
+    """The parts of a session's ``turn_detection`` that the emulator acts on."""
+
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    min_speech_ms: int
+    create_response: bool
+    interrupt_response: bool
+
+    @classmethod
+    def from_session(cls, config: Mapping[str, Any], min_speech_ms: int) -> TurnDetection | None:
+        if not isinstance(config.get("turn_detection"), Mapping):
+            return None
+        td = {**DEFAULT_TURN_DETECTION, **config["turn_detection"]}
+        return cls(
+            prefix_padding_ms=td["prefix_padding_ms"],
+            silence_duration_ms=td["silence_duration_ms"],
+            min_speech_ms=td.get("speech_duration_ms", min_speech_ms),
+            create_response=td["create_response"],
+            interrupt_response=td["interrupt_response"],
+        )
+
+
+_NULLABLE_SESSION_KEYS: Final = frozenset(
+    {
+        "turn_detection",
+        "input_audio_transcription",
+        "input_audio_noise_reduction",
+        "input_audio_echo_cancellation",
+    }
+)
+_INPUT_KEYS: Final = ("input_audio_format", "input_audio_sampling_rate")
+
+
+def default_session(session_id: str, model: str) -> dict[str, Any]:
+    """The session configuration a new connection starts with (``session.created``)."""
+    return {
+        "id": session_id,
+        "model": model,
+        "modalities": ["text", "audio"],
+        "instructions": "",
+        "voice": {"type": "azure-standard", "name": "en-US-Ava:DragonHDLatestNeural"},
+        "input_audio_format": "pcm16",
+        "input_audio_sampling_rate": PCM16_DEFAULT_RATE,
+        "output_audio_format": "pcm16",
+        "input_audio_transcription": None,
+        "input_audio_noise_reduction": None,
+        "input_audio_echo_cancellation": None,
+        "turn_detection": dict(DEFAULT_TURN_DETECTION),
+        "tools": [],
+        "tool_choice": "auto",
+        "temperature": 0.8,
+        "max_response_output_tokens": "inf",
+        "expires_at": int(time.time()) + _SESSION_LIFETIME_S,
+    }
+
+
+def updated_session(
+    config: Mapping[str, Any], update: Mapping[str, Any], *, input_locked: bool
+) -> dict[str, Any]:
+    """``config`` with a ``session.update`` applied, or raise as the service would.
+
+    ``input_locked``: audio has been appended, so the input format can no longer change.
+    """
+    # null leaves a setting unchanged, except for features where null means "off".
+    update = {k: v for k, v in update.items() if v is not None or k in _NULLABLE_SESSION_KEYS}
+    merged = {**config, **update}
+    if update.get("turn_detection") is not None:
+        merged["turn_detection"] = {**DEFAULT_TURN_DETECTION, **update["turn_detection"]}
+    if "input_audio_format" in update and "input_audio_sampling_rate" not in update:
+        # The rate follows the format unless the client says otherwise.
+        merged["input_audio_sampling_rate"] = (
+            PCM16_DEFAULT_RATE if merged["input_audio_format"] == "pcm16" else G711_RATE
+        )
+    if input_locked and any(merged.get(k) != config.get(k) for k in _INPUT_KEYS):
+        raise InvalidRequestError(
+            "invalid_value",
+            "input_audio_format and input_audio_sampling_rate cannot change mid-session",
+            "session.input_audio_format",
+        )
+    try:
+        input_audio_format(merged["input_audio_format"], merged["input_audio_sampling_rate"])
+        output_audio_format(merged["output_audio_format"])
+    except ValueError as exc:
+        raise InvalidRequestError("invalid_value", str(exc), "session") from exc
+    return merged

@@ -1,0 +1,167 @@
+"""What happened on each emulator connection, recorded for tests and reports."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+from aiohttp import WSCloseCode
+
+if TYPE_CHECKING:
+    from callbridge.sim.voicelive.wire import Wire
+
+Direction: TypeAlias = Literal["sent", "received"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One event on the wire. ``at`` is ``time.monotonic()`` when it was sent or received."""
+
+    at: float
+    direction: Direction
+    type: str
+    fields: Mapping[str, object]
+
+
+@dataclass(slots=True)
+class SpeechRecord:
+    """A caller turn found by the VAD. Times are ``time.monotonic()`` when events were sent."""
+
+    item_id: str
+    onset_ms: int
+    audio_start_ms: int
+    started_sent_at: float | None = None
+    audio_end_ms: int | None = None
+    stopped_sent_at: float | None = None
+    transcript: str | None = None
+
+
+@dataclass(slots=True)
+class ResponseRecord:
+    """One response: timing of its audio deltas and how much audio actually left."""
+
+    response_id: str
+    item_id: str
+    turn_index: int
+    output_format: str
+    bytes_per_ms: int
+    audio_ms_total: float
+    created_at: float
+    first_audio_delta_at: float | None = None
+    last_audio_delta_at: float | None = None
+    audio_bytes_sent: int = 0
+    status: str = "in_progress"
+    status_reason: str | None = None
+    done_at: float | None = None
+
+    @property
+    def audio_ms_sent(self) -> float:
+        """Ms of this response's audio written to the socket so far."""
+        return self.audio_bytes_sent / self.bytes_per_ms
+
+    def note_audio_sent(self, at: float, byte_count: int) -> None:
+        if self.first_audio_delta_at is None:
+            self.first_audio_delta_at = at
+        self.last_audio_delta_at = at
+        self.audio_bytes_sent += byte_count
+
+
+@dataclass(frozen=True, slots=True)
+class TruncateRecord:
+    """A ``conversation.item.truncate`` received, with what had been sent for the item."""
+
+    at: float
+    item_id: str
+    content_index: int
+    audio_end_ms: int
+    audio_ms_sent: float | None
+    accepted: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRecord:
+    """A ``response.cancel`` received; ``active_response_id`` is None when nothing was active."""
+
+    at: float
+    requested_response_id: str | None
+    active_response_id: str | None
+
+
+@dataclass(eq=False)
+class EmulatorSession:
+    """Everything recorded on one emulator connection, plus test hooks to poke it.
+
+    ``index`` numbers connections from 0 in the order the emulator accepted them.
+    ``client_request_id`` is the ``x-ms-client-request-id`` header of the WebSocket upgrade
+    (the bridge sends its call connection id there), or None. Lists grow as events happen;
+    read them after the call (or live, from the same loop).
+    """
+
+    index: int
+    model: str
+    opened_at: float
+    client_request_id: str | None = None
+    closed_at: float | None = None
+    config: dict[str, Any] = field(default_factory=dict)
+    events: list[EventRecord] = field(default_factory=list)
+    speech: list[SpeechRecord] = field(default_factory=list)
+    responses: list[ResponseRecord] = field(default_factory=list)
+    truncations: list[TruncateRecord] = field(default_factory=list)
+    cancels: list[CancelRecord] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    _wire: Wire | None = field(default=None, repr=False)
+    _closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    @property
+    def is_closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def speech_started_sent_at(self) -> list[float]:
+        """When each ``input_audio_buffer.speech_started`` was written to the socket."""
+        return [s.started_sent_at for s in self.speech if s.started_sent_at is not None]
+
+    @property
+    def audio_ms_sent_by_item(self) -> dict[str, float]:
+        """Ms of assistant audio sent per item id."""
+        return {r.item_id: r.audio_ms_sent for r in self.responses}
+
+    def sent(self, event_type: str | None = None) -> list[EventRecord]:
+        return self._events("sent", event_type)
+
+    def received(self, event_type: str | None = None) -> list[EventRecord]:
+        return self._events("received", event_type)
+
+    def _events(self, direction: Direction, event_type: str | None) -> list[EventRecord]:
+        return [
+            e
+            for e in self.events
+            if e.direction == direction and (event_type is None or e.type == event_type)
+        ]
+
+    async def send_raw(self, text: str) -> None:
+        """Queue a raw text frame after everything already queued (robustness tests)."""
+        if self._wire is None or self.is_closed:
+            raise RuntimeError(f"emulator session {self.index} is closed")
+        self._wire.send_raw(text)
+
+    async def close(self, code: int = WSCloseCode.OK, reason: str = "") -> None:
+        """Close the connection from the service side once queued events are sent."""
+        if self._wire is not None and not self.is_closed:
+            self._wire.request_close(code, reason)
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def _attach(self, wire: Wire) -> None:
+        self._wire = wire
+
+    def _mark_closed(self) -> None:
+        self.closed_at = time.monotonic()
+        self._wire = None
+        self._closed.set()

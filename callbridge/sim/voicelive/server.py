@@ -1,0 +1,250 @@
+"""The emulator server: auth, the WebSocket upgrade, session records, serving until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import structlog
+from aiohttp import WSCloseCode, web
+
+from callbridge.sim.voicelive.audio import AgentTurn
+from callbridge.sim.voicelive.connection import Connection
+from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH, Settings
+from callbridge.sim.voicelive.records import EmulatorSession
+
+_log = structlog.get_logger(__name__)
+
+CLIENT_REQUEST_ID_HEADER: Final = "x-ms-client-request-id"
+_MAX_CLIENT_MESSAGE_BYTES: Final = 16 * 1024 * 1024  # the service takes appends up to 15 MiB
+_CLOSE_HANDSHAKE_TIMEOUT_S: Final = 2.0
+
+
+class VoiceLiveEmulator:
+    """A Voice Live service stand-in: serve it, point the SDK at it, read its records.
+
+    ``turns``: scripted agent turns; the first response plays the first (the greeting), each
+    later response the next, and the last repeats once they run out.
+    ``caller_transcripts``: what the n-th detected caller turn "said" (else a placeholder).
+    ``speed``: how much faster than real time audio deltas are sent (the service bursts).
+    ``response_delay_ms``: "model thinking" time before a response's first output.
+    ``chunk_pattern_ms``: delta sizes in ms, cycled; deliberately irregular, not 20 ms aligned.
+    ``vad_threshold_rms``: PCM16 RMS above which a 20 ms window counts as voiced.
+    ``vad_min_speech_ms``: voiced ms needed before speech counts (``speech_duration_ms`` in the
+    session's turn_detection overrides it).
+    ``transcription_delay_ms``: delay of the caller transcription after the commit.
+    ``allow_unknown_client_fields``: accept client fields the SDK models do not define.
+    ``max_sessions_kept``: how many closed sessions' records to keep; older closed ones are
+    dropped, so a long-running emulator does not grow without bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        turns: Sequence[AgentTurn],
+        api_key: str,
+        caller_transcripts: Sequence[str] = (),
+        speed: float = 2.0,
+        response_delay_ms: int = 200,
+        chunk_pattern_ms: Sequence[int] = (100, 60, 140),
+        vad_threshold_rms: float = 400.0,
+        vad_min_speech_ms: int = 100,
+        transcription_delay_ms: int = 150,
+        model: str = "gpt-realtime",
+        allow_unknown_client_fields: bool = False,
+        max_sessions_kept: int = 1000,
+    ) -> None:
+        if not turns:
+            raise ValueError("the emulator needs at least one AgentTurn")
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        if not chunk_pattern_ms or min(chunk_pattern_ms) <= 0:
+            raise ValueError("chunk_pattern_ms must be positive durations")
+        if max_sessions_kept < 0:
+            raise ValueError("max_sessions_kept must not be negative")
+        self._api_key = api_key.encode()
+        self._settings = Settings(
+            turns=tuple(turns),
+            caller_transcripts=tuple(caller_transcripts),
+            speed=speed,
+            response_delay_ms=response_delay_ms,
+            chunk_pattern_ms=tuple(chunk_pattern_ms),
+            vad_threshold_rms=vad_threshold_rms,
+            vad_min_speech_ms=vad_min_speech_ms,
+            transcription_delay_ms=transcription_delay_ms,
+            default_model=model,
+            allow_unknown_client_fields=allow_unknown_client_fields,
+        )
+        self._max_sessions_kept = max_sessions_kept
+        self._sessions: list[EmulatorSession] = []
+        self._accepted = 0
+        self._session_opened = asyncio.Condition()
+        self._runner: web.AppRunner | None = None
+        self._endpoint: str | None = None
+
+    # ------------------------------------------------------------------ records
+
+    @property
+    def sessions(self) -> Sequence[EmulatorSession]:
+        """The kept session records (all open ones, the latest closed ones), oldest first."""
+        return tuple(self._sessions)
+
+    @property
+    def violations(self) -> list[str]:
+        """Protocol violations on every kept session, prefixed with the session index."""
+        return [f"session {s.index}: {v}" for s in self._sessions for v in s.violations]
+
+    @property
+    def endpoint(self) -> str:
+        """``http://host:port`` for ``connect(endpoint=...)``; available after :meth:`start`."""
+        if self._endpoint is None:
+            raise RuntimeError("the emulator is not started")
+        return self._endpoint
+
+    def session_for(self, client_request_id: str) -> EmulatorSession | None:
+        """The latest kept session opened with this ``x-ms-client-request-id``, if any."""
+        return next(
+            (s for s in reversed(self._sessions) if s.client_request_id == client_request_id),
+            None,
+        )
+
+    async def wait_for_session(self, index: int = 0) -> EmulatorSession:
+        """Wait until connection number ``index`` has been accepted (bound it with a timeout).
+
+        Raises ``LookupError`` if that session has closed and been dropped already.
+        """
+        async with self._session_opened:
+            await self._session_opened.wait_for(lambda: self._accepted > index)
+        session = next((s for s in self._sessions if s.index == index), None)
+        if session is None:
+            raise LookupError(f"emulator session {index} was closed and dropped")
+        return session
+
+    async def wait_all_closed(self) -> None:
+        """Wait until every connection accepted so far has closed (bound it with a timeout)."""
+        for session in list(self._sessions):
+            await session.wait_closed()
+
+    # ------------------------------------------------------------------ serving
+
+    def make_app(self) -> web.Application:
+        """The aiohttp application; closing it closes every emulator connection."""
+        app = web.Application()
+        app.router.add_get(REALTIME_PATH, self._handle_realtime)
+        app.on_shutdown.append(self._close_all)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host:port`` (0 picks a free port) and return the endpoint URL."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already started")
+        runner = web.AppRunner(self.make_app(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        self._endpoint = f"http://{bound_host}:{bound_port}"
+        _log.info("voicelive_emulator.started", endpoint=self._endpoint)
+        return self._endpoint
+
+    async def stop(self) -> None:
+        """Close every connection, wait for their tasks, and stop listening."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()  # runs on_shutdown → _close_all
+            _log.info("voicelive_emulator.stopped", endpoint=self._endpoint)
+
+    async def __aenter__(self) -> VoiceLiveEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def _close_all(self, _app: web.Application) -> None:
+        for session in list(self._sessions):  # closing drops sessions from the list
+            if not session.is_closed:
+                await session.close(WSCloseCode.GOING_AWAY, "emulator shutting down")
+
+    async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            _log.warning("voicelive_emulator.auth_rejected", remote=request.remote)
+            return _http_error(401, "Unauthorized", "missing or invalid api-key")
+        api_version = request.query.get("api-version")
+        if api_version != API_VERSION:
+            return _http_error(400, "BadRequest", f"unsupported api-version {api_version!r}")
+        ws = web.WebSocketResponse(
+            max_msg_size=_MAX_CLIENT_MESSAGE_BYTES, timeout=_CLOSE_HANDSHAKE_TIMEOUT_S
+        )
+        await ws.prepare(request)
+        record = EmulatorSession(
+            index=self._accepted,
+            model=request.query.get("model", self._settings.default_model),
+            opened_at=time.monotonic(),
+            client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER),
+        )
+        connection = Connection(ws=ws, record=record, settings=self._settings)
+        self._sessions.append(record)
+        self._accepted += 1
+        async with self._session_opened:
+            self._session_opened.notify_all()
+        try:
+            await connection.run()
+        finally:
+            self._drop_old_closed_sessions()
+        return ws
+
+    def _drop_old_closed_sessions(self) -> None:
+        closed = [s for s in self._sessions if s.is_closed]
+        for session in closed[: max(0, len(closed) - self._max_sessions_kept)]:
+            self._sessions.remove(session)
+
+    def _authorized(self, request: web.Request) -> bool:
+        api_key = request.headers.get("api-key")
+        if api_key is not None:
+            return hmac.compare_digest(api_key.encode(), self._api_key)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        # Tokens are not verifiable offline: any bearer token stands for a Entra ID login.
+        return scheme.lower() == "bearer" and bool(token.strip())
+
+
+def _http_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+async def serve_emulator(
+    host: str,
+    port: int,
+    turns: Sequence[AgentTurn],
+    *,
+    api_key: str,
+    caller_transcripts: Sequence[str] = (),
+    speed: float = 2.0,
+    response_delay_ms: int = 200,
+    on_started: Callable[[str], None] | None = None,
+) -> None:
+    """Run an emulator until cancelled (the ``callbridge emulate`` command).
+
+    ``on_started`` receives the endpoint URL once listening (useful with ``port=0``). Only
+    the latest 1000 closed sessions' records are kept, so a long run stays bounded.
+    """
+    emulator = VoiceLiveEmulator(
+        turns=turns,
+        api_key=api_key,
+        caller_transcripts=caller_transcripts,
+        speed=speed,
+        response_delay_ms=response_delay_ms,
+    )
+    endpoint = await emulator.start(host, port)
+    try:
+        if on_started is not None:
+            on_started(endpoint)
+        await asyncio.Event().wait()
+    finally:
+        await emulator.stop()

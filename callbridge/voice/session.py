@@ -1,0 +1,112 @@
+"""The Voice Live side of a call: session configuration and connection.
+
+Connection goes through the real ``azure-ai-voicelive`` SDK with the API version pinned, so a
+new SDK default cannot silently change the wire protocol under a running deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from azure.ai.voicelive.aio import VoiceLiveConnection, connect
+from azure.ai.voicelive.models import (
+    AssistantMessageItem,
+    AudioEchoCancellation,
+    AudioInputTranscriptionOptions,
+    AudioNoiseReduction,
+    AzureSemanticVad,
+    AzureStandardVoice,
+    Modality,
+    OpenAIVoice,
+    OpenAIVoiceName,
+    OutputTextContentPart,
+    RequestSession,
+    ResponseCreateParams,
+)
+from azure.core.credentials import AzureKeyCredential
+from azure.identity.aio import DefaultAzureCredential
+
+from callbridge.bridge.codec import Codec
+from callbridge.config import AgentProfile, VoiceLiveSettings
+
+API_VERSION = "2026-07-15"
+
+_OPENAI_VOICES = frozenset(voice.value for voice in OpenAIVoiceName)
+
+
+def _voice(name: str) -> OpenAIVoice | AzureStandardVoice:
+    if name in _OPENAI_VOICES:
+        return OpenAIVoice(name=name)
+    return AzureStandardVoice(name=name)
+
+
+def session_request(
+    profile: AgentProfile, codec: Codec, transcription_model: str
+) -> RequestSession:
+    """The ``session.update`` body for one call.
+
+    Turn detection is told not to cancel or truncate on its own: the service assumes its audio
+    is heard the moment it is produced, while a phone line plays it later. callbridge knows what
+    the caller heard, so it owns barge-in (cancel only if active, truncate to the heard ms).
+    """
+    return RequestSession(
+        modalities=[Modality.TEXT, Modality.AUDIO],
+        instructions=profile.instructions,
+        voice=_voice(profile.voice),
+        input_audio_format=codec.voice_live_input_format,
+        input_audio_sampling_rate=codec.voice_live_input_rate,
+        output_audio_format=codec.voice_live_output_format,
+        turn_detection=AzureSemanticVad(
+            interrupt_response=False,
+            auto_truncate=False,
+            create_response=True,
+        ),
+        input_audio_noise_reduction=AudioNoiseReduction(type="azure_deep_noise_suppression"),
+        input_audio_echo_cancellation=AudioEchoCancellation(),
+        input_audio_transcription=AudioInputTranscriptionOptions(model=transcription_model),
+    )
+
+
+def greeting_request(profile: AgentProfile) -> ResponseCreateParams | None:
+    """The first response: the profile's greeting verbatim, or ``None`` to let the model greet."""
+    if profile.greeting is None:
+        return None
+    return ResponseCreateParams(
+        pre_generated_assistant_message=AssistantMessageItem(
+            content=[OutputTextContentPart(text=profile.greeting)]
+        )
+    )
+
+
+@asynccontextmanager
+async def open_voice_live(
+    settings: VoiceLiveSettings, *, call_connection_id: str
+) -> AsyncIterator[VoiceLiveConnection]:
+    """Connect to Voice Live with an API key if configured, else with Entra ID.
+
+    The ACS call connection id travels as ``x-ms-client-request-id`` so one id finds the call
+    on both services.
+
+    Raises:
+        TimeoutError: the handshake took longer than ``settings.connect_timeout_s`` (the SDK
+            ignores its own handshake timeout).
+        azure.ai.voicelive.aio.ConnectionError: the service refused or could not be reached.
+    """
+    async with AsyncExitStack() as stack:
+        credential: AzureKeyCredential | DefaultAzureCredential
+        if settings.api_key:
+            credential = AzureKeyCredential(settings.api_key)
+        else:
+            credential = await stack.enter_async_context(DefaultAzureCredential())
+        manager = connect(
+            endpoint=settings.endpoint,
+            credential=credential,
+            model=settings.model,
+            api_version=API_VERSION,
+            headers={"x-ms-client-request-id": call_connection_id},
+        )
+        async with asyncio.timeout(settings.connect_timeout_s):
+            connection = await stack.enter_async_context(manager)
+        yield connection

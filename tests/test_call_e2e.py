@@ -1,0 +1,198 @@
+"""Whole calls on loopback: simulated phone -> real bridge app -> real SDK -> Voice Live emulator.
+
+The phone's playout record is the ground truth of what the caller heard; the emulator's record is
+what the model was told. Neither is the bridge's own view of itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import aiohttp
+import pytest
+
+from callbridge.config import AudioFormat
+from callbridge.sim.harness import CallResult, LocalStack
+from callbridge.sim.phone import Phone
+from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
+from callbridge.sim.voicelive import AgentTurn
+
+TURN_RATE = 16000
+GREETING_MS = 800
+ANSWER_MS = 3000
+CALL_TIMEOUT_S = 30
+
+
+def tone_turn(ms: int, hz: float, transcript: str) -> AgentTurn:
+    clip = Clip.tone(ms=ms, sample_rate=TURN_RATE, hz=hz, amplitude=0.3)
+    return AgentTurn(clip.pcm, TURN_RATE, transcript)
+
+
+TURNS = [
+    tone_turn(GREETING_MS, 440, "Hello, how can I help?"),
+    tone_turn(ANSWER_MS, 523, "Here is a long answer that the caller will interrupt."),
+    tone_turn(600, 659, "Sure."),
+]
+CALLER_LINE = Clip.tone(ms=700, sample_rate=TURN_RATE, hz=300, amplitude=0.5)
+
+
+def stack(audio_format: AudioFormat = "g711_ulaw") -> LocalStack:
+    return LocalStack(
+        turns=TURNS,
+        caller_transcripts=["I have a question.", "Stop, please."],
+        audio_format=audio_format,
+        emulator_speed=2.0,
+        response_delay_ms=150,
+    )
+
+
+async def place(local: LocalStack, script: list[Step], *, sample_rate: int = 16000) -> CallResult:
+    async with asyncio.timeout(CALL_TIMEOUT_S):
+        return await local.call(local.phone(script, sample_rate=sample_rate, max_duration_s=25))
+
+
+async def test_greeting_is_heard_in_full() -> None:
+    """The agent greets first and the caller hears all of it, paced, with nothing stopped."""
+    async with stack() as local:
+        result = await place(local, [Hangup(AfterAgentDone(pause_ms=200))])
+    greeting = result.record.spurts[0]
+    assert greeting.end == "drained"
+    assert greeting.played_ms == pytest.approx(GREETING_MS, abs=25)
+    assert result.record.stops == []
+    assert result.report.first_audio_ms is not None
+    assert result.report.protocol_violations == []
+    assert result.session.truncations == []
+
+
+@pytest.mark.parametrize(
+    ("audio_format", "sample_rate"),
+    [("g711_ulaw", 16000), ("g711_ulaw", 24000), ("pcm16", 16000), ("pcm16", 24000)],
+)
+async def test_barge_in_mid_sentence_truncates_to_what_was_heard(
+    audio_format: AudioFormat, sample_rate: int
+) -> None:
+    """Cutting the answer 1 s in: StopAudio, cancel, truncate within 20 ms, no stale audio."""
+    script: list[Step] = [
+        Say(CALLER_LINE, AfterAgentDone(pause_ms=300)),
+        Say(CALLER_LINE, AfterHeard(ms=1000, spurt=2)),
+        Hangup(AfterAgentDone(pause_ms=200)),
+    ]
+    async with stack(audio_format) as local:
+        result = await place(local, script, sample_rate=sample_rate)
+    report = result.report
+    assert report.protocol_violations == []
+    assert len(report.barge_ins) == 1
+    barge_in = report.barge_ins[0]
+    assert barge_in.audio_end_ms is not None
+    assert barge_in.truncation_error_ms is not None
+    assert barge_in.truncation_error_ms <= 20
+    assert report.stale_audio_ms == 0
+    # The answer was still being generated: the bridge cancelled it, and only once.
+    answer = result.session.responses[1]
+    assert answer.status == "cancelled"
+    assert len(result.session.cancels) == 1
+    assert [t.accepted for t in result.session.truncations] == [True]
+    # The interrupted answer played no further, and the follow-up was heard after it.
+    assert result.record.spurts[1].end == "stopped"
+    assert result.record.spurts[2].end == "drained"
+
+
+async def test_speech_when_nothing_plays_sends_no_stop_and_no_truncate() -> None:
+    """A caller speaking into silence is just a turn: no StopAudio, cancel or truncate."""
+    script: list[Step] = [
+        Say(CALLER_LINE, AfterAgentDone(pause_ms=400)),
+        Hangup(AfterAgentDone(pause_ms=200)),
+    ]
+    async with stack() as local:
+        result = await place(local, script)
+    assert result.session.speech, "the emulator heard the caller"
+    assert result.record.stops == []
+    assert result.session.truncations == []
+    assert result.session.cancels == []
+    assert result.report.protocol_violations == []
+    assert [s.end for s in result.record.spurts] == ["drained", "drained"]
+
+
+async def test_malformed_voice_live_events_do_not_end_the_call() -> None:
+    """Garbage from Voice Live is logged and skipped; the greeting and the answer still play."""
+    script: list[Step] = [
+        Say(CALLER_LINE, AfterAgentDone(pause_ms=300)),
+        Hangup(AfterAgentDone(pause_ms=200)),
+    ]
+    async with stack() as local:
+        call = asyncio.create_task(place(local, script))
+        session = await asyncio.wait_for(local.emulator.wait_for_session(0), 10)
+        for raw in (
+            "{not json",
+            "[1, 2, 3]",
+            json.dumps({"type": "response.audio.delta", "delta": 5, "item_id": 7}),
+            json.dumps({"type": "no.such.event"}),
+        ):
+            await session.send_raw(raw)
+        result = await call
+    assert [s.end for s in result.record.spurts] == ["drained", "drained"]
+    assert result.record.ended_by == "phone"
+
+
+async def test_malformed_acs_frames_do_not_end_the_call() -> None:
+    """Bad media frames are logged and skipped; the caller still gets the greeting."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        async with asyncio.timeout(CALL_TIMEOUT_S):
+            ws = await http.ws_connect(
+                local.ws_url, headers={"x-ms-call-connection-id": "malformed-frames"}
+            )
+            await ws.send_str(
+                json.dumps(
+                    {
+                        "kind": "AudioMetadata",
+                        "audioMetadata": {"encoding": "PCM", "sampleRate": 16000, "channels": 1},
+                    }
+                )
+            )
+            for bad in (
+                "{not json",
+                '{"kind":"AudioData"}',
+                '{"kind":"AudioData","audioData":{"data":"@"}}',
+            ):
+                await ws.send_str(bad)
+            await ws.send_bytes(b"\x00\x01")
+            silence = base64.b64encode(bytes(640)).decode()
+            frame = json.dumps(
+                {"kind": "AudioData", "audioData": {"data": silence, "silent": True}}
+            )
+            got_audio = False
+            for _ in range(200):
+                await ws.send_str(frame)
+                try:
+                    message = await ws.receive(timeout=0.02)
+                except TimeoutError:
+                    continue
+                if message.type is aiohttp.WSMsgType.TEXT and "AudioData" in message.data:
+                    got_audio = True
+                    break
+            await ws.close()
+    assert got_audio
+
+
+async def test_voice_live_hanging_up_ends_the_call_cleanly() -> None:
+    """When Voice Live closes the session, the bridge closes the media socket normally."""
+    async with stack() as local:
+        call = asyncio.create_task(place(local, [Hangup(At(20))]))
+        session = await asyncio.wait_for(local.emulator.wait_for_session(0), 10)
+        await asyncio.sleep(0.5)
+        await session.close()
+        result = await call
+    assert result.record.ended_by == "bridge"
+    assert result.record.close_code == aiohttp.WSCloseCode.OK
+
+
+async def test_phone_sees_canonical_media_messages_only() -> None:
+    """Every message the bridge sent parsed as canonical ACS media (the phone counts bad ones)."""
+    async with stack() as local:
+        phone: Phone = local.phone([Hangup(AfterAgentDone(pause_ms=100))])
+        async with asyncio.timeout(CALL_TIMEOUT_S):
+            result = await local.call(phone)
+    assert result.record.bad_message_count == 0
+    assert result.report.pacing.frames > 0

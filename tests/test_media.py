@@ -1,0 +1,125 @@
+"""ACS media wire format: inbound parsing (case-insensitive, strict on bad input) and outbound."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from callbridge.telephony import media
+
+PCM = bytes(range(64)) * 10
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+class TestInbound:
+    def test_audio_metadata(self) -> None:
+        """The first frame's format is read, not assumed."""
+        text = json.dumps(
+            {
+                "kind": "AudioMetadata",
+                "audioMetadata": {
+                    "subscriptionId": "s1",
+                    "encoding": "PCM",
+                    "sampleRate": 24000,
+                    "channels": 1,
+                    "length": 960,
+                },
+            }
+        )
+        assert media.parse(text) == media.AudioMetadata(24000, 1, "PCM", 960, "s1")
+
+    def test_audio_data_with_all_fields(self) -> None:
+        """AudioData carries PCM, the silent flag and the participant."""
+        text = json.dumps(
+            {
+                "kind": "AudioData",
+                "audioData": {
+                    "timestamp": "2024-11-15T19:16:12.925Z",
+                    "participantRawID": "4:+15551234567",
+                    "data": b64(PCM),
+                    "silent": True,
+                },
+            }
+        )
+        parsed = media.parse(text)
+        assert parsed == media.AudioData(PCM, True, "4:+15551234567", "2024-11-15T19:16:12.925Z")
+
+    def test_optional_fields_may_be_missing_or_null(self) -> None:
+        """participantRawID and silent are optional; a missing silent means not silent."""
+        parsed = media.parse(json.dumps({"kind": "AudioData", "audioData": {"data": b64(PCM)}}))
+        assert parsed == media.AudioData(PCM, False, None, None)
+        parsed = media.parse(
+            json.dumps({"kind": "AudioData", "audioData": {"data": b64(PCM), "silent": None}})
+        )
+        assert isinstance(parsed, media.AudioData)
+        assert parsed.silent is False
+
+    @pytest.mark.parametrize(
+        "message",
+        [
+            {"Kind": "AudioData", "AudioData": {"Data": b64(PCM), "Silent": False}},
+            {"KIND": "audiodata", "audiodata": {"DATA": b64(PCM)}},
+        ],
+    )
+    def test_keys_and_kind_are_case_insensitive(self, message: dict[str, object]) -> None:
+        """ACS and its SDKs disagree on casing; all spellings parse alike."""
+        parsed = media.parse(json.dumps(message))
+        assert isinstance(parsed, media.AudioData)
+        assert parsed.pcm == PCM
+
+    def test_dtmf(self) -> None:
+        """A keypad digit is read and normalised."""
+        parsed = media.parse('{"kind":"DtmfData","dtmfData":{"data":"#"}}')
+        assert parsed == media.DtmfData("#", None)
+
+    def test_unknown_kind_is_not_an_error(self) -> None:
+        """Kinds the bridge does not use are reported as Unknown, not rejected."""
+        assert media.parse('{"kind":"TranscriptionData","transcriptionData":{}}') == (
+            media.Unknown("TranscriptionData")
+        )
+
+    @pytest.mark.parametrize(
+        ("text", "reason"),
+        [
+            ("{not json", "not JSON"),
+            (b"\xff\xfe", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            ('{"audioData": {}}', "missing kind"),
+            ('{"kind": "AudioData"}', "missing audiodata body"),
+            ('{"kind": "AudioData", "audioData": {"data": 5}}', "not a string"),
+            ('{"kind": "AudioData", "audioData": {"data": "@@@"}}', "not base64"),
+            ('{"kind": "AudioData", "audioData": {"data": "AAEC"}}', "whole PCM16"),
+            ('{"kind": "AudioData", "audioData": {"data": "", "silent": "no"}}', "boolean"),
+            ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 8000}}', "sampleRate"),
+            ('{"kind": "AudioMetadata", "audioMetadata": {"channels": 2}}', "channels"),
+            ('{"kind": "AudioMetadata", "audioMetadata": {"encoding": "opus"}}', "encoding"),
+            ('{"kind": "AudioMetadata", "audioMetadata": {"length": "640"}}', "length"),
+            ('{"kind": "DtmfData", "dtmfData": {"data": "x"}}', "DTMF"),
+        ],
+    )
+    def test_malformed_frames_raise_wire_error(self, text: str | bytes, reason: str) -> None:
+        """Every malformed frame fails with a WireError that says what is wrong."""
+        with pytest.raises(media.WireError, match=reason):
+            media.parse(text)
+
+
+class TestOutbound:
+    def test_audio_data_is_canonical_json(self) -> None:
+        """Outbound audio uses the canonical shape with base64 PCM."""
+        assert json.loads(media.audio_data(PCM)) == {
+            "kind": "AudioData",
+            "audioData": {"data": b64(PCM)},
+        }
+
+    def test_stop_audio_is_canonical_json(self) -> None:
+        """StopAudio is the documented flush message."""
+        assert json.loads(media.STOP_AUDIO) == {
+            "kind": "StopAudio",
+            "audioData": None,
+            "stopAudio": {},
+        }
