@@ -62,6 +62,15 @@ class TestGrid:
         assert 0 <= released[-1] - (T0 + 2999 * FRAME_S) <= 0.015
         assert core.stats.reanchors == 0
 
+    def test_lead_fill_frames_are_not_counted_as_late(self) -> None:
+        """Frames sent at once to fill the lead were on time; a late wake-up is measured."""
+        core = PacerCore(lead_ms=40, playout_delay_ms=0)
+        fill(core, frames("a", 5))
+        core.poll(T0)
+        assert core.stats.max_late_ms == 0
+        core.poll(T0 + FRAME_S + 0.005)
+        assert core.stats.max_late_ms == pytest.approx(5)
+
     def test_stall_reanchors_instead_of_bursting_the_backlog(self) -> None:
         """After a 200 ms stall only the lead's worth of frames goes out, and it is counted."""
         core = PacerCore(lead_ms=40, playout_delay_ms=0)

@@ -58,7 +58,7 @@ class PacerStats:
     starved: int = 0
     """Times the queue ran dry mid-item and audio came back after it was due."""
     max_late_ms: float = 0.0
-    """Worst release lateness against the grid (lead included), in ms."""
+    """Worst release lateness, in ms, against the earliest moment each frame could go."""
 
 
 @dataclass(slots=True)
@@ -154,7 +154,9 @@ class PacerCore:
                 break
             frame = self._queue.popleft()
             self._record(frame, due)
-            late_ms = (now - (due - self._lead_s)) * 1000
+            # Measured from when the frame could first go: lead-fill frames at the start of a
+            # spurt were not late, they did not exist earlier.
+            late_ms = (now - max(due - self._lead_s, self._anchor or now)) * 1000
             self.stats.max_late_ms = max(self.stats.max_late_ms, late_ms)
             self._index += 1
             released.append(frame)

@@ -27,6 +27,7 @@ from callbridge.config import AudioFormat, PacingSettings
 from callbridge.sim.harness import (
     EMULATOR_KEY,
     LOOPBACK,
+    CallResult,
     demo_caller_transcripts,
     demo_turns,
     finished_session,
@@ -89,9 +90,15 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def bridge_process(
-    endpoint: str, audio_format: AudioFormat, pacing: PacingSettings
+    endpoint: str,
+    audio_format: AudioFormat,
+    pacing: PacingSettings,
+    summaries: list[dict[str, Any]],
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """Run ``callbridge serve`` against the emulator; yield the process and its /ws URL."""
+    """Run ``callbridge serve`` against the emulator; yield the process and its /ws URL.
+
+    The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
+    """
     port = _free_port()
     env = {
         **os.environ,
@@ -102,12 +109,14 @@ async def bridge_process(
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
         "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
         "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": "INFO",
         "LOG_FORMAT": "json",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callbridge", "serve", env=env
+        sys.executable, "-m", "callbridge", "serve", env=env, stderr=asyncio.subprocess.PIPE
     )
+    assert process.stderr is not None
+    reader = asyncio.create_task(_collect_call_summaries(process.stderr, summaries))
     try:
         await _wait_healthy(f"http://{LOOPBACK}:{port}/healthz", process)
         yield process, f"ws://{LOOPBACK}:{port}/ws"
@@ -119,6 +128,18 @@ async def bridge_process(
             except TimeoutError:
                 process.kill()
                 await process.wait()
+        await reader
+
+
+async def _collect_call_summaries(
+    stream: asyncio.StreamReader, summaries: list[dict[str, Any]]
+) -> None:
+    """Drain the bridge's JSON log, keeping each call's closing summary."""
+    async for line in stream:
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "call.ended":
+                summaries.append(entry)
 
 
 async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
@@ -137,20 +158,27 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
 
 async def _one_call(
     phone: Phone, emulator: VoiceLiveEmulator, delay_s: float, audio_format: AudioFormat
-) -> CallReport:
+) -> CallResult:
     await asyncio.sleep(delay_s)
     record = await phone.run()
     session = await finished_session(emulator, record.call_connection_id)
-    return build_call_report(
+    report = build_call_report(
         record,
         session,
         audio_format=audio_format,
         codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
     )
+    return CallResult(record, session, report)
 
 
 def summarise(
-    reports: Sequence[CallReport], usage: ProcessUsage, idle_rss: int, peak_rss: int
+    reports: Sequence[CallReport],
+    *,
+    bridge_calls: Sequence[dict[str, Any]],
+    harness_late_frames: int,
+    usage: ProcessUsage,
+    idle_rss: int,
+    peak_rss: int,
 ) -> dict[str, Any]:
     """Aggregate per-call figures (p50/p99) and the bridge's resource use."""
 
@@ -179,6 +207,12 @@ def summarise(
         "barge_ins_without_truncate": sum(1 for b in barge_ins if b.audio_end_ms is None),
         "stale_audio_ms": sum(r.stale_audio_ms for r in reports),
         "protocol_violations": sum(len(r.protocol_violations) for r in reports),
+        # The bridge's own view: how late its pacer released frames against the grid.
+        "bridge_pacer_max_late_ms": dist([c.get("pacer_max_late_ms", 0.0) for c in bridge_calls]),
+        "bridge_pacer_reanchors": sum(c.get("pacer_reanchors", 0) for c in bridge_calls),
+        # Caller frames the phones themselves sent late: the harness's own lag, which also
+        # shows up as jitter measured at the phone.
+        "harness_late_frames": harness_late_frames,
         "bridge_cpu_s": round(usage.cpu_s, 2),
         "bridge_cpu_s_per_call_minute": round(usage.cpu_s / call_minutes, 3)
         if call_minutes
@@ -201,6 +235,7 @@ async def run_bench(
     """Run the benchmark and print its figures."""
     pacing = PacingSettings()
     turns = demo_turns()
+    bridge_calls: list[dict[str, Any]] = []
     emulator = VoiceLiveEmulator(
         turns=[turns[0], *[turn for _ in range(20) for turn in turns[1:3]]],
         caller_transcripts=demo_caller_transcripts(),
@@ -208,7 +243,10 @@ async def run_bench(
     )
     endpoint = await emulator.start(LOOPBACK, 0)
     try:
-        async with bridge_process(endpoint, audio_format, pacing) as (process, ws_url):
+        async with bridge_process(endpoint, audio_format, pacing, bridge_calls) as (
+            process,
+            ws_url,
+        ):
             before = _usage(process.pid)
             peak = [before.rss_bytes]
             sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
@@ -221,7 +259,7 @@ async def run_bench(
                 max_duration_s=seconds * 3 + 30,
             )
             try:
-                reports = await asyncio.gather(
+                results = await asyncio.gather(
                     *(
                         _one_call(phone, emulator, RAMP_S * n / calls, audio_format)
                         for n in range(calls)
@@ -234,7 +272,16 @@ async def run_bench(
     finally:
         await emulator.stop()
     usage = ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
-    summary = summarise(reports, usage, before.rss_bytes, peak[0])
+    late = sum(result.record.late_frames for result in results)
+    reports = [result.report for result in results]
+    summary = summarise(
+        reports,
+        bridge_calls=bridge_calls,
+        harness_late_frames=late,
+        usage=usage,
+        idle_rss=before.rss_bytes,
+        peak_rss=peak[0],
+    )
     if json_output:
         print(json.dumps(summary))
     else:
