@@ -11,6 +11,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 
 from callbridge.bridge.call import CallBridge
 from callbridge.config import Settings
+from callbridge.telephony.auth import AuthError, verify_call_token
 from callbridge.voice.session import open_voice_live
 
 log = structlog.get_logger(__name__)
@@ -27,6 +28,23 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
     settings = request.app[SETTINGS]
     call_id = request.headers.get("x-ms-call-connection-id") or f"local-{uuid.uuid4()}"
     correlation_id = request.headers.get("x-ms-call-correlation-id")
+    if settings.auth.enabled:
+        assert settings.auth.signing_key is not None  # load_settings guarantees it
+        try:
+            verify_call_token(
+                request.query.get("token", ""),
+                settings.auth.signing_key,
+                correlation_id=correlation_id,
+            )
+        except AuthError as exc:
+            # Refused before the upgrade: nothing is started for this request.
+            log.warning(
+                "media.unauthorized",
+                reason=str(exc),
+                call_connection_id=call_id,
+                correlation_id=correlation_id,
+            )
+            raise web.HTTPUnauthorized(text="unauthorized") from None
     acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
     await acs.prepare(request)
     request.app[CALLS].add(acs)
@@ -70,6 +88,12 @@ async def _close_calls(app: web.Application) -> None:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the application for ``settings``."""
+    if not settings.auth.enabled:
+        log.warning(
+            "authentication.disabled",
+            detail="CALLBRIDGE_AUTH=off: anyone who can reach /ws can open a call. "
+            "For local development only.",
+        )
     app = web.Application()
     app[SETTINGS] = settings
     app[CALLS] = set[web.WebSocketResponse]()

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
+from callbridge.telephony.auth import MIN_KEY_BYTES
+
 AudioFormat = Literal["g711_ulaw", "pcm16"]
 LogFormat = Literal["auto", "console", "json"]
 
@@ -64,10 +66,20 @@ class PacingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Who may open a media socket."""
+
+    enabled: bool = True
+    signing_key: bytes | None = field(default=None, repr=False)
+    """Signs per-call tokens; every replica of a deployment shares it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything ``callbridge serve`` needs."""
 
     voice_live: VoiceLiveSettings
+    auth: AuthSettings
     profile: AgentProfile = AgentProfile()
     pacing: PacingSettings = PacingSettings()
     host: str = "127.0.0.1"
@@ -125,6 +137,22 @@ def _check_endpoint(reader: _Reader, name: str, value: str) -> None:
         reader.errors.append(f"{name}={value!r} must be an https:// (or wss://) URL")
 
 
+def _auth(reader: _Reader) -> AuthSettings:
+    if reader.choice("CALLBRIDGE_AUTH", "on", ("on", "off")) == "off":
+        return AuthSettings(enabled=False)
+    key = reader.text("CALLBRIDGE_SIGNING_KEY")
+    if key is None:
+        reader.errors.append(
+            "CALLBRIDGE_SIGNING_KEY is required: a random secret of at least "
+            f"{MIN_KEY_BYTES} characters, shared by all replicas "
+            "(or CALLBRIDGE_AUTH=off, for local development only)"
+        )
+        return AuthSettings()
+    if len(key.encode()) < MIN_KEY_BYTES:
+        reader.errors.append(f"CALLBRIDGE_SIGNING_KEY must be at least {MIN_KEY_BYTES} characters")
+    return AuthSettings(enabled=True, signing_key=key.encode())
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate ``Settings`` from the environment.
 
@@ -157,6 +185,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
     settings = Settings(
         voice_live=voice_live,
+        auth=_auth(reader),
         profile=profile,
         pacing=pacing,
         host=reader.text("CALLBRIDGE_HOST", "127.0.0.1") or "127.0.0.1",

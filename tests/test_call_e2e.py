@@ -141,7 +141,11 @@ async def test_malformed_acs_frames_do_not_end_the_call() -> None:
     async with stack() as local, aiohttp.ClientSession() as http:
         async with asyncio.timeout(CALL_TIMEOUT_S):
             ws = await http.ws_connect(
-                local.ws_url, headers={"x-ms-call-connection-id": "malformed-frames"}
+                local.media_url("corr-malformed"),
+                headers={
+                    "x-ms-call-connection-id": "malformed-frames",
+                    "x-ms-call-correlation-id": "corr-malformed",
+                },
             )
             await ws.send_str(
                 json.dumps(

@@ -6,12 +6,18 @@ import pytest
 
 from callbridge.config import ConfigError, load_settings
 
-BASE = {"AZURE_VOICE_LIVE_ENDPOINT": "https://example.services.ai.azure.com"}
+KEY = "k" * 32
+BASE = {
+    "AZURE_VOICE_LIVE_ENDPOINT": "https://example.services.ai.azure.com",
+    "CALLBRIDGE_SIGNING_KEY": KEY,
+}
 
 
 def test_minimal_environment_gives_secure_defaults() -> None:
-    """Only the endpoint is required; Entra ID is used without a key; g711 and loopback."""
+    """Endpoint and signing key suffice; Entra ID without an API key; auth on; loopback."""
     settings = load_settings(BASE)
+    assert settings.auth.enabled
+    assert settings.auth.signing_key == KEY.encode()
     assert settings.voice_live.api_key is None
     assert settings.voice_live.model == "gpt-realtime"
     assert settings.profile.audio_format == "g711_ulaw"
@@ -34,6 +40,7 @@ def test_every_problem_is_reported_at_once_by_name() -> None:
     message = str(caught.value)
     for name in (
         "AZURE_VOICE_LIVE_ENDPOINT is required",
+        "CALLBRIDGE_SIGNING_KEY is required",
         "CALLBRIDGE_AUDIO_FORMAT='opus'",
         "CALLBRIDGE_PACER_LEAD_MS='soon'",
         "CALLBRIDGE_PLAYOUT_DELAY_MS='-5'",
@@ -49,11 +56,24 @@ def test_endpoint_must_be_a_url() -> None:
         load_settings({"AZURE_VOICE_LIVE_ENDPOINT": "example.com"})
 
 
-def test_api_key_never_appears_in_repr() -> None:
-    """Settings can be logged without leaking the Voice Live key."""
+def test_secrets_never_appear_in_repr() -> None:
+    """Settings can be logged without leaking the Voice Live key or the signing key."""
     settings = load_settings({**BASE, "AZURE_VOICE_LIVE_API_KEY": "s3cr3t-key"})
     assert settings.voice_live.api_key == "s3cr3t-key"
     assert "s3cr3t-key" not in repr(settings)
+    assert KEY not in repr(settings)
+
+
+def test_short_signing_key_is_rejected() -> None:
+    """A guessable signing key is a configuration error."""
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        load_settings({**BASE, "CALLBRIDGE_SIGNING_KEY": "short"})
+
+
+def test_authentication_is_off_only_when_asked() -> None:
+    """CALLBRIDGE_AUTH=off turns it off and then no key is needed."""
+    env = {"AZURE_VOICE_LIVE_ENDPOINT": BASE["AZURE_VOICE_LIVE_ENDPOINT"], "CALLBRIDGE_AUTH": "off"}
+    assert not load_settings(env).auth.enabled
 
 
 def test_overrides_are_read() -> None:

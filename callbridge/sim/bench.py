@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from callbridge.sim.phone import Phone
 from callbridge.sim.report import CallReport, build_call_report, percentile
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import VoiceLiveEmulator
+from callbridge.telephony.auth import mint_call_token
 
 BARGE_IN_AFTER_MS = 1500.0
 CYCLE_S = 12.0
@@ -93,6 +96,7 @@ async def bridge_process(
     endpoint: str,
     audio_format: AudioFormat,
     pacing: PacingSettings,
+    signing_key: bytes,
     summaries: list[dict[str, Any]],
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """Run ``callbridge serve`` against the emulator; yield the process and its /ws URL.
@@ -106,6 +110,7 @@ async def bridge_process(
         "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
         "CALLBRIDGE_HOST": LOOPBACK,
         "CALLBRIDGE_PORT": str(port),
+        "CALLBRIDGE_SIGNING_KEY": signing_key.decode(),
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
         "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
         "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
@@ -157,8 +162,15 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
 
 
 async def _one_call(
-    phone: Phone, emulator: VoiceLiveEmulator, delay_s: float, audio_format: AudioFormat
+    phone: Phone,
+    emulator: VoiceLiveEmulator,
+    signing_key: bytes,
+    delay_s: float,
+    audio_format: AudioFormat,
 ) -> CallResult:
+    correlation_id = str(uuid.uuid4())
+    token = mint_call_token(signing_key, correlation_id=correlation_id)
+    phone = replace(phone, url=f"{phone.url}?token={token}", correlation_id=correlation_id)
     await asyncio.sleep(delay_s)
     record = await phone.run()
     session = await finished_session(emulator, record.call_connection_id)
@@ -236,6 +248,7 @@ async def run_bench(
     pacing = PacingSettings()
     turns = demo_turns()
     bridge_calls: list[dict[str, Any]] = []
+    signing_key = secrets.token_urlsafe(32).encode()
     emulator = VoiceLiveEmulator(
         turns=[turns[0], *[turn for _ in range(20) for turn in turns[1:3]]],
         caller_transcripts=demo_caller_transcripts(),
@@ -243,7 +256,7 @@ async def run_bench(
     )
     endpoint = await emulator.start(LOOPBACK, 0)
     try:
-        async with bridge_process(endpoint, audio_format, pacing, bridge_calls) as (
+        async with bridge_process(endpoint, audio_format, pacing, signing_key, bridge_calls) as (
             process,
             ws_url,
         ):
@@ -261,7 +274,7 @@ async def run_bench(
             try:
                 results = await asyncio.gather(
                     *(
-                        _one_call(phone, emulator, RAMP_S * n / calls, audio_format)
+                        _one_call(phone, emulator, signing_key, RAMP_S * n / calls, audio_format)
                         for n in range(calls)
                     )
                 )

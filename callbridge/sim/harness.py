@@ -7,6 +7,8 @@ aiohttp application on a real socket; only ACS and Voice Live are stand-ins.
 from __future__ import annotations
 
 import asyncio
+import secrets
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
@@ -19,6 +21,7 @@ from callbridge.bridge.codec import decoder_delay_ms
 from callbridge.config import (
     AgentProfile,
     AudioFormat,
+    AuthSettings,
     PacingSettings,
     Settings,
     VoiceLiveSettings,
@@ -27,6 +30,7 @@ from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, build_call_report
 from callbridge.sim.script import Step
 from callbridge.sim.voicelive import AgentTurn, EmulatorSession, VoiceLiveEmulator, load_turns
+from callbridge.telephony.auth import mint_call_token
 
 LOOPBACK = "127.0.0.1"
 EMULATOR_KEY = "local-emulator-key"
@@ -87,6 +91,7 @@ class LocalStack:
         )
         self.audio_format = audio_format
         self.pacing = pacing
+        self.signing_key = secrets.token_bytes(32)
         self._runner: web.AppRunner | None = None
         self.ws_url = ""
 
@@ -96,6 +101,7 @@ class LocalStack:
             voice_live=VoiceLiveSettings(
                 endpoint=endpoint, model="gpt-realtime", api_key=EMULATOR_KEY
             ),
+            auth=AuthSettings(enabled=True, signing_key=self.signing_key),
             profile=replace(AgentProfile(), audio_format=self.audio_format),
             pacing=self.pacing,
             host=LOOPBACK,
@@ -130,12 +136,19 @@ class LocalStack:
             self._runner = None
         await self.emulator.stop()
 
+    def media_url(self, correlation_id: str) -> str:
+        """The bridge's media socket URL for one call, with its signed call token."""
+        token = mint_call_token(self.signing_key, correlation_id=correlation_id)
+        return f"{self.ws_url}?token={token}"
+
     def phone(
         self, script: Sequence[Step], *, sample_rate: int = 16000, **options: object
     ) -> Phone:
-        """A phone that dials this stack's bridge, its playout model matching the pacer's."""
+        """A phone for one call to this stack's bridge, its playout model matching the pacer's."""
+        correlation_id = str(uuid.uuid4())
         return Phone(
-            self.ws_url,
+            self.media_url(correlation_id),
+            correlation_id=correlation_id,
             script=script,
             sample_rate=sample_rate,
             lead_ms=self.pacing.lead_ms,
