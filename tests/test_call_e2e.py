@@ -115,8 +115,8 @@ async def test_speech_when_nothing_plays_sends_no_stop_and_no_truncate() -> None
     assert [s.end for s in result.record.spurts] == ["drained", "drained"]
 
 
-async def test_malformed_voice_live_events_do_not_end_the_call() -> None:
-    """Garbage from Voice Live is logged and skipped; the greeting and the answer still play."""
+async def test_voice_live_errors_and_malformed_events_do_not_end_the_call() -> None:
+    """Errors and garbage from Voice Live are logged and skipped; greeting and answer play."""
     script: list[Step] = [
         Say(CALLER_LINE, AfterAgentDone(pause_ms=300)),
         Hangup(AfterAgentDone(pause_ms=200)),
@@ -129,6 +129,13 @@ async def test_malformed_voice_live_events_do_not_end_the_call() -> None:
             "[1, 2, 3]",
             json.dumps({"type": "response.audio.delta", "delta": 5, "item_id": 7}),
             json.dumps({"type": "no.such.event"}),
+            json.dumps(
+                {
+                    "type": "error",
+                    "event_id": "e1",
+                    "error": {"type": "server_error", "message": "transient failure"},
+                }
+            ),
         ):
             await session.send_raw(raw)
         result = await call

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import secrets
 import signal
@@ -18,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ import aiohttp
 
 from callbridge.bridge.codec import decoder_delay_ms
 from callbridge.config import AudioFormat, PacingSettings
+from callbridge.observability import configure_logging
 from callbridge.sim.harness import (
     EMULATOR_KEY,
     LOOPBACK,
@@ -34,7 +37,7 @@ from callbridge.sim.harness import (
     demo_turns,
     finished_session,
 )
-from callbridge.sim.phone import Phone
+from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, build_call_report, percentile
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import VoiceLiveEmulator
@@ -161,18 +164,37 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise TimeoutError("callbridge serve did not become healthy")
 
 
-async def _one_call(
-    phone: Phone,
-    emulator: VoiceLiveEmulator,
-    signing_key: bytes,
-    delay_s: float,
-    audio_format: AudioFormat,
+def _call_phones(phone: Phone, signing_key: bytes, calls: int) -> list[Phone]:
+    """One phone per call, each with its own correlation id and signed media token."""
+    phones = []
+    for _ in range(calls):
+        correlation_id = str(uuid.uuid4())
+        token = mint_call_token(signing_key, correlation_id=correlation_id)
+        phones.append(
+            replace(phone, url=f"{phone.url}?token={token}", correlation_id=correlation_id)
+        )
+    return phones
+
+
+def _place_calls(phones: Sequence[Phone]) -> list[CallRecord]:
+    """Run every phone, starts spread over ``RAMP_S`` (in the phones' own process)."""
+    configure_logging("console", "WARNING")
+
+    async def staggered(phone: Phone, delay_s: float) -> CallRecord:
+        await asyncio.sleep(delay_s)
+        return await phone.run()
+
+    async def place_all() -> list[CallRecord]:
+        return await asyncio.gather(
+            *(staggered(phone, RAMP_S * n / len(phones)) for n, phone in enumerate(phones))
+        )
+
+    return asyncio.run(place_all())
+
+
+async def _judge(
+    record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
 ) -> CallResult:
-    correlation_id = str(uuid.uuid4())
-    token = mint_call_token(signing_key, correlation_id=correlation_id)
-    phone = replace(phone, url=f"{phone.url}?token={token}", correlation_id=correlation_id)
-    await asyncio.sleep(delay_s)
-    record = await phone.run()
     session = await finished_session(emulator, record.call_connection_id)
     report = build_call_report(
         record,
@@ -271,12 +293,16 @@ async def run_bench(
                 playout_delay_ms=pacing.playout_delay_ms,
                 max_duration_s=seconds * 3 + 30,
             )
+            phones = _call_phones(phone, signing_key, calls)
+            # The phones get a process of their own: sharing the emulator's event loop, their
+            # own lag would show up as jitter that the bridge did not cause.
+            spawn = multiprocessing.get_context("spawn")
             try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                    loop = asyncio.get_running_loop()
+                    records = await loop.run_in_executor(pool, _place_calls, phones)
                 results = await asyncio.gather(
-                    *(
-                        _one_call(phone, emulator, signing_key, RAMP_S * n / calls, audio_format)
-                        for n in range(calls)
-                    )
+                    *(_judge(record, emulator, audio_format) for record in records)
                 )
             finally:
                 sampler.cancel()

@@ -77,11 +77,14 @@ class Wire:
             if isinstance(outgoing, _CloseRequest):
                 await self.ws.close(code=outgoing.code, message=outgoing.reason.encode())
                 return
+            # Stamped before the hand-over: once the frame is in the socket the peer can read
+            # and answer it before this task resumes, and a reply must never seem to precede
+            # the event that caused it.
+            at = time.monotonic()
             try:
                 await self.ws.send_str(outgoing.text)
             except ConnectionError:
                 return  # the reader sees the close and shuts the connection down
-            at = time.monotonic()
             self._record.events.append(EventRecord(at, "sent", outgoing.type, outgoing.fields))
             if outgoing.on_sent is not None:
                 outgoing.on_sent(at)
