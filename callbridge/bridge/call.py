@@ -46,6 +46,9 @@ log = structlog.get_logger(__name__)
 METADATA_TIMEOUT_S = 10.0
 """How long to wait for ACS's first media frame before giving up on the call."""
 
+MAX_UNREADABLE_IN_A_ROW = 100
+"""Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
+
 
 @dataclass(slots=True)
 class CallStats:
@@ -214,12 +217,7 @@ class CallBridge:
     async def _forward_caller_audio(self, frame: media.AudioData) -> None:
         self.stats.caller_frames += 1
         self.stats.silent_frames += frame.silent
-        try:
-            encoded = self._codec.encoder.encode(frame.pcm)
-        except ValueError as exc:
-            self.stats.malformed_media += 1
-            log.warning("acs.malformed_frame", reason=str(exc), count=self.stats.malformed_media)
-            return
+        encoded = self._codec.encoder.encode(frame.pcm)
         # A plain mapping through the SDK's send(): the typed model would cost ~15 µs per
         # 20 ms frame to build and serialise a two-key object.
         await self._voice.send(
@@ -227,6 +225,7 @@ class CallBridge:
         )
 
     async def _agent_pump(self) -> None:
+        unreadable_in_a_row = 0
         while True:
             try:
                 event = await self._voice.recv()
@@ -236,8 +235,14 @@ class CallBridge:
             except (VoiceLiveConnectionError, AttributeError, TypeError, ValueError) as exc:
                 # The SDK raises on undecodable frames; one bad event must not end the call.
                 self.stats.malformed_events += 1
+                unreadable_in_a_row += 1
                 log.warning("voice_live.malformed_event", error=str(exc))
+                if unreadable_in_a_row >= MAX_UNREADABLE_IN_A_ROW:
+                    # Nothing readable for this long: the connection itself is broken.
+                    log.error("voice_live.unreadable", events=unreadable_in_a_row)
+                    break
                 continue
+            unreadable_in_a_row = 0
             try:
                 await self._on_event(event)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
