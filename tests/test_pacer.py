@@ -35,6 +35,17 @@ def run_until_empty(core: PacerCore, start: float, lateness_s: float = 0.0) -> l
     raise AssertionError("pacer never drained")
 
 
+def poll_until(core: PacerCore, start: float, end: float) -> None:
+    """Poll at every requested wake-up from ``start``, last at ``end``; audio must remain."""
+    now = start
+    while True:
+        _, wake = core.poll(now)
+        assert wake is not None
+        if now >= end:
+            return
+        now = min(wake, end)
+
+
 class TestGrid:
     def test_first_lead_worth_goes_at_once_then_one_frame_per_20ms(self) -> None:
         """With a 40 ms lead, frames 0-2 leave immediately and frame n at t0 + (n-2)*20 ms."""
@@ -105,11 +116,7 @@ class TestLedger:
         """An item released from t0 is heard from t0 + playout delay, in real time."""
         core = PacerCore(lead_ms=40, playout_delay_ms=60)
         fill(core, frames("a", 100))
-        now = T0
-        while now < T0 + 1.0:
-            _, wake = core.poll(now)
-            assert wake is not None
-            now = wake
+        poll_until(core, T0, T0 + 1.0)
         assert core.heard_ms(("a", 0), T0 + 0.05) == 0
         assert core.heard_ms(("a", 0), T0 + 0.06 + 0.25) == pytest.approx(250)
 
@@ -117,11 +124,7 @@ class TestLedger:
         """A barge-in 310 ms into playback reports 250 ms heard and stops all playback."""
         core = PacerCore(lead_ms=40, playout_delay_ms=60)
         fill(core, frames("a", 100))
-        now = T0
-        while now < T0 + 0.31:
-            _, wake = core.poll(now)
-            assert wake is not None
-            now = min(wake, T0 + 0.31)
+        poll_until(core, T0, T0 + 0.31)
         cut = core.flush(T0 + 0.31)
         assert [(h.item_id, round(h.heard_ms)) for h in cut] == [("a", 250)]
         assert cut[0].released_ms == pytest.approx(20 * 18)

@@ -291,27 +291,27 @@ class CallBridge:
         audio = event.delta
         if not isinstance(audio, bytes):
             raise ValueError("response.audio.delta carries no base64 audio")
-        codec = self._codec
+        audio_ms = self._codec.output_ms(len(audio))
         if response_id in self._muted_responses:
             # Late audio of an interrupted response: the caller must never hear it.
-            self.stats.dropped_agent_audio_ms += codec.output_ms(len(audio))
+            self.stats.dropped_agent_audio_ms += audio_ms
             return
         key = (_str(event.item_id), _int(event.content_index))
         self._item_response[key[0]] = response_id
-        audio_ms = codec.output_ms(len(audio))
         self._received_ms[key] = self._received_ms.get(key, 0.0) + audio_ms
         self.stats.agent_audio_ms += audio_ms
+        self._queue_whole_frames(key, self._codec.decoder.decode(audio))
+
+    def _queue_whole_frames(self, key: ItemKey, pcm: bytes) -> None:
         frame_ms = self._codec.frame_ms
-        for pcm in self._framer.push(codec.decoder.decode(audio)):
-            self._pacer.push(OutFrame(key, frame_ms, media.audio_data(pcm)))
+        for frame in self._framer.push(pcm):
+            self._pacer.push(OutFrame(key, frame_ms, media.audio_data(frame)))
 
     def _end_of_item(self, key: ItemKey) -> None:
         """The item's audio is complete: release what the codec and framer still hold."""
         if self._item_response.get(key[0]) in self._muted_responses:
             return
-        tail = self._framer.push(self._codec.decoder.flush())
-        for pcm in tail:
-            self._pacer.push(OutFrame(key, self._codec.frame_ms, media.audio_data(pcm)))
+        self._queue_whole_frames(key, self._codec.decoder.flush())
         rest = self._framer.flush()
         if rest is not None:
             pcm, real = rest

@@ -26,22 +26,20 @@ from typing import Any
 
 import aiohttp
 
-from callbridge.bridge.codec import decoder_delay_ms
 from callbridge.config import AudioFormat, PacingSettings
 from callbridge.observability import configure_logging
 from callbridge.sim.harness import (
     EMULATOR_KEY,
     LOOPBACK,
-    CallResult,
     demo_caller_transcripts,
     demo_turns,
-    finished_session,
+    judge_call,
+    signed_media_url,
 )
 from callbridge.sim.phone import CallRecord, Phone
-from callbridge.sim.report import CallReport, build_call_report, percentile
+from callbridge.sim.report import CallReport, percentile
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import VoiceLiveEmulator
-from callbridge.telephony.auth import mint_call_token
 
 BARGE_IN_AFTER_MS = 1500.0
 CYCLE_S = 12.0
@@ -169,10 +167,8 @@ def _call_phones(phone: Phone, signing_key: bytes, calls: int) -> list[Phone]:
     phones = []
     for _ in range(calls):
         correlation_id = str(uuid.uuid4())
-        token = mint_call_token(signing_key, correlation_id=correlation_id)
-        phones.append(
-            replace(phone, url=f"{phone.url}?token={token}", correlation_id=correlation_id)
-        )
+        url = signed_media_url(phone.url, signing_key, correlation_id)
+        phones.append(replace(phone, url=url, correlation_id=correlation_id))
     return phones
 
 
@@ -190,19 +186,6 @@ def _place_calls(phones: Sequence[Phone]) -> list[CallRecord]:
         )
 
     return asyncio.run(place_all())
-
-
-async def _judge(
-    record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
-) -> CallResult:
-    session = await finished_session(emulator, record.call_connection_id)
-    report = build_call_report(
-        record,
-        session,
-        audio_format=audio_format,
-        codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
-    )
-    return CallResult(record, session, report)
 
 
 def summarise(
@@ -302,7 +285,7 @@ async def run_bench(
                     loop = asyncio.get_running_loop()
                     records = await loop.run_in_executor(pool, _place_calls, phones)
                 results = await asyncio.gather(
-                    *(_judge(record, emulator, audio_format) for record in records)
+                    *(judge_call(record, emulator, audio_format) for record in records)
                 )
             finally:
                 sampler.cancel()

@@ -138,8 +138,7 @@ class LocalStack:
 
     def media_url(self, correlation_id: str) -> str:
         """The bridge's media socket URL for one call, with its signed call token."""
-        token = mint_call_token(self.signing_key, correlation_id=correlation_id)
-        return f"{self.ws_url}?token={token}"
+        return signed_media_url(self.ws_url, self.signing_key, correlation_id)
 
     def phone(
         self, script: Sequence[Step], *, sample_rate: int = 16000, **options: object
@@ -158,15 +157,27 @@ class LocalStack:
 
     async def call(self, phone: Phone) -> CallResult:
         """Place one call, wait for both sides to finish, and judge it."""
-        record = await phone.run()
-        session = await finished_session(self.emulator, record.call_connection_id)
-        report = build_call_report(
-            record,
-            session,
-            audio_format=self.audio_format,
-            codec_delay_ms=decoder_delay_ms(self.audio_format, record.sample_rate),
-        )
-        return CallResult(record, session, report)
+        return await judge_call(await phone.run(), self.emulator, self.audio_format)
+
+
+def signed_media_url(ws_url: str, signing_key: bytes, correlation_id: str) -> str:
+    """A media socket URL carrying a signed token for the call with ``correlation_id``."""
+    token = mint_call_token(signing_key, correlation_id=correlation_id)
+    return f"{ws_url}?token={token}"
+
+
+async def judge_call(
+    record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
+) -> CallResult:
+    """Pair a finished call's phone record with its emulator session and build the report."""
+    session = await finished_session(emulator, record.call_connection_id)
+    report = build_call_report(
+        record,
+        session,
+        audio_format=audio_format,
+        codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
+    )
+    return CallResult(record, session, report)
 
 
 async def finished_session(emulator: VoiceLiveEmulator, call_id: str) -> EmulatorSession:
