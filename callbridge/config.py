@@ -12,17 +12,10 @@ from dataclasses import dataclass, field
 from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
+from callbridge.routing import DEFAULT_INSTRUCTIONS, DEFAULT_VOICE, AgentProfile, AudioFormat
 from callbridge.telephony.auth import MIN_KEY_BYTES
 
-AudioFormat = Literal["g711_ulaw", "pcm16"]
 LogFormat = Literal["auto", "console", "json"]
-
-DEFAULT_INSTRUCTIONS = (
-    "You are a friendly, concise phone agent. The caller hears you through a phone line: "
-    "keep answers short, speak naturally, and never read out markup or lists."
-)
-
-DEFAULT_VOICE = "en-US-Ava:DragonHDLatestNeural"
 
 _T = TypeVar("_T")
 
@@ -41,18 +34,6 @@ class VoiceLiveSettings:
     """Without a key, Entra ID (``DefaultAzureCredential``) is used."""
     transcription_model: str = "azure-speech"
     connect_timeout_s: float = 10.0
-
-
-@dataclass(frozen=True, slots=True)
-class AgentProfile:
-    """What the agent is: its prompt, voice and greeting, and the audio format on the wire."""
-
-    name: str = "default"
-    instructions: str = DEFAULT_INSTRUCTIONS
-    voice: str = DEFAULT_VOICE
-    greeting: str | None = None
-    """Spoken verbatim first; without it the model greets in its own words."""
-    audio_format: AudioFormat = "g711_ulaw"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +61,7 @@ class Settings:
 
     voice_live: VoiceLiveSettings
     auth: AuthSettings
-    profile: AgentProfile = AgentProfile()
+    profile: AgentProfile = field(default_factory=AgentProfile)
     pacing: PacingSettings = PacingSettings()
     host: str = "127.0.0.1"
     port: int = 8000

@@ -13,7 +13,7 @@ import json
 import aiohttp
 import pytest
 
-from callbridge.config import AudioFormat
+from callbridge.routing import AudioFormat
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.phone import Phone
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step

@@ -37,7 +37,8 @@ from azure.ai.voicelive.models import (
 from callbridge.bridge.codec import Codec, make_codec
 from callbridge.bridge.framer import Framer
 from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
-from callbridge.config import AgentProfile, PacingSettings
+from callbridge.config import PacingSettings
+from callbridge.routing import AgentProfile
 from callbridge.telephony import media
 from callbridge.voice.session import greeting_request, session_request
 

@@ -26,8 +26,9 @@ from typing import Any
 
 import aiohttp
 
-from callbridge.config import AudioFormat, PacingSettings
+from callbridge.config import PacingSettings
 from callbridge.observability import configure_logging
+from callbridge.routing import AudioFormat
 from callbridge.sim.harness import (
     EMULATOR_KEY,
     LOOPBACK,

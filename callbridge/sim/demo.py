@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from callbridge.config import AudioFormat
+from callbridge.routing import AudioFormat
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.report import render_text
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step

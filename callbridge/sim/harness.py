@@ -18,14 +18,8 @@ from aiohttp import web
 from callbridge.app import create_app
 from callbridge.assets import asset_path
 from callbridge.bridge.codec import decoder_delay_ms
-from callbridge.config import (
-    AgentProfile,
-    AudioFormat,
-    AuthSettings,
-    PacingSettings,
-    Settings,
-    VoiceLiveSettings,
-)
+from callbridge.config import AuthSettings, PacingSettings, Settings, VoiceLiveSettings
+from callbridge.routing import AgentProfile, AudioFormat
 from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, build_call_report
 from callbridge.sim.script import Step

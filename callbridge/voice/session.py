@@ -29,7 +29,8 @@ from azure.core.credentials import AzureKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
 from callbridge.bridge.codec import Codec
-from callbridge.config import AgentProfile, VoiceLiveSettings
+from callbridge.config import VoiceLiveSettings
+from callbridge.routing import AgentProfile
 
 API_VERSION = "2026-07-15"
 
