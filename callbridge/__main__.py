@@ -1,4 +1,4 @@
-"""Command line: ``callbridge serve | emulate | demo | bench``."""
+"""Command line: ``callbridge serve | dial | emulate | demo | bench``."""
 
 from __future__ import annotations
 
@@ -9,27 +9,66 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from aiohttp import web
+from azure.core.exceptions import HttpResponseError
 
-from callbridge.app import create_app
-from callbridge.config import ConfigError, load_settings
+from callbridge.config import ConfigError, Settings, load_settings
 from callbridge.observability import configure_logging
+from callbridge.server import serve
 from callbridge.sim.bench import has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns
 from callbridge.sim.voicelive import load_turns, serve_emulator
+from callbridge.telephony.control import CallControl, PlacedCall
+from callbridge.telephony.numbers import mask
+from callbridge.telephony.outbound import DialError, place_call
+from callbridge.voice.tools import check_tools
 
 
-def _serve(_: argparse.Namespace) -> int:
+def _settings() -> Settings | None:
+    """Settings from the environment, or None after printing every problem."""
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"callbridge: {exc}", file=sys.stderr)
+        return None
+    if problems := check_tools(settings.routing):
+        print("callbridge: invalid configuration:\n  - " + "\n  - ".join(problems), file=sys.stderr)
+        return None
+    return settings
+
+
+def _serve(_: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings is None:
         return 2
     configure_logging(settings.log_format, settings.log_level)
-    web.run_app(
-        create_app(settings), host=settings.host, port=settings.port, print=None, access_log=None
-    )
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _dial(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if settings is None:
+        return 2
+    configure_logging(settings.log_format, settings.log_level)
+
+    async def dial() -> PlacedCall:
+        control = CallControl(settings)
+        try:
+            return await place_call(control, settings.routing, args.number, args.profile)
+        finally:
+            await control.aclose()
+
+    try:
+        placed = asyncio.run(dial())
+    except DialError as exc:
+        print(f"callbridge dial: {exc}", file=sys.stderr)
+        return 2
+    except HttpResponseError as exc:
+        print(f"callbridge dial: ACS refused the call ({exc.status_code})", file=sys.stderr)
+        return 1
+    # The running service at CALLBRIDGE_PUBLIC_URL bridges the call once it is answered.
+    print(f"Calling {mask(args.number)}: callConnectionId {placed.call_connection_id}")
     return 0
 
 
@@ -88,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the service (configured by environment)")
     serve.set_defaults(run=_serve)
+
+    dial = commands.add_parser(
+        "dial", help="place an outbound call, bridged by the running service (configured by env)"
+    )
+    dial.add_argument("number", help="E.164 number to call, e.g. +18005550100")
+    dial.add_argument("--profile", help="agent profile (default: the routing table's)")
+    dial.set_defaults(run=_dial)
 
     emulate = commands.add_parser("emulate", help="run the Voice Live emulator alone")
     emulate.add_argument("--host", default="127.0.0.1")

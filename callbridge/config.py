@@ -1,19 +1,31 @@
-"""Settings from environment variables, validated once at start-up.
+"""Settings from environment variables (and an optional routing file), validated at start-up.
 
-Every problem is collected and reported together, naming the variable, so a misconfigured
-deployment fails at boot with one readable message instead of on the first call.
+Every problem is collected and reported together, naming the variable or routing key, so a
+misconfigured deployment fails at boot with one readable message instead of on the first call.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 
-from callbridge.routing import DEFAULT_INSTRUCTIONS, DEFAULT_VOICE, AgentProfile, AudioFormat
+from callbridge.routing import (
+    DEFAULT_INSTRUCTIONS,
+    DEFAULT_VOICE,
+    AgentProfile,
+    AudioFormat,
+    Routing,
+    RoutingError,
+    load_routing,
+)
 from callbridge.telephony.auth import MIN_KEY_BYTES
+from callbridge.telephony.jwt_auth import ACS_ISSUER, ACS_JWKS_URL
+from callbridge.telephony.numbers import parse_e164
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -37,6 +49,30 @@ class VoiceLiveSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class AcsSettings:
+    """Where and how to reach Azure Communication Services' Call Automation."""
+
+    endpoint: str
+    """``https://<resource>.communication.azure.com``."""
+    access_key: str | None = field(default=None, repr=False)
+    """Without a key, Entra ID (``DefaultAzureCredential``) is used."""
+    resource_id: str | None = None
+    """The resource's immutable id: the audience of the JWTs ACS signs its requests with."""
+    jwt_issuer: str = ACS_ISSUER
+    jwks_url: str = ACS_JWKS_URL
+    caller_id: str | None = None
+    """The ACS number outbound calls come from (E.164)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntraWebhookAuth:
+    """Event Grid delivers with an Entra ID token issued for this app registration."""
+
+    tenant_id: str
+    audience: str
+
+
+@dataclass(frozen=True, slots=True)
 class PacingSettings:
     """The frame pacer's timing model (see ``callbridge.bridge.pacer``)."""
 
@@ -48,11 +84,16 @@ class PacingSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """Who may open a media socket."""
+    """Who may reach which endpoint. Everything is checked unless ``enabled`` is False."""
 
     enabled: bool = True
-    signing_key: bytes | None = field(default=None, repr=False)
+    signing_key: bytes = field(default=b"", repr=False)
     """Signs per-call tokens; every replica of a deployment shares it."""
+    webhook_secret: str | None = field(default=None, repr=False)
+    """Shared secret Event Grid sends with each delivery (header or query parameter)."""
+    webhook_entra: EntraWebhookAuth | None = None
+    api_key: str | None = field(default=None, repr=False)
+    """Guards ``POST /api/calls``; outbound calling over HTTP is off without it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +101,20 @@ class Settings:
     """Everything ``callbridge serve`` needs."""
 
     voice_live: VoiceLiveSettings
+    acs: AcsSettings
     auth: AuthSettings
-    profile: AgentProfile = field(default_factory=AgentProfile)
+    public_url: str
+    """Where ACS and Event Grid reach this deployment, e.g. ``https://callbridge.example.com``."""
+    routing: Routing
     pacing: PacingSettings = PacingSettings()
+    prewarm_ttl_s: float = 10.0
+    """A pre-warmed Voice Live session not claimed by a media socket within this is closed."""
+    max_calls: int = 50
+    """Concurrent calls per replica; above it new calls are rejected as busy."""
+    drain_s: float = 120.0
+    """On SIGTERM, calls in progress may go on this long before they are ended."""
+    drain_goodbye: str | None = None
+    """Spoken to callers whose call is ended by a shutdown, before the hang-up."""
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: LogFormat = "auto"
@@ -110,41 +162,118 @@ class _Reader:
         return value
 
 
-def _check_endpoint(reader: _Reader, name: str, value: str) -> None:
+def _check_url(reader: _Reader, name: str, value: str, schemes: tuple[str, ...]) -> None:
     if not value:
         return
     parts = urlsplit(value)
-    if parts.scheme not in ("https", "wss", "http", "ws") or not parts.hostname:
-        reader.errors.append(f"{name}={value!r} must be an https:// (or wss://) URL")
+    if parts.scheme not in schemes or not parts.hostname:
+        reader.errors.append(f"{name}={value!r} must be an {schemes[0]}:// URL")
 
 
-def _auth(reader: _Reader) -> AuthSettings:
-    if reader.choice("CALLBRIDGE_AUTH", "on", ("on", "off")) == "off":
-        return AuthSettings(enabled=False)
-    key = reader.text("CALLBRIDGE_SIGNING_KEY")
-    if key is None:
+def _secret(reader: _Reader, name: str, purpose: str, *, required: bool) -> str | None:
+    value = reader.text(name)
+    if value is None:
+        if required:
+            reader.errors.append(
+                f"{name} is required: {purpose}, a random secret of at least {MIN_KEY_BYTES} "
+                "characters (or CALLBRIDGE_AUTH=off, for local development only)"
+            )
+        return None
+    if len(value.encode()) < MIN_KEY_BYTES:
+        reader.errors.append(f"{name} must be at least {MIN_KEY_BYTES} characters")
+    return value
+
+
+def _auth(reader: _Reader, acs_resource_id: str | None) -> AuthSettings:
+    enabled = reader.choice("CALLBRIDGE_AUTH", "on", ("on", "off")) == "on"
+    tenant = reader.text("CALLBRIDGE_WEBHOOK_ENTRA_TENANT")
+    audience = reader.text("CALLBRIDGE_WEBHOOK_ENTRA_AUDIENCE")
+    if (tenant is None) != (audience is None):
         reader.errors.append(
-            "CALLBRIDGE_SIGNING_KEY is required: a random secret of at least "
-            f"{MIN_KEY_BYTES} characters, shared by all replicas "
-            "(or CALLBRIDGE_AUTH=off, for local development only)"
+            "CALLBRIDGE_WEBHOOK_ENTRA_TENANT and CALLBRIDGE_WEBHOOK_ENTRA_AUDIENCE go together"
         )
-        return AuthSettings()
-    if len(key.encode()) < MIN_KEY_BYTES:
-        reader.errors.append(f"CALLBRIDGE_SIGNING_KEY must be at least {MIN_KEY_BYTES} characters")
-    return AuthSettings(enabled=True, signing_key=key.encode())
+    entra = EntraWebhookAuth(tenant, audience) if tenant and audience else None
+    signing_key = _secret(
+        reader, "CALLBRIDGE_SIGNING_KEY", "it signs per-call tokens", required=enabled
+    )
+    webhook_secret = _secret(
+        reader,
+        "CALLBRIDGE_WEBHOOK_SECRET",
+        "Event Grid sends it with each delivery (or set CALLBRIDGE_WEBHOOK_ENTRA_*)",
+        required=enabled and entra is None,
+    )
+    api_key = _secret(reader, "CALLBRIDGE_API_KEY", "it guards POST /api/calls", required=False)
+    if enabled and acs_resource_id is None:
+        reader.errors.append(
+            "ACS_RESOURCE_ID is required: the ACS resource's immutable id, the audience of the "
+            "tokens ACS signs its callbacks and media connections with"
+        )
+    return AuthSettings(
+        enabled=enabled,
+        # Without authentication a per-process key still lets tokens carry call data.
+        signing_key=signing_key.encode() if signing_key else secrets.token_bytes(MIN_KEY_BYTES),
+        webhook_secret=webhook_secret,
+        webhook_entra=entra,
+        api_key=api_key,
+    )
+
+
+def _number(reader: _Reader, name: str) -> str | None:
+    raw = reader.text(name)
+    if raw is None:
+        return None
+    number = parse_e164(raw)
+    if number is None:
+        reader.errors.append(f"{name} must be an E.164 phone number such as +18005550100")
+    return number
+
+
+def _env_profile(reader: _Reader) -> AgentProfile:
+    """The profile every call gets without a routing file (and the base of each routed one)."""
+    audio_format = reader.choice("CALLBRIDGE_AUDIO_FORMAT", "g711_ulaw", get_args(AudioFormat))
+    media_rate = reader.choice("CALLBRIDGE_MEDIA_RATE", "16000", ("16000", "24000"))
+    tools = tuple(
+        name.strip()
+        for name in (reader.text("AGENT_TOOLS", "end_call") or "").split(",")
+        if name.strip() and name.strip() != "none"
+    )
+    transfer_to = _number(reader, "AGENT_TRANSFER_TO")
+    if "transfer_call" in tools and transfer_to is None:
+        reader.errors.append("AGENT_TOOLS has transfer_call: set AGENT_TRANSFER_TO")
+    return AgentProfile(
+        instructions=reader.text("AGENT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS) or "",
+        voice=reader.text("VOICE_LIVE_VOICE", DEFAULT_VOICE) or DEFAULT_VOICE,
+        greeting=reader.text("AGENT_GREETING"),
+        audio_format=audio_format,  # type: ignore[arg-type]  # checked by choice()
+        media_rate=int(media_rate),  # type: ignore[arg-type]  # checked by choice()
+        tools=tools,
+        tools_module=reader.text("AGENT_TOOLS_MODULE"),
+        transfer_to=transfer_to,
+    )
+
+
+def _routing(reader: _Reader, base: AgentProfile) -> Routing:
+    path = reader.text("CALLBRIDGE_ROUTES")
+    if path is None:
+        return Routing.single(base)
+    try:
+        return load_routing(Path(path), base)
+    except RoutingError as exc:
+        reader.errors.extend(str(exc).splitlines())
+        return Routing.single(base)
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate ``Settings`` from the environment.
 
     Raises:
-        ConfigError: listing every missing or invalid variable.
+        ConfigError: listing every missing or invalid variable and routing-file key.
     """
     reader = _Reader(os.environ if env is None else env)
     endpoint = reader.required(
         "AZURE_VOICE_LIVE_ENDPOINT", "e.g. https://<resource>.services.ai.azure.com"
     )
-    _check_endpoint(reader, "AZURE_VOICE_LIVE_ENDPOINT", endpoint)
+    _check_url(reader, "AZURE_VOICE_LIVE_ENDPOINT", endpoint, ("https", "wss", "http", "ws"))
     voice_live = VoiceLiveSettings(
         endpoint=endpoint,
         model=reader.text("VOICE_LIVE_MODEL", "gpt-realtime") or "gpt-realtime",
@@ -153,22 +282,36 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         or "azure-speech",
         connect_timeout_s=reader.number("VOICE_LIVE_CONNECT_TIMEOUT_S", 10.0, float, 0.1),
     )
-    audio_format = reader.choice("CALLBRIDGE_AUDIO_FORMAT", "g711_ulaw", get_args(AudioFormat))
-    profile = AgentProfile(
-        instructions=reader.text("AGENT_INSTRUCTIONS", DEFAULT_INSTRUCTIONS) or "",
-        voice=reader.text("VOICE_LIVE_VOICE", DEFAULT_VOICE) or DEFAULT_VOICE,
-        greeting=reader.text("AGENT_GREETING"),
-        audio_format=audio_format,  # type: ignore[arg-type]  # checked by choice()
+    acs_endpoint = reader.required(
+        "ACS_ENDPOINT", "e.g. https://<resource>.communication.azure.com"
     )
+    _check_url(reader, "ACS_ENDPOINT", acs_endpoint, ("https", "http"))
+    acs = AcsSettings(
+        endpoint=acs_endpoint,
+        access_key=reader.text("ACS_ACCESS_KEY"),
+        resource_id=reader.text("ACS_RESOURCE_ID"),
+        jwt_issuer=reader.text("ACS_JWT_ISSUER", ACS_ISSUER) or ACS_ISSUER,
+        jwks_url=reader.text("ACS_JWKS_URL", ACS_JWKS_URL) or ACS_JWKS_URL,
+        caller_id=_number(reader, "ACS_CALLER_ID"),
+    )
+    _check_url(reader, "ACS_JWKS_URL", acs.jwks_url, ("https", "http"))
+    public_url = reader.required("CALLBRIDGE_PUBLIC_URL", "e.g. https://callbridge.example.com")
+    _check_url(reader, "CALLBRIDGE_PUBLIC_URL", public_url, ("https", "http"))
     pacing = PacingSettings(
         lead_ms=reader.number("CALLBRIDGE_PACER_LEAD_MS", 40.0, float, 0),
         playout_delay_ms=reader.number("CALLBRIDGE_PLAYOUT_DELAY_MS", 60.0, float, 0),
     )
     settings = Settings(
         voice_live=voice_live,
-        auth=_auth(reader),
-        profile=profile,
+        acs=acs,
+        auth=_auth(reader, acs.resource_id),
+        public_url=public_url.rstrip("/"),
+        routing=_routing(reader, _env_profile(reader)),
         pacing=pacing,
+        prewarm_ttl_s=reader.number("CALLBRIDGE_PREWARM_TTL_S", 10.0, float, 0.1),
+        max_calls=reader.number("CALLBRIDGE_MAX_CALLS", 50, int, 1),
+        drain_s=reader.number("CALLBRIDGE_DRAIN_S", 120.0, float, 0),
+        drain_goodbye=reader.text("CALLBRIDGE_DRAIN_GOODBYE"),
         host=reader.text("CALLBRIDGE_HOST", "127.0.0.1") or "127.0.0.1",
         port=reader.number("CALLBRIDGE_PORT", 8000, int, 0),
         log_format=reader.choice("LOG_FORMAT", "auto", get_args(LogFormat)),  # type: ignore[arg-type]

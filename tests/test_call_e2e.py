@@ -1,7 +1,8 @@
-"""Whole calls on loopback: simulated phone -> real bridge app -> real SDK -> Voice Live emulator.
+"""Whole calls on loopback: IncomingCall -> answer -> media socket -> bridge -> Voice Live.
 
-The phone's playout record is the ground truth of what the caller heard; the emulator's record is
-what the model was told. Neither is the bridge's own view of itself.
+ACS and Voice Live are stand-ins reached through the real SDKs. The phone's playout record is the
+ground truth of what the caller heard; the emulator's record is what the model was told. Neither
+is the bridge's own view of itself.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import json
 import aiohttp
 import pytest
 
-from callbridge.routing import AudioFormat
+from callbridge.routing import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.harness import CallResult, LocalStack
-from callbridge.sim.phone import Phone
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn
 
@@ -38,19 +38,20 @@ TURNS = [
 CALLER_LINE = Clip.tone(ms=700, sample_rate=TURN_RATE, hz=300, amplitude=0.5)
 
 
-def stack(audio_format: AudioFormat = "g711_ulaw") -> LocalStack:
+def stack(audio_format: AudioFormat = "g711_ulaw", media_rate: MediaRate = 16000) -> LocalStack:
     return LocalStack(
         turns=TURNS,
         caller_transcripts=["I have a question.", "Stop, please."],
-        audio_format=audio_format,
+        profile=AgentProfile(audio_format=audio_format, media_rate=media_rate),
         emulator_speed=2.0,
         response_delay_ms=150,
     )
 
 
-async def place(local: LocalStack, script: list[Step], *, sample_rate: int = 16000) -> CallResult:
+async def place(local: LocalStack, script: list[Step]) -> CallResult:
+    """A whole inbound call, rung through the webhook."""
     async with asyncio.timeout(CALL_TIMEOUT_S):
-        return await local.call(local.phone(script, sample_rate=sample_rate, max_duration_s=25))
+        return await local.call(script, max_duration_s=25)
 
 
 async def test_greeting_is_heard_in_full() -> None:
@@ -71,7 +72,7 @@ async def test_greeting_is_heard_in_full() -> None:
     [("g711_ulaw", 16000), ("g711_ulaw", 24000), ("pcm16", 16000), ("pcm16", 24000)],
 )
 async def test_barge_in_mid_sentence_truncates_to_what_was_heard(
-    audio_format: AudioFormat, sample_rate: int
+    audio_format: AudioFormat, sample_rate: MediaRate
 ) -> None:
     """Cutting the answer 1 s in: StopAudio, cancel, truncate within 20 ms, no stale audio."""
     script: list[Step] = [
@@ -79,9 +80,10 @@ async def test_barge_in_mid_sentence_truncates_to_what_was_heard(
         Say(CALLER_LINE, AfterHeard(ms=1000, spurt=2)),
         Hangup(AfterAgentDone(pause_ms=200)),
     ]
-    async with stack(audio_format) as local:
-        result = await place(local, script, sample_rate=sample_rate)
+    async with stack(audio_format, sample_rate) as local:
+        result = await place(local, script)
     report = result.report
+    assert result.record.sample_rate == sample_rate
     assert report.protocol_violations == []
     assert len(report.barge_ins) == 1
     barge_in = report.barge_ins[0]
@@ -150,6 +152,7 @@ async def test_malformed_acs_frames_do_not_end_the_call() -> None:
             ws = await http.ws_connect(
                 local.media_url("corr-malformed"),
                 headers={
+                    "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
                     "x-ms-call-connection-id": "malformed-frames",
                     "x-ms-call-correlation-id": "corr-malformed",
                 },
@@ -187,23 +190,22 @@ async def test_malformed_acs_frames_do_not_end_the_call() -> None:
     assert got_audio
 
 
-async def test_voice_live_hanging_up_ends_the_call_cleanly() -> None:
-    """When Voice Live closes the session, the bridge closes the media socket normally."""
+async def test_voice_live_hanging_up_ends_the_call() -> None:
+    """When Voice Live closes the session, the bridge hangs the call up: no dead air."""
     async with stack() as local:
         call = asyncio.create_task(place(local, [Hangup(At(20))]))
         session = await asyncio.wait_for(local.emulator.wait_for_session(0), 10)
         await asyncio.sleep(0.5)
         await session.close()
         result = await call
-    assert result.record.ended_by == "bridge"
-    assert result.record.close_code == aiohttp.WSCloseCode.OK
+    assert result.acs is not None
+    assert result.acs.ended_by == "app_terminate"
+    assert result.record.ended_by in ("remote", "bridge")
 
 
 async def test_phone_sees_canonical_media_messages_only() -> None:
     """Every message the bridge sent parsed as canonical ACS media (the phone counts bad ones)."""
     async with stack() as local:
-        phone: Phone = local.phone([Hangup(AfterAgentDone(pause_ms=100))])
-        async with asyncio.timeout(CALL_TIMEOUT_S):
-            result = await local.call(phone)
+        result = await place(local, [Hangup(AfterAgentDone(pause_ms=100))])
     assert result.record.bad_message_count == 0
     assert result.report.pacing.frames > 0

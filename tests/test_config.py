@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from callbridge.config import ConfigError, load_settings
 
 KEY = "k" * 32
+WEBHOOK_SECRET = "w" * 32
+RESOURCE_ID = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
 BASE = {
     "AZURE_VOICE_LIVE_ENDPOINT": "https://example.services.ai.azure.com",
+    "ACS_ENDPOINT": "https://example.communication.azure.com",
+    "ACS_RESOURCE_ID": RESOURCE_ID,
+    "CALLBRIDGE_PUBLIC_URL": "https://callbridge.example.com/",
     "CALLBRIDGE_SIGNING_KEY": KEY,
+    "CALLBRIDGE_WEBHOOK_SECRET": WEBHOOK_SECRET,
 }
 
 
 def test_minimal_environment_gives_secure_defaults() -> None:
-    """Endpoint and signing key suffice; Entra ID without an API key; auth on; loopback."""
+    """The required variables suffice; Entra ID without keys; auth on; loopback."""
     settings = load_settings(BASE)
     assert settings.auth.enabled
     assert settings.auth.signing_key == KEY.encode()
+    assert settings.auth.api_key is None
     assert settings.voice_live.api_key is None
+    assert settings.acs.access_key is None
+    assert settings.acs.resource_id == RESOURCE_ID
+    assert settings.acs.jwt_issuer == "https://acscallautomation.communication.azure.com"
+    assert settings.public_url == "https://callbridge.example.com"
     assert settings.voice_live.model == "gpt-realtime"
-    assert settings.profile.audio_format == "g711_ulaw"
+    profile = settings.routing.profile_for("+18005550100")
+    assert profile is not None
+    assert (profile.audio_format, profile.media_rate, profile.tools) == (
+        "g711_ulaw",
+        16000,
+        ("end_call",),
+    )
     assert settings.host == "127.0.0.1"
     assert (settings.pacing.lead_ms, settings.pacing.playout_delay_ms) == (40.0, 60.0)
 
@@ -31,49 +50,106 @@ def test_every_problem_is_reported_at_once_by_name() -> None:
         load_settings(
             {
                 "CALLBRIDGE_AUDIO_FORMAT": "opus",
+                "CALLBRIDGE_MEDIA_RATE": "8000",
                 "CALLBRIDGE_PACER_LEAD_MS": "soon",
                 "CALLBRIDGE_PLAYOUT_DELAY_MS": "-5",
                 "CALLBRIDGE_PORT": "80.5",
+                "ACS_CALLER_ID": "555-0100",
                 "LOG_FORMAT": "xml",
             }
         )
     message = str(caught.value)
     for name in (
         "AZURE_VOICE_LIVE_ENDPOINT is required",
+        "ACS_ENDPOINT is required",
+        "CALLBRIDGE_PUBLIC_URL is required",
+        "ACS_RESOURCE_ID is required",
         "CALLBRIDGE_SIGNING_KEY is required",
+        "CALLBRIDGE_WEBHOOK_SECRET is required",
         "CALLBRIDGE_AUDIO_FORMAT='opus'",
+        "CALLBRIDGE_MEDIA_RATE='8000'",
         "CALLBRIDGE_PACER_LEAD_MS='soon'",
         "CALLBRIDGE_PLAYOUT_DELAY_MS='-5'",
         "CALLBRIDGE_PORT='80.5'",
+        "ACS_CALLER_ID must be an E.164",
         "LOG_FORMAT='xml'",
     ):
         assert name in message
 
 
-def test_endpoint_must_be_a_url() -> None:
+@pytest.mark.parametrize(
+    "name", ["AZURE_VOICE_LIVE_ENDPOINT", "ACS_ENDPOINT", "CALLBRIDGE_PUBLIC_URL", "ACS_JWKS_URL"]
+)
+def test_urls_must_be_urls(name: str) -> None:
     """A host name without a scheme is rejected with a hint."""
-    with pytest.raises(ConfigError, match="must be an https://"):
-        load_settings({"AZURE_VOICE_LIVE_ENDPOINT": "example.com"})
+    with pytest.raises(ConfigError, match=f"{name}='example.com' must be an https://"):
+        load_settings({**BASE, name: "example.com"})
 
 
 def test_secrets_never_appear_in_repr() -> None:
-    """Settings can be logged without leaking the Voice Live key or the signing key."""
-    settings = load_settings({**BASE, "AZURE_VOICE_LIVE_API_KEY": "s3cr3t-key"})
+    """Settings can be logged without leaking any key or secret."""
+    settings = load_settings(
+        {
+            **BASE,
+            "AZURE_VOICE_LIVE_API_KEY": "s3cr3t-key",
+            "ACS_ACCESS_KEY": "acs-s3cr3t",
+            "CALLBRIDGE_API_KEY": "a" * 32,
+        }
+    )
     assert settings.voice_live.api_key == "s3cr3t-key"
-    assert "s3cr3t-key" not in repr(settings)
-    assert KEY not in repr(settings)
+    for secret in ("s3cr3t-key", "acs-s3cr3t", "a" * 32, KEY, WEBHOOK_SECRET):
+        assert secret not in repr(settings)
 
 
-def test_short_signing_key_is_rejected() -> None:
-    """A guessable signing key is a configuration error."""
-    with pytest.raises(ConfigError, match="at least 32 characters"):
-        load_settings({**BASE, "CALLBRIDGE_SIGNING_KEY": "short"})
+@pytest.mark.parametrize(
+    "name", ["CALLBRIDGE_SIGNING_KEY", "CALLBRIDGE_WEBHOOK_SECRET", "CALLBRIDGE_API_KEY"]
+)
+def test_short_secrets_are_rejected(name: str) -> None:
+    """A guessable secret is a configuration error."""
+    with pytest.raises(ConfigError, match=f"{name} must be at least 32 characters"):
+        load_settings({**BASE, name: "short"})
+
+
+def test_entra_id_can_replace_the_webhook_secret() -> None:
+    """Event Grid's Entra ID token is an alternative to the shared secret; both keys needed."""
+    env = {k: v for k, v in BASE.items() if k != "CALLBRIDGE_WEBHOOK_SECRET"}
+    settings = load_settings(
+        {
+            **env,
+            "CALLBRIDGE_WEBHOOK_ENTRA_TENANT": RESOURCE_ID,
+            "CALLBRIDGE_WEBHOOK_ENTRA_AUDIENCE": "api://callbridge",
+        }
+    )
+    assert settings.auth.webhook_secret is None
+    assert settings.auth.webhook_entra is not None
+    with pytest.raises(ConfigError, match="go together"):
+        load_settings({**BASE, "CALLBRIDGE_WEBHOOK_ENTRA_TENANT": RESOURCE_ID})
 
 
 def test_authentication_is_off_only_when_asked() -> None:
-    """CALLBRIDGE_AUTH=off turns it off and then no key is needed."""
-    env = {"AZURE_VOICE_LIVE_ENDPOINT": BASE["AZURE_VOICE_LIVE_ENDPOINT"], "CALLBRIDGE_AUTH": "off"}
-    assert not load_settings(env).auth.enabled
+    """CALLBRIDGE_AUTH=off turns it off; then no secrets or resource id are needed."""
+    env = {
+        name: BASE[name]
+        for name in ("AZURE_VOICE_LIVE_ENDPOINT", "ACS_ENDPOINT", "CALLBRIDGE_PUBLIC_URL")
+    }
+    settings = load_settings({**env, "CALLBRIDGE_AUTH": "off"})
+    assert not settings.auth.enabled
+    assert len(settings.auth.signing_key) >= 32  # per process: tokens still carry call data
+
+
+def test_transfer_tool_needs_a_target() -> None:
+    with pytest.raises(ConfigError, match="AGENT_TRANSFER_TO"):
+        load_settings({**BASE, "AGENT_TOOLS": "end_call,transfer_call"})
+
+
+def test_routing_file_errors_are_reported_with_the_rest(tmp_path: Path) -> None:
+    """A bad routing file fails start-up with its key named, alongside env problems."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text('default_profile = "x"\n[profiles.x]\nmedia_rate = 8000\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "CALLBRIDGE_ROUTES": str(routes), "CALLBRIDGE_PORT": "x"})
+    assert "profiles.x.media_rate" in str(caught.value)
+    assert "CALLBRIDGE_PORT" in str(caught.value)
 
 
 def test_overrides_are_read() -> None:
@@ -84,16 +160,31 @@ def test_overrides_are_read() -> None:
             "VOICE_LIVE_MODEL": "gpt-realtime-mini",
             "VOICE_LIVE_VOICE": "alloy",
             "AGENT_GREETING": "Hello!",
+            "AGENT_TOOLS": "end_call, transfer_call",
+            "AGENT_TRANSFER_TO": "+1 800 555 0123",
             "CALLBRIDGE_AUDIO_FORMAT": "pcm16",
+            "CALLBRIDGE_MEDIA_RATE": "24000",
             "CALLBRIDGE_PACER_LEAD_MS": "60",
             "CALLBRIDGE_PLAYOUT_DELAY_MS": "80",
+            "CALLBRIDGE_PREWARM_TTL_S": "5",
+            "ACS_CALLER_ID": "+18005550100",
+            "ACS_JWT_ISSUER": "https://issuer.example",
+            "ACS_JWKS_URL": "https://issuer.example/keys",
             "CALLBRIDGE_HOST": "0.0.0.0",
             "CALLBRIDGE_PORT": "9000",
         }
     )
+    profile = settings.routing.profile_for("+15555550100")
+    assert profile is not None
     assert settings.voice_live.model == "gpt-realtime-mini"
-    assert settings.profile.voice == "alloy"
-    assert settings.profile.greeting == "Hello!"
-    assert settings.profile.audio_format == "pcm16"
+    assert (profile.voice, profile.greeting) == ("alloy", "Hello!")
+    assert (profile.audio_format, profile.media_rate) == ("pcm16", 24000)
+    assert (profile.tools, profile.transfer_to) == (("end_call", "transfer_call"), "+18005550123")
     assert (settings.pacing.lead_ms, settings.pacing.playout_delay_ms) == (60.0, 80.0)
+    assert settings.prewarm_ttl_s == 5.0
+    assert settings.acs.caller_id == "+18005550100"
+    assert (settings.acs.jwt_issuer, settings.acs.jwks_url) == (
+        "https://issuer.example",
+        "https://issuer.example/keys",
+    )
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)

@@ -645,13 +645,12 @@ async def test_every_event_the_emulator_sends_validates(make_emulator: EmulatorF
             frames.append(await receive_json(ws))
         await ws.send_json({"type": "response.create"})
         await ws.send_json({"type": "response.cancel"})
-        await ws.send_json(
-            {
-                "type": "conversation.item.create",
-                "item": {"type": "function_call_output", "call_id": "c1", "output": "{}"},
-            }
-        )
-        while frames[-1]["type"] != "conversation.item.created":
+        for item in (
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "{}"},
+        ):
+            await ws.send_json({"type": "conversation.item.create", "item": item})
+        while frames[-1].get("item", {}).get("type") != "function_call_output":
             frames.append(await receive_json(ws))
     types = {frame["type"] for frame in frames}
     assert {"session.updated", "input_audio_buffer.speech_stopped", "response.done"} <= types

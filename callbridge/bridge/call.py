@@ -2,18 +2,25 @@
 
 Three tasks per call, owned here and cancelled together:
 - the caller pump: ACS media frames -> codec -> ``input_audio_buffer.append`` (silent frames
-  too, so Voice Live's VAD measures the caller's pauses from real audio);
-- the agent pump: Voice Live events -> agent audio into the pacer, barge-in, transcripts;
+  too, so Voice Live's VAD measures the caller's pauses from real audio); keypad digits -> a
+  user message to the agent;
+- the agent pump: Voice Live events -> agent audio into the pacer, barge-in, transcripts, tool
+  calls;
 - the pacer: releases agent audio to ACS in real time and keeps the heard-position ledger.
+
+Tool calls, keypad input and the call's time limit run as short-lived helper tasks the bridge
+also owns, so a slow tool never holds up barge-in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import json
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -21,6 +28,8 @@ from aiohttp import web
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import (
+    FunctionCallOutputItem,
+    InputTextContentPart,
     ServerEvent,
     ServerEventConversationItemInputAudioTranscriptionCompleted,
     ServerEventConversationItemTruncated,
@@ -31,7 +40,10 @@ from azure.ai.voicelive.models import (
     ServerEventResponseAudioTranscriptDone,
     ServerEventResponseCreated,
     ServerEventResponseDone,
+    ServerEventResponseFunctionCallArgumentsDone,
     ServerEventSessionUpdated,
+    SystemMessageItem,
+    UserMessageItem,
 )
 
 from callbridge.bridge.codec import Codec, make_codec
@@ -40,7 +52,8 @@ from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
 from callbridge.config import PacingSettings
 from callbridge.routing import AgentProfile
 from callbridge.telephony import media
-from callbridge.voice.session import greeting_request, session_request
+from callbridge.voice.session import greeting_request, session_request, verbatim_request
+from callbridge.voice.tools import END_CALL, TRANSFER_CALL, profile_tools, run_tool
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +62,28 @@ METADATA_TIMEOUT_S = 10.0
 
 MAX_UNREADABLE_IN_A_ROW = 100
 """Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
+
+DTMF_IDLE_S = 1.5
+"""Keypad digits are sent to the agent together once the caller pauses this long (or on #)."""
+
+PLAYOUT_WAIT_S = 30.0
+"""Bound on waiting for the agent's last words to play out before hanging up or transferring."""
+
+PLAYED_OUT_MARGIN_S = 0.1
+"""Extra wait after the estimated end of playout before hanging up or transferring."""
+
+GOODBYE_WAIT_S = 15.0
+"""At the time limit the agent says goodbye; the call ends at the latest this much later."""
+
+
+class CallActions(Protocol):
+    """What the bridge can do to the call itself, through ACS's REST API."""
+
+    async def hang_up(self) -> None: ...
+
+    async def transfer(self, target: str) -> None:
+        """Raises an exception if ACS refuses the transfer."""
+        ...
 
 
 @dataclass(slots=True)
@@ -60,6 +95,10 @@ class CallStats:
     malformed_media: int = 0
     unknown_media: int = 0
     dtmf_digits: int = 0
+    tool_calls: list[ToolCallStat] = field(default_factory=list)
+    ended_by: str | None = None
+    """Why the bridge ended the call: ``end_call``, ``transfer_call``, ``time_limit``,
+    ``voice_session_ended`` or ``shutdown``; None when the caller (or ACS) did."""
     malformed_events: int = 0
     voice_live_errors: int = 0
     agent_audio_ms: float = 0.0
@@ -76,6 +115,15 @@ class BargeIn:
     audio_end_ms: int
     received_ms: float
     cancelled_response: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStat:
+    """One tool call: which, and whether it succeeded."""
+
+    name: str
+    call_id: str
+    ok: bool
 
 
 class ResponseState:
@@ -114,13 +162,31 @@ class CallBridge:
         profile: AgentProfile,
         pacing: PacingSettings,
         transcription_model: str,
+        actions: CallActions,
+        configured_rate: int | None = None,
     ) -> None:
+        """``configured_rate``: the ACS rate the Voice Live session was already configured
+        for (a pre-warmed session); if ACS streams at that rate, no ``session.update`` is sent.
+        """
         self._acs = acs
         self._voice = voice
         self._profile = profile
         self._pacing = pacing
         self._transcription_model = transcription_model
+        self._actions = actions
+        self._configured_rate = configured_rate
+        self._tools = {spec.name: spec for spec in profile_tools(profile)}
         self.stats = CallStats()
+        self._helpers: set[asyncio.Task[None]] = set()
+        self._tool_calls: dict[str, list[tuple[str, str, asyncio.Task[str] | None]]] = {}
+        self._response_wanted = False
+        self._ending = False
+        self._create_sent = False
+        self._awaiting_goodbye = False
+        self._goodbye_response_id: str | None = None
+        self._goodbye_done = asyncio.Event()
+        self._digits = ""
+        self._dtmf_timer: asyncio.TimerHandle | None = None
         self._responses = ResponseState()
         self._greeted = False
         self._muted_responses: set[str] = set()
@@ -147,18 +213,47 @@ class CallBridge:
             playout_delay_ms=self._pacing.playout_delay_ms,
         )
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
-        await self._voice.session.update(
-            session=session_request(self._profile, self._codec, self._transcription_model)
-        )
+        if rate != self._configured_rate:
+            await self._voice.session.update(
+                session=session_request(
+                    self._profile,
+                    self._codec,
+                    self._transcription_model,
+                    list(self._tools.values()),
+                )
+            )
         if isinstance(first, media.AudioData):
             await self._forward_caller_audio(first)
-        await _run_until_first_done(
-            caller=self._caller_pump(),
-            agent=self._agent_pump(),
-            pacer=self._pacer.run(),
-        )
+        self._spawn(self._time_limit(), "time-limit")
+        try:
+            await _run_until_first_done(
+                caller=self._caller_pump(),
+                agent=self._agent_pump(),
+                pacer=self._pacer.run(),
+            )
+        finally:
+            if self._dtmf_timer is not None:
+                self._dtmf_timer.cancel()
+            for task in self._helpers:
+                task.cancel()
+            for calls in self._tool_calls.values():
+                for _, _, running in calls:
+                    if running is not None:
+                        running.cancel()
+            await asyncio.gather(*self._helpers, return_exceptions=True)
         self._log_summary()
         return self.stats
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a helper task the bridge owns: cancelled when the call ends, errors logged."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._helpers.add(task)
+        task.add_done_callback(self._helper_done)
+
+    def _helper_done(self, task: asyncio.Task[None]) -> None:
+        self._helpers.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("call.helper_failed", task=task.get_name(), error=repr(error))
 
     async def _await_first_audio_message(self) -> media.AudioMetadata | media.AudioData | None:
         """ACS sends ``AudioMetadata`` first; tolerate its absence (then the rate is 16 kHz)."""
@@ -206,8 +301,7 @@ class CallBridge:
                 case media.AudioData():
                     await self._forward_caller_audio(parsed)
                 case media.DtmfData(digit=digit):
-                    self.stats.dtmf_digits += 1
-                    log.info("caller.dtmf", digit=digit)
+                    self._on_dtmf(digit)
                 case media.AudioMetadata(sample_rate=rate) if rate != self._codec.acs_rate:
                     self.stats.malformed_media += 1
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)
@@ -251,8 +345,9 @@ class CallBridge:
                 log.warning(
                     "voice_live.malformed_event", event_type=str(event.get("type")), error=str(exc)
                 )
-        if not self._acs.closed:
-            await self._acs.close(code=aiohttp.WSCloseCode.OK, message=b"voice session ended")
+        if not self._acs.closed and not self._ending:
+            # Without an agent the caller would sit in silence: end the call itself.
+            await self._end_call("voice_session_ended", force=True)
 
     async def _on_event(self, event: ServerEvent) -> None:
         match event:
@@ -261,11 +356,20 @@ class CallBridge:
             case ServerEventResponseAudioDone():
                 self._end_of_item((_str(event.item_id), _int(event.content_index)))
             case ServerEventInputAudioBufferSpeechStarted():
-                await self._on_speech_started()
+                await self._interrupt_agent()
             case ServerEventResponseCreated():
-                self._responses.created(_str(event.response.id))
+                response_id = _str(event.response.id)
+                self._responses.created(response_id)
+                self._create_sent = False
+                if self._awaiting_goodbye:
+                    self._awaiting_goodbye = False
+                    self._goodbye_response_id = response_id
             case ServerEventResponseDone():
-                self._responses.done(_str(event.response.id))
+                response_id = _str(event.response.id)
+                self._responses.done(response_id)
+                await self._after_response(response_id)
+            case ServerEventResponseFunctionCallArgumentsDone():
+                self._on_tool_call(event)
             case ServerEventSessionUpdated() if not self._greeted:
                 self._greeted = True
                 await self._voice.response.create(response=greeting_request(self._profile))
@@ -318,7 +422,7 @@ class CallBridge:
             pcm, real = rest
             self._pacer.push(OutFrame(key, self._codec.pcm_ms(real), media.audio_data(pcm)))
 
-    async def _on_speech_started(self) -> None:
+    async def _interrupt_agent(self) -> None:
         """Barge-in: stop the caller's playback, stop generation, tell the model what was heard."""
         if not self._pacer.is_playing():
             # Nothing to stop at the phone; a response still being generated would talk over
@@ -369,6 +473,224 @@ class CallBridge:
             cancelled_response=cancelled,
         )
 
+    # --- Keypad ---------------------------------------------------------------------------
+
+    def _on_dtmf(self, digit: str) -> None:
+        """Collect keypad digits; send them to the agent once the caller pauses, or on #."""
+        self.stats.dtmf_digits += 1
+        self._digits += digit
+        # Digits may be a PIN or a card number: their values are never logged.
+        log.info("caller.dtmf", pending_digits=len(self._digits))
+        if self._dtmf_timer is not None:
+            self._dtmf_timer.cancel()
+        delay = 0.0 if digit == "#" else DTMF_IDLE_S
+        self._dtmf_timer = asyncio.get_running_loop().call_later(delay, self._flush_digits)
+
+    def _flush_digits(self) -> None:
+        self._dtmf_timer = None
+        digits, self._digits = self._digits, ""
+        if digits:
+            self._spawn(self._send_digits(digits), "dtmf")
+
+    async def _send_digits(self, digits: str) -> None:
+        text = f"(The caller pressed these keys on the phone keypad: {' '.join(digits)})"
+        await self._voice.conversation.item.create(
+            item=UserMessageItem(content=[InputTextContentPart(text=text)])
+        )
+        await self._request_response()
+
+    # --- Responses and tools -------------------------------------------------------------
+
+    async def _request_response(self) -> None:
+        """Ask for a response now, or as soon as the one in progress is done."""
+        if self._responses.active_id is not None or self._create_sent:
+            self._response_wanted = True
+            return
+        self._create_sent = True
+        await self._voice.response.create()
+
+    def _on_tool_call(self, event: ServerEventResponseFunctionCallArgumentsDone) -> None:
+        """The model called a tool: user tools start at once, built-ins wait for the response."""
+        call_id, name = _str(event.call_id), _str(event.name)
+        arguments = event.arguments if isinstance(event.arguments, str) else ""
+        spec = self._tools.get(name)
+        running = None
+        if spec is not None and spec.handler is not None:
+            running = asyncio.create_task(
+                run_tool(spec, arguments, timeout_s=self._profile.limits.tool_timeout_s),
+                name=f"tool-{name}",
+            )
+        self._tool_calls.setdefault(_str(event.response_id), []).append((call_id, name, running))
+        # Arguments may hold personal data: only the tool's name is logged.
+        log.info("agent.tool_call", tool=name, call_id=call_id)
+
+    async def _after_response(self, response_id: str) -> None:
+        if response_id == self._goodbye_response_id:
+            self._goodbye_done.set()
+            return
+        calls = self._tool_calls.pop(response_id, None)
+        if calls:
+            interrupted = response_id in self._muted_responses
+            self._spawn(self._finish_tools(calls, interrupted=interrupted), "tools")
+        elif self._response_wanted:
+            self._response_wanted = False
+            await self._request_response()
+
+    async def _finish_tools(
+        self, calls: list[tuple[str, str, asyncio.Task[str] | None]], *, interrupted: bool
+    ) -> None:
+        """Return every tool's result to the model, then carry out a hang-up or transfer."""
+        follow_up = False
+        call_action: tuple[str, str] | None = None
+        for call_id, name, running in calls:
+            if interrupted:
+                # The caller spoke over this turn: nothing it asked for is carried out.
+                if running is not None:
+                    running.cancel()
+                output = _tool_error("the caller interrupted before this ran")
+            elif name in (END_CALL.name, TRANSFER_CALL.name):
+                call_action = call_action or (call_id, name)
+                continue
+            elif running is None:
+                output = _tool_error(f"there is no tool named {name!r}")
+            else:
+                output = await running
+                follow_up = True
+            self._record_tool(name, call_id, output)
+            await self._send_tool_output(call_id, output)
+        if call_action is not None:
+            call_id, name = call_action
+            follow_up = await self._call_action(call_id, name) or follow_up
+        if follow_up or self._response_wanted:
+            self._response_wanted = False
+            await self._request_response()
+
+    async def _call_action(self, call_id: str, name: str) -> bool:
+        """End or transfer the call once the agent's words are heard; True if the model
+        should speak again (the action failed)."""
+        if name == END_CALL.name:
+            await self._send_tool_output(call_id, json.dumps({"status": "hanging up"}))
+            self._record_tool(name, call_id, "")
+            self._spawn(self._end_call("end_call"), "end-call")
+            return False
+        target = self._profile.transfer_to
+        if target is None:
+            output = _tool_error("no transfer target is configured")
+        elif not await self._played_out_undisturbed():
+            output = _tool_error("the caller interrupted before the transfer")
+        else:
+            try:
+                await self._actions.transfer(target)
+            except Exception as exc:  # any refusal by ACS: the caller stays with the agent
+                log.error("acs.transfer_failed", error=str(exc) or type(exc).__name__)
+                output = _tool_error("the transfer failed; the caller is still on the line")
+            else:
+                self._ending = True
+                self.stats.ended_by = "transfer_call"
+                log.info("call.transferred")
+                output = json.dumps({"status": "transferred"})
+        self._record_tool(name, call_id, output)
+        await self._send_tool_output(call_id, output)
+        return not self._ending
+
+    def _record_tool(self, name: str, call_id: str, output: str) -> None:
+        self.stats.tool_calls.append(ToolCallStat(name, call_id, ok='"error"' not in output))
+
+    async def _send_tool_output(self, call_id: str, output: str) -> None:
+        await self._voice.conversation.item.create(
+            item=FunctionCallOutputItem(call_id=call_id, output=output)
+        )
+
+    # --- Ending the call -----------------------------------------------------------------
+
+    async def _played_out_undisturbed(self) -> bool:
+        """Wait until the caller has heard all queued agent audio; False on a barge-in."""
+        barge_ins = len(self.stats.barge_ins)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PLAYOUT_WAIT_S):
+                # Time-based: playout at ACS ends a known delay after the last frame's due
+                # time, and no event marks it, so poll once per frame.
+                while self._pacer.is_playing():  # noqa: ASYNC110
+                    await asyncio.sleep(self._codec.frame_ms / 1000)
+                # The heard-end estimate is good to a few ms: keep the last syllable whole.
+                await asyncio.sleep(PLAYED_OUT_MARGIN_S)
+        return len(self.stats.barge_ins) == barge_ins
+
+    async def _end_call(
+        self,
+        reason: str,
+        *,
+        force: bool = False,
+        close_code: aiohttp.WSCloseCode = aiohttp.WSCloseCode.OK,
+    ) -> None:
+        """Hang up once the agent's last words are heard; unless forced, a caller speaking
+        over them keeps the call going."""
+        if self._ending:
+            return
+        if not await self._played_out_undisturbed() and not force:
+            log.info("call.end_cancelled", reason=reason, detail="the caller spoke")
+            return
+        self._ending = True
+        self.stats.ended_by = reason
+        log.info("call.hanging_up", reason=reason)
+        try:
+            await self._actions.hang_up()
+        except Exception as exc:  # the call may already be gone; the socket closes regardless
+            log.warning("acs.hang_up_failed", error=str(exc) or type(exc).__name__)
+        await self._acs.close(code=close_code, message=reason.encode())
+
+    async def _goodbye_then_hang_up(
+        self, reason: str, goodbye: Coroutine[Any, Any, None], close_code: aiohttp.WSCloseCode
+    ) -> None:
+        """Have the agent say goodbye (bounded by ``GOODBYE_WAIT_S``), then hang up."""
+        self._awaiting_goodbye = True
+        await goodbye
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(GOODBYE_WAIT_S):
+                await self._goodbye_done.wait()
+        await self._end_call(reason, force=True, close_code=close_code)
+
+    async def shut_down(self, goodbye: str | None) -> None:
+        """This replica is stopping: the configured goodbye (cutting the agent short), then
+        hang up and close the media socket with 1001."""
+        if self._ending:
+            return
+        if goodbye is None:
+            await self._end_call("shutdown", force=True, close_code=_GOING_AWAY)
+            return
+
+        async def say_goodbye() -> None:
+            await self._interrupt_agent()
+            await self._voice.response.create(response=verbatim_request(goodbye))
+
+        await self._goodbye_then_hang_up("shutdown", say_goodbye(), _GOING_AWAY)
+
+    async def transfer_failed(self) -> None:
+        """ACS could not complete a transfer it had accepted: the caller is still here."""
+        if self.stats.ended_by != "transfer_call":
+            return
+        self._ending = False
+        self.stats.ended_by = None
+        text = "The transfer did not go through; the caller is still on the line. Tell them."
+        await self._voice.conversation.item.create(
+            item=SystemMessageItem(content=[InputTextContentPart(text=text)])
+        )
+        await self._request_response()
+
+    async def _time_limit(self) -> None:
+        """At the profile's time limit, ask the agent for a goodbye, then hang up."""
+        await asyncio.sleep(self._profile.limits.max_call_s)
+        log.info("call.time_limit", max_call_s=self._profile.limits.max_call_s)
+
+        async def ask_for_goodbye() -> None:
+            text = "The call has reached its time limit. Say a brief, friendly goodbye now."
+            await self._voice.conversation.item.create(
+                item=SystemMessageItem(content=[InputTextContentPart(text=text)])
+            )
+            await self._request_response()
+
+        await self._goodbye_then_hang_up("time_limit", ask_for_goodbye(), aiohttp.WSCloseCode.OK)
+
     def _log_summary(self) -> None:
         pacer = self._pacer.core.stats
         log.info(
@@ -381,6 +703,9 @@ class CallBridge:
             agent_audio_ms=round(self.stats.agent_audio_ms),
             dropped_agent_audio_ms=round(self.stats.dropped_agent_audio_ms),
             barge_ins=len(self.stats.barge_ins),
+            dtmf_digits=self.stats.dtmf_digits,
+            tool_calls=len(self.stats.tool_calls),
+            ended_by=self.stats.ended_by,
             frames_sent=pacer.frames,
             spurts=pacer.spurts,
             pacer_reanchors=pacer.reanchors,
@@ -388,6 +713,8 @@ class CallBridge:
             pacer_max_late_ms=round(pacer.max_late_ms, 1),
         )
 
+
+_GOING_AWAY = aiohttp.WSCloseCode.GOING_AWAY
 
 _CLOSED = object()
 """Marks the end of the ACS socket (close, error) in ``_parse_media``."""
@@ -403,6 +730,10 @@ def _int(value: object) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+def _tool_error(message: str) -> str:
+    return json.dumps({"error": message})
 
 
 async def _run_until_first_done(**coroutines: Coroutine[Any, Any, None]) -> None:

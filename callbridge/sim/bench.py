@@ -29,9 +29,12 @@ import aiohttp
 from callbridge.config import PacingSettings
 from callbridge.observability import configure_logging
 from callbridge.routing import AudioFormat
+from callbridge.sim.acs import AcsStandin
 from callbridge.sim.harness import (
+    DEFAULT_PROFILE,
     EMULATOR_KEY,
     LOOPBACK,
+    MEDIA_TOKEN_S,
     demo_caller_transcripts,
     demo_turns,
     judge_call,
@@ -96,12 +99,14 @@ def _free_port() -> int:
 @contextlib.asynccontextmanager
 async def bridge_process(
     endpoint: str,
+    acs: AcsStandin,
+    *,
     audio_format: AudioFormat,
     pacing: PacingSettings,
     signing_key: bytes,
     summaries: list[dict[str, Any]],
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """Run ``callbridge serve`` against the emulator; yield the process and its /ws URL.
+    """Run ``callbridge serve`` against the stand-ins; yield the process and its /ws URL.
 
     The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
     """
@@ -110,9 +115,17 @@ async def bridge_process(
         **os.environ,
         "AZURE_VOICE_LIVE_ENDPOINT": endpoint,
         "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
+        "ACS_ENDPOINT": acs.endpoint,
+        "ACS_ACCESS_KEY": acs.access_key,
+        "ACS_RESOURCE_ID": acs.resource_id,
+        "ACS_JWT_ISSUER": acs.issuer,
+        "ACS_JWKS_URL": acs.jwks_url,
+        "CALLBRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
         "CALLBRIDGE_HOST": LOOPBACK,
         "CALLBRIDGE_PORT": str(port),
+        "CALLBRIDGE_MAX_CALLS": "1000",
         "CALLBRIDGE_SIGNING_KEY": signing_key.decode(),
+        "CALLBRIDGE_WEBHOOK_SECRET": signing_key.decode(),
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
         "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
         "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
@@ -163,13 +176,22 @@ async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
     raise TimeoutError("callbridge serve did not become healthy")
 
 
-def _call_phones(phone: Phone, signing_key: bytes, calls: int) -> list[Phone]:
-    """One phone per call, each with its own correlation id and signed media token."""
+def _call_phones(phone: Phone, signing_key: bytes, acs: AcsStandin, calls: int) -> list[Phone]:
+    """One phone per call, each with its own correlation id, call token and ACS JWT, as ACS
+    opens the media socket once a call is answered."""
     phones = []
     for _ in range(calls):
         correlation_id = str(uuid.uuid4())
-        url = signed_media_url(phone.url, signing_key, correlation_id)
-        phones.append(replace(phone, url=url, correlation_id=correlation_id))
+        url = signed_media_url(phone.url, signing_key, correlation_id, DEFAULT_PROFILE.name)
+        jwt = acs.mint_token(lifetime_s=MEDIA_TOKEN_S)
+        phones.append(
+            replace(
+                phone,
+                url=url,
+                correlation_id=correlation_id,
+                headers={"Authorization": f"Bearer {jwt}"},
+            )
+        )
     return phones
 
 
@@ -261,11 +283,17 @@ async def run_bench(
         api_key=EMULATOR_KEY,
     )
     endpoint = await emulator.start(LOOPBACK, 0)
+    acs = AcsStandin()
     try:
-        async with bridge_process(endpoint, audio_format, pacing, signing_key, bridge_calls) as (
-            process,
-            ws_url,
-        ):
+        await acs.start(LOOPBACK, 0)
+        async with bridge_process(
+            endpoint,
+            acs,
+            audio_format=audio_format,
+            pacing=pacing,
+            signing_key=signing_key,
+            summaries=bridge_calls,
+        ) as (process, ws_url):
             before = _usage(process.pid)
             peak = [before.rss_bytes]
             sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
@@ -277,7 +305,7 @@ async def run_bench(
                 playout_delay_ms=pacing.playout_delay_ms,
                 max_duration_s=seconds * 3 + 30,
             )
-            phones = _call_phones(phone, signing_key, calls)
+            phones = _call_phones(phone, signing_key, acs, calls)
             # The phones get a process of their own: sharing the emulator's event loop, their
             # own lag would show up as jitter that the bridge did not cause.
             spawn = multiprocessing.get_context("spawn")
@@ -293,6 +321,7 @@ async def run_bench(
                 await asyncio.gather(sampler, return_exceptions=True)
             after = _usage(process.pid)
     finally:
+        await acs.stop()
         await emulator.stop()
     usage = ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
     late = sum(result.record.late_frames for result in results)

@@ -8,28 +8,51 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
+from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from callbridge.app import create_app
 from callbridge.assets import asset_path
 from callbridge.bridge.codec import decoder_delay_ms
-from callbridge.config import AuthSettings, PacingSettings, Settings, VoiceLiveSettings
-from callbridge.routing import AgentProfile, AudioFormat
+from callbridge.config import (
+    AcsSettings,
+    AuthSettings,
+    PacingSettings,
+    Settings,
+    VoiceLiveSettings,
+)
+from callbridge.routing import AgentProfile, AudioFormat, Routing
+from callbridge.sim.acs import AcsStandin, SimCall
 from callbridge.sim.phone import CallRecord, Phone
-from callbridge.sim.report import CallReport, build_call_report
+from callbridge.sim.report import CallReport, build_call_report, call_setup
 from callbridge.sim.script import Step
-from callbridge.sim.voicelive import AgentTurn, EmulatorSession, VoiceLiveEmulator, load_turns
+from callbridge.sim.voicelive import (
+    AgentTurn,
+    EmulatorSession,
+    ToolCall,
+    VoiceLiveEmulator,
+    load_turns,
+)
 from callbridge.telephony.auth import mint_call_token
+from callbridge.telephony.outbound import API_KEY_HEADER
+from callbridge.telephony.webhook import SECRET_HEADER
 
 LOOPBACK = "127.0.0.1"
 EMULATOR_KEY = "local-emulator-key"
 SESSION_CLOSE_TIMEOUT_S = 10.0
+CALL_TIMEOUT_S = 90.0
+MEDIA_TOKEN_S = 24 * 3600
 DEFAULT_PACING = PacingSettings()
+DEFAULT_PROFILE = AgentProfile(tools=("end_call",))
+DIALED_NUMBER = "+18005550100"
+"""The number the simulated callers dial (the stand-in's ACS number)."""
 
 DEMO_AGENT_TURNS = (
     "agent_01_greeting",
@@ -41,8 +64,10 @@ DEMO_CALLER_LINES = ("caller_01_question", "caller_02_interrupt", "caller_03_tha
 
 
 def demo_turns() -> list[AgentTurn]:
-    """The shipped agent turns (real speech): greeting, a long answer, a follow-up, goodbye."""
-    return load_turns([asset_path(name) for name in DEMO_AGENT_TURNS])
+    """The shipped agent turns (real speech): greeting, a long answer, a follow-up, and a
+    goodbye after which the agent hangs up (``end_call``)."""
+    *talk, goodbye = load_turns([asset_path(name) for name in DEMO_AGENT_TURNS])
+    return [*talk, replace(goodbye, tool_call=ToolCall("end_call", {"reason": "caller is done"}))]
 
 
 def demo_caller_transcripts() -> list[str]:
@@ -52,25 +77,38 @@ def demo_caller_transcripts() -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class CallResult:
-    """One finished simulated call: both witnesses' records and the report built from them."""
+    """One finished simulated call: the witnesses' records and the report built from them."""
 
     record: CallRecord
+    """The phone's record: what the caller said and heard."""
     session: EmulatorSession
+    """Voice Live's record: what the bridge sent and was told."""
     report: CallReport
+    acs: SimCall | None = None
+    """ACS's record of the call (IncomingCall, REST operations, callbacks), when it had one."""
 
 
 class LocalStack:
-    """Runs the bridge and the emulator on loopback for as long as the context is open."""
+    """Runs callbridge, ACS and Voice Live stand-ins on loopback while the context is open.
+
+    ``ring`` and ``call`` go the whole way a phone call goes: Event Grid delivers an
+    IncomingCall to the webhook, callbridge answers through the real Call Automation SDK, ACS
+    posts signed callbacks and opens the media socket with a simulated phone on it.
+    """
 
     def __init__(
         self,
         *,
         turns: Sequence[AgentTurn] | None = None,
         caller_transcripts: Sequence[str] | None = None,
-        audio_format: AudioFormat = "g711_ulaw",
+        profile: AgentProfile | None = None,
+        routing: Routing | None = None,
         pacing: PacingSettings = DEFAULT_PACING,
         emulator_speed: float = 2.0,
         response_delay_ms: int = 200,
+        connect_delay_ms: int = 0,
+        auth: bool = True,
+        max_calls: int = 50,
     ) -> None:
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
@@ -82,38 +120,72 @@ class LocalStack:
             api_key=EMULATOR_KEY,
             speed=emulator_speed,
             response_delay_ms=response_delay_ms,
+            connect_delay_ms=connect_delay_ms,
         )
-        self.audio_format = audio_format
+        self.acs = AcsStandin()
+        self.routing = routing or Routing.single(profile or DEFAULT_PROFILE)
         self.pacing = pacing
+        self.auth = auth
+        self.max_calls = max_calls
         self.signing_key = secrets.token_bytes(32)
+        self.webhook_secret = secrets.token_urlsafe(32)
+        self.api_key = secrets.token_urlsafe(32)
         self._runner: web.AppRunner | None = None
-        self.ws_url = ""
+        self.base_url = ""
 
-    def settings(self, endpoint: str) -> Settings:
-        """The bridge's settings for this stack (the emulator at ``endpoint``)."""
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url.removeprefix("http") + "/ws"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.base_url}/api/incomingCall"
+
+    def settings(self, endpoint: str, public_url: str) -> Settings:
+        """The bridge's settings for this stack (the Voice Live emulator at ``endpoint``)."""
         return Settings(
             voice_live=VoiceLiveSettings(
                 endpoint=endpoint, model="gpt-realtime", api_key=EMULATOR_KEY
             ),
-            auth=AuthSettings(enabled=True, signing_key=self.signing_key),
-            profile=replace(AgentProfile(), audio_format=self.audio_format),
+            acs=AcsSettings(
+                endpoint=self.acs.endpoint,
+                access_key=self.acs.access_key,
+                resource_id=self.acs.resource_id,
+                jwt_issuer=self.acs.issuer,
+                jwks_url=self.acs.jwks_url,
+                caller_id=self.acs.acs_number,
+            ),
+            auth=AuthSettings(
+                enabled=self.auth,
+                signing_key=self.signing_key,
+                webhook_secret=self.webhook_secret,
+                api_key=self.api_key,
+            ),
+            public_url=public_url,
+            routing=self.routing,
             pacing=self.pacing,
+            max_calls=self.max_calls,
             host=LOOPBACK,
             port=0,
         )
 
     async def __aenter__(self) -> LocalStack:
-        endpoint = await self.emulator.start(LOOPBACK, 0)
         try:
-            self._runner = web.AppRunner(create_app(self.settings(endpoint)), access_log=None)
+            endpoint = await self.emulator.start(LOOPBACK, 0)
+            await self.acs.start(LOOPBACK, 0)
+            # The bridge must know its own URL before it starts (ACS is told to call it
+            # back there), so the socket is bound first.
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((LOOPBACK, 0))
+            self.base_url = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
+            app = create_app(self.settings(endpoint, self.base_url))
+            self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, LOOPBACK, 0)
-            await site.start()
+            await web.SockSite(self._runner, sock).start()
         except BaseException:
             await self.aclose()
             raise
-        port = self._runner.addresses[0][1]
-        self.ws_url = f"ws://{LOOPBACK}:{port}/ws"
         return self
 
     async def __aexit__(
@@ -128,16 +200,73 @@ class LocalStack:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.acs.stop()
         await self.emulator.stop()
 
-    def media_url(self, correlation_id: str) -> str:
-        """The bridge's media socket URL for one call, with its signed call token."""
-        return signed_media_url(self.ws_url, self.signing_key, correlation_id)
+    async def ring(
+        self,
+        script: Sequence[Step],
+        *,
+        to: str = DIALED_NUMBER,
+        secret: str | None = None,
+        **options: Any,
+    ) -> SimCall:
+        """Ring callbridge with an IncomingCall for ``to``; returns ACS's record of the call.
+
+        ``secret`` replaces the stack's webhook secret (for negative tests); ``options`` go to
+        ``AcsStandin.ring`` (``from_number``, ``hangup_after_s``, ``media_token``...).
+        """
+        headers = {SECRET_HEADER: self.webhook_secret if secret is None else secret}
+        return await self.acs.ring(
+            self.webhook_url, headers=headers, to_number=to, script=script, **options
+        )
+
+    async def call(
+        self, script: Sequence[Step], *, timeout_s: float = CALL_TIMEOUT_S, **options: Any
+    ) -> CallResult:
+        """Ring, let the call run to its end, and judge it."""
+        sim = await self.ring(script, **options)
+        return await self.finish(sim, timeout_s=timeout_s)
+
+    async def finish(self, sim: SimCall, *, timeout_s: float = CALL_TIMEOUT_S) -> CallResult:
+        """Wait for a call ACS placed or answered to end, and judge it."""
+        await sim.wait_ended(timeout_s)
+        if sim.media is None:
+            raise RuntimeError(f"call {sim.call_connection_id} had no media: {sim.media_error}")
+        profile = self.routing.profile_for(sim.to_number) or DEFAULT_PROFILE
+        result = await judge_call(sim.media, self.emulator, profile.audio_format)
+        report = replace(result.report, setup=call_setup(sim, result.session))
+        return replace(result, report=report, acs=sim)
+
+    async def dial(
+        self, to: str, script: Sequence[Step], *, profile: str | None = None, **options: Any
+    ) -> SimCall:
+        """Place an outbound call through ``POST /api/calls``; ACS's record of it."""
+        self.acs.on_dial(to, script=script, **options)
+        body: dict[str, str] = {"to": to}
+        if profile is not None:
+            body["profile"] = profile
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(
+                f"{self.base_url}/api/calls", json=body, headers={API_KEY_HEADER: self.api_key}
+            ) as response,
+        ):
+            if response.status != 201:
+                raise RuntimeError(f"POST /api/calls: {response.status} {await response.text()}")
+            placed = await response.json()
+        return self.acs.call(placed["callConnectionId"])
+
+    def media_url(self, correlation_id: str, profile: str | None = None) -> str:
+        """The media socket URL for one call, with its signed call token."""
+        name = profile or self.routing.default_profile or DEFAULT_PROFILE.name
+        return signed_media_url(self.ws_url, self.signing_key, correlation_id, name)
 
     def phone(
         self, script: Sequence[Step], *, sample_rate: int = 16000, **options: object
     ) -> Phone:
-        """A phone for one call to this stack's bridge, its playout model matching the pacer's."""
+        """A phone that opens the media socket directly, as ACS would once a call is answered
+        (no webhook, no callbacks): for media-only tests."""
         correlation_id = str(uuid.uuid4())
         return Phone(
             self.media_url(correlation_id),
@@ -146,17 +275,19 @@ class LocalStack:
             sample_rate=sample_rate,
             lead_ms=self.pacing.lead_ms,
             playout_delay_ms=self.pacing.playout_delay_ms,
+            headers={"Authorization": f"Bearer {self.acs.mint_token(lifetime_s=MEDIA_TOKEN_S)}"},
             **options,  # type: ignore[arg-type]
         )
 
-    async def call(self, phone: Phone) -> CallResult:
-        """Place one call, wait for both sides to finish, and judge it."""
-        return await judge_call(await phone.run(), self.emulator, self.audio_format)
+    async def call_media(self, phone: Phone) -> CallResult:
+        """Run a media-only call (see ``phone``) to its end and judge it."""
+        profile = self.routing.profile(self.routing.default_profile or DEFAULT_PROFILE.name)
+        return await judge_call(await phone.run(), self.emulator, profile.audio_format)
 
 
-def signed_media_url(ws_url: str, signing_key: bytes, correlation_id: str) -> str:
+def signed_media_url(ws_url: str, signing_key: bytes, correlation_id: str, profile: str) -> str:
     """A media socket URL carrying a signed token for the call with ``correlation_id``."""
-    token = mint_call_token(signing_key, correlation_id=correlation_id)
+    token = mint_call_token(signing_key, call_key=correlation_id, profile=profile)
     return f"{ws_url}?token={token}"
 
 
@@ -164,7 +295,7 @@ async def judge_call(
     record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
 ) -> CallResult:
     """Pair a finished call's phone record with its emulator session and build the report."""
-    session = await finished_session(emulator, record.call_connection_id)
+    session = await finished_session(emulator, record.correlation_id)
     report = build_call_report(
         record,
         session,
@@ -174,13 +305,13 @@ async def judge_call(
     return CallResult(record, session, report)
 
 
-async def finished_session(emulator: VoiceLiveEmulator, call_id: str) -> EmulatorSession:
+async def finished_session(emulator: VoiceLiveEmulator, correlation_id: str) -> EmulatorSession:
     """The emulator's record of a call that has ended, once the bridge has closed it."""
     # The bridge opens Voice Live before it relays any audio, so by the time a call has
     # ended its session exists; it closes shortly after the media socket does.
-    session = emulator.session_for(call_id)
+    session = emulator.session_for(correlation_id)
     if session is None:
-        raise RuntimeError(f"the bridge opened no Voice Live session for call {call_id}")
+        raise RuntimeError(f"the bridge opened no Voice Live session for call {correlation_id}")
     async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
         await session.wait_closed()
     return session

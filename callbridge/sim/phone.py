@@ -144,9 +144,10 @@ def _audio_payload(body: object) -> bytes:
 # --- Records --------------------------------------------------------------------------------
 
 
-EndedBy: TypeAlias = Literal["phone", "bridge", "timeout"]
-"""Who ended the call: the phone hung up after its script, the bridge closed, or
-``max_duration_s`` ran out."""
+EndedBy: TypeAlias = Literal["phone", "bridge", "timeout", "remote"]
+"""Who ended the call: the phone hung up after its script, the bridge closed,
+``max_duration_s`` ran out, or the network ended it (``run(hangup=...)``: the app hung up or
+transferred the call through ACS)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +261,16 @@ class Phone:
         if self.sample_rate not in PHONE_RATES:
             raise ValueError(f"ACS streams PCM16 at {PHONE_RATES} Hz, not {self.sample_rate}")
 
-    async def run(self) -> CallRecord:
+    async def run(
+        self, *, hangup: asyncio.Event | None = None, connected: asyncio.Event | None = None
+    ) -> CallRecord:
         """Place one call and return its record once it has ended.
+
+        Args:
+            hangup: setting it ends the call from the network side (``ended_by="remote"``), as
+                ACS does when the app hangs up or transfers the call.
+            connected: set once the WebSocket handshake has succeeded, when ACS would report
+                that media streaming started.
 
         Raises:
             aiohttp.WSServerHandshakeError: the bridge refused the WebSocket (e.g. 401).
@@ -279,7 +288,9 @@ class Phone:
         async with aiohttp.ClientSession() as session:
             async with asyncio.timeout(self.connect_timeout_s):
                 ws = await session.ws_connect(self.url, headers=headers, timeout=ws_timeout)
-            call = _Call(self, ws, call_id, correlation_id)
+            if connected is not None:
+                connected.set()
+            call = _Call(self, ws, call_id, correlation_id, hangup)
             return await call.run()
 
 
@@ -292,8 +303,10 @@ class _Call:
         ws: aiohttp.ClientWebSocketResponse[Literal[True]],
         call_id: str,
         correlation_id: str,
+        hangup: asyncio.Event | None,
     ) -> None:
         self._phone = phone
+        self._hangup = hangup
         self._ws = ws
         self._call_id = call_id
         self._correlation_id = correlation_id
@@ -325,24 +338,35 @@ class _Call:
         await self._ws.send_str(self._metadata_message())
         sender = asyncio.create_task(self._send_loop(), name="phone-send")
         receiver = asyncio.create_task(self._receive_loop(), name="phone-receive")
+        remote = asyncio.create_task(self._remote_hangup(), name="phone-remote-hangup")
         remaining = self._opened_at + self._phone.max_duration_s - time.monotonic()
         try:
             async with asyncio.timeout(remaining):
-                await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({sender, receiver, remote}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             self._ended_by = "timeout"
         finally:
             ended_at = time.monotonic()
             sender.cancel()
+            remote.cancel()
             # Closing wakes the receiver with a CLOSING message, so it returns on its own;
             # cancelling it instead would make aiohttp record an abnormal closure (1006).
             await self._ws.close()
             receiver.cancel()
-            results = await asyncio.gather(sender, receiver, return_exceptions=True)
+            results = await asyncio.gather(sender, receiver, remote, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 raise result
         return self._record(ended_at)
+
+    async def _remote_hangup(self) -> None:
+        """Wait for the network to end the call; without a ``hangup`` event, wait forever."""
+        if self._hangup is None:
+            await asyncio.Future()
+        else:
+            await self._hangup.wait()
+        if self._ended_by is None:
+            self._ended_by = "remote"
 
     async def _send_loop(self) -> None:
         """The caller's microphone: one frame every 20 ms on a drift-free deadline clock."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from callbridge.sim.acs import SimCall
 from callbridge.sim.phone import CallRecord, StopRecord
 from callbridge.sim.voicelive import EmulatorSession, SpeechRecord
+from callbridge.telephony.numbers import mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,27 @@ class BargeInReport:
 
 
 @dataclass(frozen=True, slots=True)
+class CallSetup:
+    """How ACS set the call up and ended it (from the ACS stand-in's record)."""
+
+    direction: str
+    outcome: str | None
+    """``answered``, ``rejected``, ``redirected``, ``missed`` or ``failed``."""
+    answer_ms: float | None
+    """IncomingCall delivered (or call placed) -> callbridge's answer (or the callee's)."""
+    media_ms: float | None
+    """IncomingCall delivered (or call placed) -> media socket open."""
+    voice_live_head_start_ms: float | None
+    """How long before the media socket opened callbridge began connecting to Voice Live:
+    positive when the session was pre-warmed on the IncomingCall."""
+    callbacks: list[str]
+    """Callback events ACS posted, in order, each with callbridge's HTTP status."""
+    ended_by: str | None
+    """``caller``, ``app_terminate`` (callbridge hung up), ``transfer``..."""
+    transfer_target: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class CallReport:
     """The stable per-call report of ``callbridge demo --json`` and ``callbridge bench``."""
 
@@ -62,6 +85,11 @@ class CallReport:
     stale_audio_ms: int
     """Audio of an interrupted reply that reached the phone after ``StopAudio``."""
     protocol_violations: list[str]
+    tool_calls: list[str] = field(default_factory=list)
+    """The tools the agent called, in order, as Voice Live recorded them."""
+    keypad_inputs: list[str] = field(default_factory=list)
+    """The text the bridge gave the agent for the caller's keypad presses."""
+    setup: CallSetup | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +150,32 @@ def build_call_report(
         barge_ins=barge_ins,
         stale_audio_ms=round(_stale_audio_ms(record, session)),
         protocol_violations=violations,
+        tool_calls=[call.name for call in session.tool_calls],
+        keypad_inputs=[entry.text for entry in session.text_inputs],
+    )
+
+
+def call_setup(call: SimCall, session: EmulatorSession) -> CallSetup:
+    """What ACS saw of the call: setup latencies, callbacks, and how it ended."""
+    start = call.created_at
+
+    def since_start(at: float | None) -> float | None:
+        return None if at is None else round((at - start) * 1000, 1)
+
+    media_opened = call.media.ws_opened_at if call.media is not None else None
+    return CallSetup(
+        direction=call.direction,
+        outcome=call.outcome,
+        answer_ms=since_start(call.answered_at),
+        media_ms=since_start(media_opened),
+        voice_live_head_start_ms=(
+            None
+            if media_opened is None or session.upgrade_requested_at is None
+            else round((media_opened - session.upgrade_requested_at) * 1000, 1)
+        ),
+        callbacks=[f"{c.name} {c.status}" for c in call.callbacks],
+        ended_by=call.ended_by,
+        transfer_target=call.transfer_target,
     )
 
 
@@ -201,9 +255,25 @@ def render_text(report: CallReport) -> str:
             f" {b.overhang_ms} ms played after the caller began"
         )
     lines.append(f"  stale audio after stop   {report.stale_audio_ms} ms")
+    if report.tool_calls:
+        lines.append(f"  tools called             {', '.join(report.tool_calls)}")
+    if report.setup is not None:
+        lines[1:1] = _setup_lines(report.setup)
     verdict = "none" if not report.protocol_violations else "; ".join(report.protocol_violations)
     lines.append(f"  protocol violations      {verdict}")
     return "\n".join(lines)
+
+
+def _setup_lines(setup: CallSetup) -> list[str]:
+    return [
+        f"  {setup.direction + ' call':25}{setup.outcome}: answered {_ms(setup.answer_ms)},"
+        f" media socket open {_ms(setup.media_ms)} after the IncomingCall",
+        f"  Voice Live pre-warm      connecting began {_ms(setup.voice_live_head_start_ms)}"
+        " before the media socket opened",
+        f"  ACS callbacks            {', '.join(setup.callbacks) or 'none'}",
+        f"  ended by                 {setup.ended_by}"
+        + (f" (transferred to {mask(setup.transfer_target)})" if setup.transfer_target else ""),
+    ]
 
 
 def _ms(value: float | None) -> str:

@@ -1,8 +1,9 @@
 """Signed, expiring per-call tokens for the media WebSocket URL.
 
-callbridge puts a token in the ``transportUrl`` it gives ACS when it answers or places a call,
-so the media socket of that call, and only that call, can connect to any replica: the token
-carries what the socket needs, and replicas share nothing but the signing key.
+callbridge puts a token in the ``transportUrl`` and the ``callbackUri`` it gives ACS when it
+answers or places a call, so the media socket and the callbacks of that call, and only that
+call, can reach any replica: the token carries what they need (which call, which agent
+profile), and replicas share nothing but the signing key.
 
 Format: ``base64url(JSON claims) "." base64url(HMAC-SHA256(key, first part))``.
 """
@@ -16,6 +17,7 @@ import hmac
 import json
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 DEFAULT_TTL_S = 3600
 """Long enough for ACS to reconnect the media socket within a long call."""
@@ -27,16 +29,37 @@ class AuthError(ValueError):
     """A request that must not be let in. The message is safe to log: it holds no secret."""
 
 
+Direction = Literal["inbound", "outbound"]
+
+
 @dataclass(frozen=True, slots=True)
 class CallClaims:
-    """What a media socket may claim about itself."""
+    """What a media socket or callback may claim about its call."""
 
-    correlation_id: str
-    """ACS's ``x-ms-call-correlation-id`` of the call the token was minted for."""
+    call_key: str
+    """Inbound: ACS's correlation id of the call. Outbound: a random id callbridge chose, since
+    ACS assigns the correlation id only after the call is placed."""
     profile: str
-    """The agent profile that answers the call."""
+    """The agent profile that talks on the call."""
+    direction: Direction
     expires_at: int
     """Unix seconds."""
+
+    def check_call(self, correlation_id: str | None) -> None:
+        """Refuse a token presented for another call than the one it was minted for.
+
+        Inbound tokens are bound to the call's correlation id (``x-ms-call-correlation-id`` on
+        the media socket, ``correlationId`` in callbacks), so a leaked URL cannot be replayed
+        into another call. Outbound tokens cannot be bound that way; they rely on ACS's own
+        signed JWT, which callbridge also requires on every request.
+
+        Raises:
+            AuthError: the token belongs to another call.
+        """
+        if self.direction == "outbound":
+            return
+        if correlation_id is None or not hmac.compare_digest(self.call_key, correlation_id):
+            raise AuthError("call token is for another call")
 
 
 def _b64(data: bytes) -> str:
@@ -54,31 +77,26 @@ def _signature(key: bytes, body: str) -> str:
 def mint_call_token(
     key: bytes,
     *,
-    correlation_id: str,
+    call_key: str,
     profile: str = "default",
+    direction: Direction = "inbound",
     ttl_s: int = DEFAULT_TTL_S,
     now: float | None = None,
 ) -> str:
-    """A token that lets the media socket of one call in for ``ttl_s`` seconds."""
+    """A token that lets the media socket and callbacks of one call in for ``ttl_s`` seconds."""
     expires_at = int((time.time() if now is None else now) + ttl_s)
-    claims = {"cid": correlation_id, "profile": profile, "exp": expires_at}
+    claims = {"cid": call_key, "profile": profile, "dir": direction, "exp": expires_at}
     body = _b64(json.dumps(claims, separators=(",", ":"), sort_keys=True).encode())
     return f"{body}.{_signature(key, body)}"
 
 
-def verify_call_token(
-    token: str, key: bytes, *, correlation_id: str | None, now: float | None = None
-) -> CallClaims:
-    """Check a token's signature, expiry and call binding.
+def verify_call_token(token: str, key: bytes, *, now: float | None = None) -> CallClaims:
+    """Check a token's signature and expiry and return its claims.
 
-    Args:
-        token: from the ``token`` query parameter.
-        key: the signing key.
-        correlation_id: the ``x-ms-call-correlation-id`` header of the request; a token minted
-            for another call is refused, so a leaked URL cannot be replayed into another call.
+    The caller then checks the claims against the request with ``CallClaims.check_call``.
 
     Raises:
-        AuthError: the token is missing, malformed, forged, expired or for another call.
+        AuthError: the token is missing, malformed, forged or expired.
     """
     if not token:
         raise AuthError("missing call token")
@@ -89,13 +107,17 @@ def verify_call_token(
         raise AuthError("bad call token signature")
     try:
         claims = json.loads(_unb64(body))
-        bound_to, profile, expires_at = claims["cid"], claims["profile"], claims["exp"]
+        call_key, profile = claims["cid"], claims["profile"]
+        direction, expires_at = claims["dir"], claims["exp"]
     except (binascii.Error, ValueError, KeyError, TypeError) as exc:
         raise AuthError("malformed call token") from exc
-    if not (isinstance(bound_to, str) and isinstance(profile, str) and isinstance(expires_at, int)):
+    if not (
+        isinstance(call_key, str)
+        and isinstance(profile, str)
+        and direction in get_args(Direction)
+        and isinstance(expires_at, int)
+    ):
         raise AuthError("malformed call token")
     if expires_at <= (time.time() if now is None else now):
         raise AuthError("expired call token")
-    if correlation_id is None or not hmac.compare_digest(bound_to, correlation_id):
-        raise AuthError("call token is for another call")
-    return CallClaims(bound_to, profile, expires_at)
+    return CallClaims(call_key, profile, direction, expires_at)

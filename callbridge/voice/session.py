@@ -7,7 +7,7 @@ new SDK default cannot silently change the wire protocol under a running deploym
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
@@ -31,6 +31,7 @@ from azure.identity.aio import DefaultAzureCredential
 from callbridge.bridge.codec import Codec
 from callbridge.config import VoiceLiveSettings
 from callbridge.routing import AgentProfile
+from callbridge.voice.tools import Tool
 
 API_VERSION = "2026-07-15"
 
@@ -44,7 +45,7 @@ def _voice(name: str) -> OpenAIVoice | AzureStandardVoice:
 
 
 def session_request(
-    profile: AgentProfile, codec: Codec, transcription_model: str
+    profile: AgentProfile, codec: Codec, transcription_model: str, tools: Sequence[Tool] = ()
 ) -> RequestSession:
     """The ``session.update`` body for one call.
 
@@ -67,6 +68,8 @@ def session_request(
         input_audio_noise_reduction=AudioNoiseReduction(type="azure_deep_noise_suppression"),
         input_audio_echo_cancellation=AudioEchoCancellation(),
         input_audio_transcription=AudioInputTranscriptionOptions(model=transcription_model),
+        tools=[spec.definition() for spec in tools],
+        tool_choice="auto",
     )
 
 
@@ -74,21 +77,27 @@ def greeting_request(profile: AgentProfile) -> ResponseCreateParams | None:
     """The first response: the profile's greeting verbatim, or ``None`` to let the model greet."""
     if profile.greeting is None:
         return None
+    return verbatim_request(profile.greeting)
+
+
+def verbatim_request(text: str) -> ResponseCreateParams:
+    """A response that speaks ``text`` word for word in the session's voice."""
     return ResponseCreateParams(
         pre_generated_assistant_message=AssistantMessageItem(
-            content=[OutputTextContentPart(text=profile.greeting)]
+            content=[OutputTextContentPart(text=text)]
         )
     )
 
 
 @asynccontextmanager
 async def open_voice_live(
-    settings: VoiceLiveSettings, *, call_connection_id: str
+    settings: VoiceLiveSettings, profile: AgentProfile, *, correlation_id: str
 ) -> AsyncIterator[VoiceLiveConnection]:
-    """Connect to Voice Live with an API key if configured, else with Entra ID.
+    """Connect to Voice Live for one call: the profile's model or agent, with an API key if
+    configured, else with Entra ID.
 
-    The ACS call connection id travels as ``x-ms-client-request-id`` so one id finds the call
-    on both services.
+    ACS's correlation id of the call travels as ``x-ms-client-request-id``, so one id finds
+    the call in both services' logs.
 
     Raises:
         TimeoutError: the handshake took longer than ``settings.connect_timeout_s`` (the SDK
@@ -101,13 +110,26 @@ async def open_voice_live(
             credential = AzureKeyCredential(settings.api_key)
         else:
             credential = await stack.enter_async_context(DefaultAzureCredential())
-        manager = connect(
-            endpoint=settings.endpoint,
-            credential=credential,
-            model=settings.model,
-            api_version=API_VERSION,
-            headers={"x-ms-client-request-id": call_connection_id},
-        )
+        headers = {"x-ms-client-request-id": correlation_id}
+        agent = profile.agent
+        if agent is not None:
+            manager = connect(
+                endpoint=settings.endpoint,
+                credential=credential,
+                api_version=API_VERSION,
+                headers=headers,
+                agent_name=agent.name,
+                project_name=agent.project,
+                agent_version=agent.version,
+            )
+        else:
+            manager = connect(
+                endpoint=settings.endpoint,
+                credential=credential,
+                api_version=API_VERSION,
+                headers=headers,
+                model=profile.model or settings.model,
+            )
         async with asyncio.timeout(settings.connect_timeout_s):
             connection = await stack.enter_async_context(manager)
         yield connection

@@ -26,16 +26,35 @@ What it does, as the service does:
 * responses stream faster than real time (``speed``), in irregular chunks that are not 20 ms
   aligned, after a "thinking" delay, in the usual event order;
 * ``response.cancel``, ``conversation.item.truncate`` (checked against the audio actually sent),
-  ``conversation.item.create|delete|retrieve``, ``input_audio_buffer.commit|clear``.
+  ``conversation.item.create|delete|retrieve``, ``input_audio_buffer.commit|clear``;
+* function calling: a turn scripted with ``tool_call=ToolCall("end_call", {...})`` speaks its
+  audio, then ends the same response with a ``function_call`` output item
+  (``response.output_item.added`` → ``conversation.item.created`` → one or more
+  ``response.function_call_arguments.delta`` → ``response.function_call_arguments.done`` →
+  ``response.output_item.done``, then ``response.done`` listing both items), but only if the
+  response was offered that function (``tools`` of the session, or of ``response.create``)
+  and ``tool_choice`` allows it; otherwise the call is skipped and a note explains why
+  (``EmulatorSession.notes``). A response cancelled before its audio ends makes no call. A
+  ``function_call_output`` item must answer a ``function_call`` item in the conversation
+  (else an ``error``); calls and their outputs are recorded (``EmulatorSession.tool_calls``);
+* text input: user ``message`` items with ``input_text`` content (``conversation.item.create``)
+  are recorded (``EmulatorSession.text_inputs``); the next ``response.create`` plays the next
+  turn whatever the text says;
+* handshake latency: ``connect_delay_ms`` holds each WebSocket upgrade that long after the
+  auth and api-version checks, like the real service's connect time, so that connecting
+  ahead of need (pre-warming) can be measured.
 
 Every client event received and every server event sent is checked strictly against the SDK's
 models (:mod:`callbridge.sim.validate`); violations are recorded on the session, and an invalid
 client event is answered with an ``error`` event, as the service would.
 
 Deliberate simplifications: the VAD is an RMS threshold (``turn_detection.threshold`` is echoed
-but not used); ``auto_truncate``, tools, text-only responses, avatars and the ``input_audio.*``
-and ``input_text.*`` events are not emulated (the latter get an ``unsupported_event`` error);
-resampling is linear interpolation, good enough for a test instrument.
+but not used); responses follow the script, not the conversation (tool outputs and text inputs
+are recorded, not understood); a turn makes at most one function call, and its arguments are
+streamed at once after the audio; ``auto_truncate``, MCP tools, text-only responses, avatars and
+the ``input_audio.*`` and ``input_text.*`` events are not emulated (the latter get an
+``unsupported_event`` error); resampling is linear interpolation, good enough for a test
+instrument.
 
 Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.records` (what tests
 read), :mod:`.protocol` (constants, settings, session config), :mod:`.wire` (sending, event
@@ -46,6 +65,7 @@ socket's protocol), :mod:`.server` (auth, upgrade, the emulator).
 from callbridge.sim.voicelive.audio import (
     AgentTurn,
     AudioFormat,
+    ToolCall,
     encode_output_audio,
     load_turns,
     output_audio_format,
@@ -58,6 +78,8 @@ from callbridge.sim.voicelive.records import (
     EventRecord,
     ResponseRecord,
     SpeechRecord,
+    TextInputRecord,
+    ToolCallRecord,
     TruncateRecord,
 )
 from callbridge.sim.voicelive.server import (
@@ -81,6 +103,9 @@ __all__ = [
     "SpeechEnd",
     "SpeechOnset",
     "SpeechRecord",
+    "TextInputRecord",
+    "ToolCall",
+    "ToolCallRecord",
     "TruncateRecord",
     "VoiceLiveEmulator",
     "encode_output_audio",

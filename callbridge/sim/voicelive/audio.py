@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 import wave
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,12 +28,44 @@ _PCM16_INPUT_RATES: Final = (8000, 16000, PCM16_DEFAULT_RATE)
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model makes at the end of a scripted turn.
+
+    ``arguments`` is the JSON object the model passes; the turn keeps a read-only copy made
+    at construction (the arguments must survive a JSON round trip).
+    """
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ValueError("ToolCall.name must not be empty")
+        if not isinstance(self.arguments, Mapping):
+            raise TypeError("ToolCall.arguments must be a mapping (a JSON object)")
+        try:
+            copied = json.loads(json.dumps(dict(self.arguments), allow_nan=False))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"ToolCall.arguments are not JSON serialisable: {exc}") from exc
+        object.__setattr__(self, "arguments", MappingProxyType(copied))
+
+    @property
+    def arguments_json(self) -> str:
+        """The arguments as the JSON string the service sends."""
+        return json.dumps(dict(self.arguments), separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
 class AgentTurn:
-    """One scripted agent utterance: PCM16 mono little-endian audio and what it says."""
+    """One scripted agent utterance: PCM16 mono little-endian audio and what it says.
+
+    ``tool_call``: a function call the model makes after speaking, in the same response.
+    """
 
     audio: bytes
     sample_rate: int
     transcript: str
+    tool_call: ToolCall | None = None
 
     def __post_init__(self) -> None:
         if not self.audio or len(self.audio) % 2:

@@ -22,9 +22,15 @@ from callbridge.sim.voicelive.protocol import (
     Settings,
     TurnDetection,
     default_session,
+    function_tool_names,
     updated_session,
 )
-from callbridge.sim.voicelive.records import EmulatorSession, SpeechRecord, TruncateRecord
+from callbridge.sim.voicelive.records import (
+    EmulatorSession,
+    SpeechRecord,
+    TextInputRecord,
+    TruncateRecord,
+)
 from callbridge.sim.voicelive.responses import Responses
 from callbridge.sim.voicelive.vad import EnergyVad, SpeechEnd, SpeechOnset
 from callbridge.sim.voicelive.wire import Wire, summarize
@@ -167,6 +173,7 @@ class Connection:
 
     def _apply_session_config(self) -> None:
         config = self._record.config
+        self._record.offered_tools = function_tool_names(config.get("tools"))
         self._output_format = output_audio_format(config["output_audio_format"])
         self._turn_detection = TurnDetection.from_session(config, self._settings.vad_min_speech_ms)
         if not self._audio_appended:
@@ -340,6 +347,40 @@ class Connection:
     def _on_item_create(self, item: Mapping[str, Any] | None, previous_item_id: str | None) -> None:
         if item is None:
             raise InvalidRequestError("missing_required_parameter", "item is required", "item")
+        received_at = time.monotonic()
+        if item["type"] == "function_call_output" and not self._conversation.has_function_call(
+            item["call_id"]
+        ):
+            # The service checks that the output answers a function call in the conversation.
+            raise InvalidRequestError(
+                "invalid_value",
+                f"function_call_output call_id {item['call_id']!r} matches no function_call "
+                "item in the conversation",
+                "item.call_id",
+            )
         item_id = item.get("id") or self._ids.new("item")
         payload = item_from_request(item_id, item)
         self._wire.emit(self._conversation.add(item_id, payload, after=previous_item_id))
+        match payload["type"]:
+            case "function_call_output":
+                self._record_tool_output(payload, received_at)
+            case "message" if payload["role"] == "user":
+                texts = [p["text"] for p in payload["content"] if p.get("type") == "input_text"]
+                if texts:
+                    self._record.text_inputs.append(
+                        TextInputRecord(text="".join(texts), at=received_at, item_id=item_id)
+                    )
+
+    def _record_tool_output(self, payload: Mapping[str, Any], received_at: float) -> None:
+        call = self._record.tool_call(payload["call_id"])
+        if call is None:
+            return  # the output answers a function_call item the client created itself
+        if call.output is not None:
+            self._record.notes.append(
+                f"{payload['id']}: a second output for call {call.call_id} ({call.name}); "
+                f"the first, from {call.output_item_id}, stays recorded"
+            )
+            return
+        call.output = payload["output"]
+        call.output_at = received_at
+        call.output_item_id = payload["id"]

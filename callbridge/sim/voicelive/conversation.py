@@ -67,6 +67,13 @@ class Conversation:
             "item": payload,
         }
 
+    def has_function_call(self, call_id: str) -> bool:
+        """Whether a ``function_call`` item with this ``call_id`` is in the conversation."""
+        return any(
+            item.payload.get("type") == "function_call" and item.payload.get("call_id") == call_id
+            for item in self._items.values()
+        )
+
     def delete(self, item_id: str) -> None:
         self.require(item_id)
         del self._items[item_id]
@@ -119,6 +126,20 @@ def message_item(
     }
 
 
+def function_call_item(
+    item_id: str, call_id: str, name: str, arguments: str, status: str
+) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "object": "realtime.item",
+        "type": "function_call",
+        "name": name,
+        "call_id": call_id,
+        "arguments": arguments,
+        "status": status,
+    }
+
+
 def item_from_request(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
     """The server's view of a client-created item (``conversation.item.created`` payload)."""
     match item["type"]:
@@ -132,13 +153,9 @@ def item_from_request(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
                 "output": item["output"],
             }
         case "function_call":
-            return {
-                **_item_base(item_id, item),
-                "name": item["name"],
-                "call_id": item["call_id"],
-                "arguments": item["arguments"],
-                "status": "completed",
-            }
+            return function_call_item(
+                item_id, item["call_id"], item["name"], item["arguments"], "completed"
+            )
     raise InvalidRequestError(
         "unsupported_event", f"the emulator cannot create {item['type']} items", "item.type"
     )

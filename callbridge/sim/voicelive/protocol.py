@@ -142,6 +142,19 @@ def default_session(session_id: str, model: str) -> dict[str, Any]:
     }
 
 
+def function_tool_names(tools: object) -> tuple[str, ...]:
+    """The names of the ``function`` tools in a session's or response's ``tools`` list."""
+    if not isinstance(tools, list):
+        return ()
+    return tuple(
+        tool["name"]
+        for tool in tools
+        if isinstance(tool, Mapping)
+        and tool.get("type") == "function"
+        and isinstance(tool.get("name"), str)
+    )
+
+
 def updated_session(
     config: Mapping[str, Any], update: Mapping[str, Any], *, input_locked: bool
 ) -> dict[str, Any]:

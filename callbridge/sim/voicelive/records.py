@@ -91,20 +91,57 @@ class CancelRecord:
     active_response_id: str | None
 
 
+@dataclass(slots=True)
+class ToolCallRecord:
+    """A function call the emulated model made, and the output the client sent back.
+
+    ``called_at`` is when ``response.function_call_arguments.done`` left the socket;
+    ``output_at`` when the ``function_call_output`` item was received (both monotonic).
+    """
+
+    call_id: str
+    name: str
+    arguments: dict[str, Any]
+    response_id: str
+    item_id: str
+    called_at: float
+    output: str | None = None
+    output_at: float | None = None
+    output_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextInputRecord:
+    """A user ``message`` item with ``input_text`` content created by the client.
+
+    ``text`` joins the item's ``input_text`` parts; ``at`` is when the item was received.
+    """
+
+    text: str
+    at: float
+    item_id: str
+
+
 @dataclass(eq=False)
 class EmulatorSession:
     """Everything recorded on one emulator connection, plus test hooks to poke it.
 
     ``index`` numbers connections from 0 in the order the emulator accepted them.
     ``client_request_id`` is the ``x-ms-client-request-id`` header of the WebSocket upgrade
-    (the bridge sends its call connection id there), or None. Lists grow as events happen;
-    read them after the call (or live, from the same loop).
+    (the bridge sends its call connection id there), or None. ``upgrade_requested_at`` is
+    when the upgrade request arrived, before any ``connect_delay_ms``; ``opened_at`` is when
+    the WebSocket was established. ``offered_tools`` names the function tools of the current
+    session configuration (set by the client's latest ``session.update``). ``notes`` explains
+    what the emulator deliberately did not do, such as a scripted tool call it skipped because
+    the client did not offer that tool. Lists grow as events happen; read them after the call
+    (or live, from the same loop).
     """
 
     index: int
     model: str
     opened_at: float
     client_request_id: str | None = None
+    upgrade_requested_at: float | None = None
     closed_at: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
     events: list[EventRecord] = field(default_factory=list)
@@ -112,6 +149,10 @@ class EmulatorSession:
     responses: list[ResponseRecord] = field(default_factory=list)
     truncations: list[TruncateRecord] = field(default_factory=list)
     cancels: list[CancelRecord] = field(default_factory=list)
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    text_inputs: list[TextInputRecord] = field(default_factory=list)
+    offered_tools: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     _wire: Wire | None = field(default=None, repr=False)
     _closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
@@ -129,6 +170,10 @@ class EmulatorSession:
     def audio_ms_sent_by_item(self) -> dict[str, float]:
         """Ms of assistant audio sent per item id."""
         return {r.item_id: r.audio_ms_sent for r in self.responses}
+
+    def tool_call(self, call_id: str) -> ToolCallRecord | None:
+        """The function call the emulated model made with this ``call_id``, if any."""
+        return next((c for c in self.tool_calls if c.call_id == call_id), None)
 
     def sent(self, event_type: str | None = None) -> list[EventRecord]:
         return self._events("sent", event_type)

@@ -4,21 +4,34 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import structlog
 
-from callbridge.sim.voicelive.audio import AudioFormat
-from callbridge.sim.voicelive.conversation import Conversation, message_item
-from callbridge.sim.voicelive.protocol import Ids, InvalidRequestError, Settings
-from callbridge.sim.voicelive.records import CancelRecord, EmulatorSession, ResponseRecord
+from callbridge.sim.voicelive.audio import AudioFormat, ToolCall
+from callbridge.sim.voicelive.conversation import Conversation, function_call_item, message_item
+from callbridge.sim.voicelive.protocol import (
+    Ids,
+    InvalidRequestError,
+    Settings,
+    function_tool_names,
+)
+from callbridge.sim.voicelive.records import (
+    CancelRecord,
+    EmulatorSession,
+    ResponseRecord,
+    ToolCallRecord,
+)
 from callbridge.sim.voicelive.wire import Wire, cancel_and_wait
 
 _log = structlog.get_logger(__name__)
+
+_ARGUMENT_DELTA_CHARS: Final = 8  # arguments stream in small pieces, like model tokens
 
 
 @dataclass(eq=False, slots=True)
@@ -27,16 +40,23 @@ class _ActiveResponse:
     audio: bytes
     audio_format: AudioFormat
     transcript: str
+    tool_call: ToolCall | None
+    offered_tools: tuple[str, ...]
+    tool_choice: object
     output_added: bool = False
+    message_closed: bool = False
     transcript_sent: str = ""
     audio_bytes_emitted: int = 0
+    output: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Responses:
     """Plays the scripted turns as responses; at most one is active at a time.
 
     The first response plays the first turn, each later one the next, and the last turn
-    repeats once they run out. Audio streams from a task that :meth:`close` cancels.
+    repeats once they run out. Audio streams from a task that :meth:`close` cancels. A turn
+    with a ``tool_call`` ends its response with a ``function_call`` output item, if the
+    response was offered that function.
     """
 
     def __init__(
@@ -71,7 +91,7 @@ class Responses:
                     f"{self._active.record.response_id}",
                 )
             await self.cancel("client_cancelled")
-        self.start(fmt)
+        self.start(fmt, params)
 
     async def on_cancel(self, requested_id: str | None) -> None:
         """``response.cancel``: cancels the active response (the one named, if any)."""
@@ -83,7 +103,9 @@ class Responses:
             )
         await self.cancel("client_cancelled")
 
-    def start(self, fmt: AudioFormat) -> None:
+    def start(self, fmt: AudioFormat, params: Mapping[str, Any] | None = None) -> None:
+        """Start the next scripted response; ``params`` are ``response.create``'s overrides."""
+        params = params or {}
         turns = self._settings.turns
         turn_index = min(self._started, len(turns) - 1)
         self._started += 1
@@ -98,9 +120,22 @@ class Responses:
             created_at=time.monotonic(),
         )
         self._record.responses.append(record)
-        response = _ActiveResponse(record, audio, fmt, turns[turn_index].transcript)
+        # The tools a response may call are fixed when it is created: the response's own
+        # tools and tool_choice if response.create gives them, else the session's.
+        config = self._record.config
+        tools = params.get("tools")
+        tool_choice = params.get("tool_choice")
+        response = _ActiveResponse(
+            record=record,
+            audio=audio,
+            audio_format=fmt,
+            transcript=turns[turn_index].transcript,
+            tool_call=turns[turn_index].tool_call,
+            offered_tools=function_tool_names(config.get("tools") if tools is None else tools),
+            tool_choice=config.get("tool_choice", "auto") if tool_choice is None else tool_choice,
+        )
         self._active = response
-        self._wire.emit({"type": "response.created", "response": _response_object(response, [])})
+        self._wire.emit({"type": "response.created", "response": _response_object(response)})
         self._task = asyncio.create_task(
             self._run(response), name=f"voicelive-emulator-{record.response_id}"
         )
@@ -142,6 +177,11 @@ class Responses:
                 self._wire.emit({"type": "response.audio_transcript.delta", **ids, "delta": text})
             self._emit_audio_delta(response, chunk)
             audio_ms_emitted += len(chunk) / bytes_per_ms
+        # From here on nothing awaits: a cancel either came before (no function call at all)
+        # or finds the response done.
+        self._close_message_item(response, "completed")
+        if response.tool_call is not None:
+            self._call_tool(response, response.tool_call)
         self._finish(response, "completed")
 
     def _open_output_item(self, response: _ActiveResponse) -> None:
@@ -179,34 +219,117 @@ class Responses:
             audio_bytes=len(chunk),
         )
 
+    def _close_message_item(self, response: _ActiveResponse, item_status: str) -> None:
+        """Emit the closing events of the assistant audio item (output 0)."""
+        record = response.record
+        part = {"type": "audio", "transcript": response.transcript_sent}
+        ids = _content_ids(record)
+        self._wire.emit({"type": "response.audio.done", **ids})
+        self._wire.emit(
+            {
+                "type": "response.audio_transcript.done",
+                **ids,
+                "transcript": response.transcript_sent,
+            }
+        )
+        self._wire.emit({"type": "response.content_part.done", **ids, "part": part})
+        item = message_item(record.item_id, "assistant", item_status, [part])
+        self._conversation.update(record.item_id, item)
+        self._wire.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": record.response_id,
+                "output_index": 0,
+                "item": item,
+            }
+        )
+        response.output.append(item)
+        response.message_closed = True
+
+    def _call_tool(self, response: _ActiveResponse, call: ToolCall) -> None:
+        """Emit a ``function_call`` output item, as the model does, if the call is allowed."""
+        record = response.record
+        refusal = _tool_refusal(call.name, response.offered_tools, response.tool_choice)
+        if refusal is not None:
+            note = (
+                f"{record.response_id}: turn {record.turn_index} scripts a call to "
+                f"{call.name!r}, but {refusal}; the model made no call"
+            )
+            self._record.notes.append(note)
+            _log.info("voicelive_emulator.tool_call_skipped", session=self._record.index, note=note)
+            return
+        item_id = self._ids.new("item")
+        call_id = self._ids.new("call")
+        arguments = call.arguments_json
+        output_index = len(response.output)
+        item = function_call_item(item_id, call_id, call.name, "", "in_progress")
+        created = self._conversation.add(item_id, item)
+        self._wire.emit(
+            {
+                "type": "response.output_item.added",
+                "response_id": record.response_id,
+                "output_index": output_index,
+                "item": item,
+            }
+        )
+        self._wire.emit(created)
+        ids = {
+            "response_id": record.response_id,
+            "item_id": item_id,
+            "output_index": output_index,
+            "call_id": call_id,
+        }
+        for piece in _argument_pieces(arguments):
+            self._wire.emit(
+                {"type": "response.function_call_arguments.delta", **ids, "delta": piece}
+            )
+        tool_record = ToolCallRecord(
+            call_id=call_id,
+            name=call.name,
+            arguments=json.loads(arguments),
+            response_id=record.response_id,
+            item_id=item_id,
+            called_at=time.monotonic(),
+        )
+        self._record.tool_calls.append(tool_record)
+
+        def mark_called(at: float) -> None:
+            tool_record.called_at = at
+
+        self._wire.emit(
+            {
+                "type": "response.function_call_arguments.done",
+                **ids,
+                "arguments": arguments,
+                "name": call.name,
+            },
+            on_sent=mark_called,
+        )
+        done_item = function_call_item(item_id, call_id, call.name, arguments, "completed")
+        self._conversation.update(item_id, done_item)
+        self._wire.emit(
+            {
+                "type": "response.output_item.done",
+                "response_id": record.response_id,
+                "output_index": output_index,
+                "item": done_item,
+            }
+        )
+        response.output.append(done_item)
+        _log.info(
+            "voicelive_emulator.tool_called",
+            session=self._record.index,
+            call_id=call_id,
+            name=call.name,
+        )
+
     def _finish(self, response: _ActiveResponse, status: str, reason: str | None = None) -> None:
         """Emit whatever closing events the response still owes, then ``response.done``."""
         record = response.record
-        output: list[dict[str, Any]] = []
-        if response.output_added:
-            part = {"type": "audio", "transcript": response.transcript_sent}
-            ids = _content_ids(record)
-            self._wire.emit({"type": "response.audio.done", **ids})
-            self._wire.emit(
-                {
-                    "type": "response.audio_transcript.done",
-                    **ids,
-                    "transcript": response.transcript_sent,
-                }
+        if response.output_added and not response.message_closed:
+            self._close_message_item(
+                response, "completed" if status == "completed" else "incomplete"
             )
-            self._wire.emit({"type": "response.content_part.done", **ids, "part": part})
-            item_status = "completed" if status == "completed" else "incomplete"
-            item = message_item(record.item_id, "assistant", item_status, [part])
-            self._conversation.update(record.item_id, item)
-            self._wire.emit(
-                {
-                    "type": "response.output_item.done",
-                    "response_id": record.response_id,
-                    "output_index": 0,
-                    "item": item,
-                }
-            )
-            output.append(item)
         record.status = status
         record.status_reason = reason
 
@@ -214,10 +337,27 @@ class Responses:
             record.done_at = at
 
         self._wire.emit(
-            {"type": "response.done", "response": _response_object(response, output, reason)},
+            {"type": "response.done", "response": _response_object(response, reason)},
             on_sent=mark_done,
         )
         self._active = None
+
+
+def _tool_refusal(name: str, offered: Sequence[str], tool_choice: object) -> str | None:
+    """Why the model cannot call ``name`` in this response, or None when it can."""
+    if name not in offered:
+        return f"the response offers no such function tool (offered: {list(offered)})"
+    if tool_choice == "none":
+        return "tool_choice is 'none'"
+    if isinstance(tool_choice, Mapping) and tool_choice.get("name") not in (None, name):
+        return f"tool_choice forces {tool_choice['name']!r}"
+    return None
+
+
+def _argument_pieces(arguments: str) -> list[str]:
+    """The arguments JSON cut into the pieces of ``response.function_call_arguments.delta``."""
+    size = _ARGUMENT_DELTA_CHARS
+    return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
 
 
 def _content_ids(record: ResponseRecord) -> dict[str, Any]:
@@ -229,16 +369,14 @@ def _content_ids(record: ResponseRecord) -> dict[str, Any]:
     }
 
 
-def _response_object(
-    response: _ActiveResponse, output: list[dict[str, Any]], cancel_reason: str | None = None
-) -> dict[str, Any]:
+def _response_object(response: _ActiveResponse, cancel_reason: str | None = None) -> dict[str, Any]:
     record = response.record
     body: dict[str, Any] = {
         "id": record.response_id,
         "object": "realtime.response",
         "status": record.status,
         "status_details": None,
-        "output": output,
+        "output": list(response.output),
         "modalities": ["text", "audio"],
         "output_audio_format": record.output_format,
     }
@@ -253,8 +391,13 @@ def _response_object(
 
 
 def _usage(response: _ActiveResponse) -> dict[str, Any]:
-    # Plausible, deterministic counts: ~1 audio token per 50 ms, ~1 text token per word.
-    text_tokens = len(response.transcript_sent.split())
+    # Plausible, deterministic counts: ~1 audio token per 50 ms, ~1 text token per word or
+    # per 4 characters of function call arguments.
+    text_tokens = len(response.transcript_sent.split()) + sum(
+        -(-len(item["arguments"]) // 4)
+        for item in response.output
+        if item["type"] == "function_call"
+    )
     audio_tokens = round(response.audio_bytes_emitted / response.audio_format.bytes_per_ms / 50)
     output_tokens = text_tokens + audio_tokens
     zero_details = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}

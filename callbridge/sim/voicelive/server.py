@@ -37,6 +37,9 @@ class VoiceLiveEmulator:
     session's turn_detection overrides it).
     ``transcription_delay_ms``: delay of the caller transcription after the commit.
     ``allow_unknown_client_fields``: accept client fields the SDK models do not define.
+    ``connect_delay_ms``: how long the WebSocket upgrade takes to complete once the request has
+    passed the auth and api-version checks, like the real service's handshake time (0 = at
+    once); ``session.created`` follows the upgrade as usual.
     ``max_sessions_kept``: how many closed sessions' records to keep; older closed ones are
     dropped, so a long-running emulator does not grow without bound.
     """
@@ -56,6 +59,7 @@ class VoiceLiveEmulator:
         model: str = "gpt-realtime",
         allow_unknown_client_fields: bool = False,
         max_sessions_kept: int = 1000,
+        connect_delay_ms: int = 0,
     ) -> None:
         if not turns:
             raise ValueError("the emulator needs at least one AgentTurn")
@@ -67,6 +71,8 @@ class VoiceLiveEmulator:
             raise ValueError("chunk_pattern_ms must be positive durations")
         if max_sessions_kept < 0:
             raise ValueError("max_sessions_kept must not be negative")
+        if connect_delay_ms < 0:
+            raise ValueError("connect_delay_ms must not be negative")
         self._api_key = api_key.encode()
         self._settings = Settings(
             turns=tuple(turns),
@@ -81,6 +87,8 @@ class VoiceLiveEmulator:
             allow_unknown_client_fields=allow_unknown_client_fields,
         )
         self._max_sessions_kept = max_sessions_kept
+        self._connect_delay_s = connect_delay_ms / 1000
+        self._stopping = asyncio.Event()
         self._sessions: list[EmulatorSession] = []
         self._accepted = 0
         self._session_opened = asyncio.Condition()
@@ -143,6 +151,7 @@ class VoiceLiveEmulator:
         """Serve on ``host:port`` (0 picks a free port) and return the endpoint URL."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already started")
+        self._stopping.clear()
         runner = web.AppRunner(self.make_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
@@ -156,6 +165,7 @@ class VoiceLiveEmulator:
     async def stop(self) -> None:
         """Close every connection, wait for their tasks, and stop listening."""
         runner, self._runner = self._runner, None
+        self._stopping.set()  # upgrades still in their connect delay give up
         if runner is not None:
             await runner.cleanup()  # runs on_shutdown → _close_all
             _log.info("voicelive_emulator.stopped", endpoint=self._endpoint)
@@ -173,12 +183,15 @@ class VoiceLiveEmulator:
                 await session.close(WSCloseCode.GOING_AWAY, "emulator shutting down")
 
     async def _handle_realtime(self, request: web.Request) -> web.StreamResponse:
+        requested_at = time.monotonic()
         if not self._authorized(request):
             _log.warning("voicelive_emulator.auth_rejected", remote=request.remote)
             return _http_error(401, "Unauthorized", "missing or invalid api-key")
         api_version = request.query.get("api-version")
         if api_version != API_VERSION:
             return _http_error(400, "BadRequest", f"unsupported api-version {api_version!r}")
+        if self._connect_delay_s > 0 and await self._stopping_within(self._connect_delay_s):
+            return _http_error(503, "ServiceUnavailable", "the emulator is shutting down")
         ws = web.WebSocketResponse(
             max_msg_size=_MAX_CLIENT_MESSAGE_BYTES, timeout=_CLOSE_HANDSHAKE_TIMEOUT_S
         )
@@ -188,6 +201,7 @@ class VoiceLiveEmulator:
             model=request.query.get("model", self._settings.default_model),
             opened_at=time.monotonic(),
             client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER),
+            upgrade_requested_at=requested_at,
         )
         connection = Connection(ws=ws, record=record, settings=self._settings)
         self._sessions.append(record)
@@ -199,6 +213,15 @@ class VoiceLiveEmulator:
         finally:
             self._drop_old_closed_sessions()
         return ws
+
+    async def _stopping_within(self, delay_s: float) -> bool:
+        """Wait ``delay_s``; True as soon as the emulator starts stopping."""
+        try:
+            async with asyncio.timeout(delay_s):
+                await self._stopping.wait()
+        except TimeoutError:
+            return False
+        return True
 
     def _drop_old_closed_sessions(self) -> None:
         closed = [s for s in self._sessions if s.is_closed]
@@ -228,6 +251,7 @@ async def serve_emulator(
     speed: float = 2.0,
     response_delay_ms: int = 200,
     on_started: Callable[[str], None] | None = None,
+    connect_delay_ms: int = 0,
 ) -> None:
     """Run an emulator until cancelled (the ``callbridge emulate`` command).
 
@@ -240,6 +264,7 @@ async def serve_emulator(
         caller_transcripts=caller_transcripts,
         speed=speed,
         response_delay_ms=response_delay_ms,
+        connect_delay_ms=connect_delay_ms,
     )
     endpoint = await emulator.start(host, port)
     try:

@@ -1,0 +1,76 @@
+"""``callbridge serve``: run the service until SIGTERM, then drain.
+
+Container platforms send SIGTERM and wait a grace period before killing the process. A replica
+that simply stopped would cut every caller off mid-sentence, so on SIGTERM callbridge:
+
+1. turns ``/readyz`` to 503 and refuses new calls (IncomingCall rejected as busy);
+2. lets the calls in progress go on for up to ``CALLBRIDGE_DRAIN_S``;
+3. ends the ones still running: the configured goodbye, hang-up through ACS, Voice Live
+   closed, media socket closed with 1001;
+4. stops serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from aiohttp import web
+
+from callbridge.app import create_app
+from callbridge.config import Settings
+from callbridge.services import SERVICES, Services
+
+log = structlog.get_logger(__name__)
+
+END_CALLS_TIMEOUT_S = 30.0
+"""Bound on ending the calls left after the drain budget (goodbyes included)."""
+
+_POLL_S = 0.1
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM or SIGINT (or ``stop`` is set), then drain and exit."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    app = create_app(settings)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("server.started", host=settings.host, port=settings.port)
+        await stop.wait()
+        await drain(app[SERVICES])
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        log.info("server.stopped")
+
+
+async def drain(services: Services) -> None:
+    """Refuse new calls, give the running ones the drain budget, then end the rest."""
+    services.draining = True
+    budget = services.settings.drain_s
+    log.info("server.draining", calls=len(services.bridges), drain_s=budget)
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(budget):
+            # Calls end on their own schedule; nothing signals "the last one", so poll.
+            while services.sockets:  # noqa: ASYNC110
+                await asyncio.sleep(_POLL_S)
+    remaining = list(services.bridges.values())
+    if remaining:
+        log.info("server.ending_calls", calls=len(remaining))
+        goodbye = services.settings.drain_goodbye
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(END_CALLS_TIMEOUT_S):
+                await asyncio.gather(
+                    *(bridge.shut_down(goodbye) for bridge in remaining), return_exceptions=True
+                )
+    # Sockets whose bridge never started (Voice Live still connecting) close with the app.
+    log.info("server.drained")

@@ -1,0 +1,166 @@
+"""What the HTTP handlers of one replica share: clients, validators and this replica's calls.
+
+Nothing here is needed for correctness across replicas (each call's data travels in its signed
+token and ACS's ids); it holds connections worth reusing and the calls running on this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from callbridge.bridge.call import CallBridge
+from callbridge.config import Settings
+from callbridge.telephony.control import CallControl
+from callbridge.telephony.jwt_auth import (
+    JwksCache,
+    JwtError,
+    JwtValidator,
+    SigningKeysUnavailable,
+    acs_policy,
+    bearer_token,
+    event_grid_entra_policy,
+)
+from callbridge.voice.prewarm import Prewarmer
+
+log = structlog.get_logger(__name__)
+
+DEDUPE_WINDOW_S = 120.0
+"""Event Grid may deliver an IncomingCall twice; a call rings for 30 s at most."""
+
+SHUTDOWN_TIMEOUT_S = 10.0
+
+
+class RecentKeys:
+    """Keys seen within a time window: answers duplicate deliveries once."""
+
+    def __init__(self, window_s: float) -> None:
+        self._window_s = window_s
+        self._seen: dict[str, float] = {}
+
+    def first_time(self, key: str) -> bool:
+        """Record ``key``; False if it was already seen within the window."""
+        now = time.monotonic()
+        # Dicts keep insertion order, so expired keys are at the front.
+        while self._seen:
+            oldest, at = next(iter(self._seen.items()))
+            if now - at < self._window_s:
+                break
+            del self._seen[oldest]
+        if key in self._seen:
+            return False
+        self._seen[key] = now
+        return True
+
+
+class BackgroundTasks:
+    """Work that outlives the request that started it (answering, hanging up)."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("task.failed", task=task.get_name(), error=repr(error))
+
+    async def aclose(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+@dataclass
+class Services:
+    """One replica's shared state, built when the app starts and closed when it stops."""
+
+    settings: Settings
+    control: CallControl
+    prewarm: Prewarmer
+    acs_jwt: JwtValidator | None
+    """Validates ACS's tokens on callbacks and media sockets; None with authentication off."""
+    webhook_jwt: JwtValidator | None
+    """Validates Event Grid's Entra ID tokens, when configured."""
+    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    incoming: RecentKeys = field(default_factory=lambda: RecentKeys(DEDUPE_WINDOW_S))
+    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    bridges: dict[str, CallBridge] = field(default_factory=dict)
+    """This replica's calls in progress, by call connection id."""
+    answering: int = 0
+    """Calls accepted here whose media socket has not arrived yet (counted against the limit)."""
+    draining: bool = False
+    """Set on SIGTERM: no new calls; the ones in progress finish (see ``callbridge.server``)."""
+
+    def accepting_calls(self) -> bool:
+        """Whether this replica takes another call: not draining and under the call limit."""
+        busy = len(self.sockets) + self.answering
+        return not self.draining and busy < self.settings.max_calls
+
+    async def require_acs_token(self, request: web.Request) -> None:
+        """Let the request through only with a valid ACS-signed JWT (if authentication is on).
+
+        Raises:
+            web.HTTPUnauthorized: no token, or an invalid one (the reason is logged).
+            web.HTTPServiceUnavailable: ACS's signing keys cannot be fetched right now.
+        """
+        if self.acs_jwt is None:
+            return
+        try:
+            await self.acs_jwt.validate(bearer_token(request.headers))
+        except SigningKeysUnavailable as exc:
+            log.error("acs.signing_keys_unavailable", error=str(exc))
+            raise web.HTTPServiceUnavailable(text="signing keys unavailable") from None
+        except JwtError as exc:
+            log.warning("acs.unauthorized", route=_route(request), reason=str(exc))
+            raise web.HTTPUnauthorized(text="unauthorized") from None
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def _route(request: web.Request) -> str:
+    """The route's pattern, never the path itself: callback paths hold call tokens."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "?"
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    """Create the shared clients; on exit, stop background work and close them all."""
+    async with AsyncExitStack() as stack:
+        control = CallControl(settings)
+        stack.push_async_callback(control.aclose)
+        prewarm = Prewarmer(settings.voice_live, ttl_s=settings.prewarm_ttl_s)
+        stack.push_async_callback(prewarm.aclose)
+        acs_jwt = webhook_jwt = None
+        if settings.auth.enabled:
+            assert settings.acs.resource_id is not None  # load_settings guarantees it
+            policy = acs_policy(
+                settings.acs.resource_id,
+                issuer=settings.acs.jwt_issuer,
+                jwks_url=settings.acs.jwks_url,
+            )
+            keys = JwksCache(policy.jwks_url)
+            stack.push_async_callback(keys.close)
+            acs_jwt = JwtValidator(policy, keys)
+            if (entra := settings.auth.webhook_entra) is not None:
+                entra_policy = event_grid_entra_policy(entra.tenant_id, entra.audience)
+                entra_keys = JwksCache(entra_policy.jwks_url)
+                stack.push_async_callback(entra_keys.close)
+                webhook_jwt = JwtValidator(entra_policy, entra_keys)
+        services = Services(settings, control, prewarm, acs_jwt, webhook_jwt)
+        stack.push_async_callback(services.tasks.aclose)
+        yield services

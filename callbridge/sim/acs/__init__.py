@@ -1,0 +1,109 @@
+"""A local Azure Communication Services (ACS) control plane for the real Call Automation SDK.
+
+``AcsStandin`` plays three parts of the platform around an app under test:
+
+* **ACS's REST API.** The real ``azure.communication.callautomation.aio.CallAutomationClient``
+  reaches it with ``CallAutomationClient(standin.endpoint, AzureKeyCredential(
+  standin.access_key))``. Every request is HMAC-checked as ACS checks it (401 ``Denied``
+  otherwise). Answer, create, reject, redirect, get, hang up, terminate, transfer, play and
+  cancel are emulated; anything else is a 501.
+* **Event Grid.** ``validate_subscription`` runs the webhook handshake; ``ring`` POSTs an
+  ``IncomingCall`` with the ``aeg-*`` headers (once, or as duplicate deliveries), and
+  ``deliver`` POSTs any batch of events.
+* **The call itself.** After an answer (or when a dialled callee picks up) it does what ACS
+  does, asynchronously: it posts ``CallConnected`` and opens the media WebSocket to
+  ``transportUrl`` with a ``Phone`` (``callbridge.sim.phone``) that follows the caller's script.
+  Then it posts ``MediaStreamingStarted`` and, when the call ends, ``MediaStreamingStopped`` and
+  ``CallDisconnected``. Every callback and media upgrade carries an RS256 JWT that verifies
+  against the JWKS at ``standin.jwks_url``.
+
+Usage, inbound::
+
+    async with AcsStandin(ring_timeout_s=5) as acs:
+        client = CallAutomationClient(acs.endpoint, AzureKeyCredential(acs.access_key))
+        ...  # the app under test answers IncomingCall with this client
+        call = await acs.ring("http://127.0.0.1:8000/api/incomingCall?code=s3cret",
+                              script=[Say(clip, At(0.5))], hangup_after_s=1.0)
+        await call.wait_ended(10)
+        call.outcome, call.ended_by, call.callback_names  # "answered", "caller", [...]
+        call.request_body["mediaStreamingOptions"], call.media.heard_audio
+
+Usage, outbound::
+
+    acs.on_dial("+14255550150", script=[...], hangup_after_s=1.0)   # the callee picks up
+    props = await client.create_call(PhoneNumberIdentifier("+14255550150"), callback_url,
+                                     source_caller_id_number=PhoneNumberIdentifier(acs.acs_number),
+                                     media_streaming=...)
+    call = acs.call(props.call_connection_id)
+    await call.wait_ended(10)
+
+Negative tests: ``acs.mint_token(audience=..., issuer=..., lifetime_s=..., issued_at=...,
+forged=True)``; ``ring(media_token=..., callback_token=...)`` override the JWTs one call
+sends; ``ring(fail_transfer=True)`` makes transfers fail; ``on_dial(number, answer=False)``
+and unknown numbers give ``CreateCallFailed``.
+
+Choices where ACS documents nothing: a second answer, reject or redirect of one incoming call
+is a 409 ``IncomingCallAlreadyHandled`` (the SDK raises ``ResourceExistsError``); an app that
+closes the media socket leaves the call up until it hangs up or the caller gives up
+(``max_duration_s``); ``CreateCallFailed`` and ``CallTransferFailed`` carry the stand-in's own
+result codes.
+
+Deliberate simplifications: callback and transport URLs may be plain ``http``/``ws`` (ACS
+insists on TLS); no retries of failed deliveries (``deliveries=2`` gives duplicates);
+``Repeatability-Request-ID`` is not honoured; play and cancel are accepted no-ops (no
+``Play*`` events); one media socket per call, never reconnected; participants, recording,
+recognition and ``:startMediaStreaming`` are not emulated (501).
+
+Modules: :mod:`.hmac_auth` (request signatures), :mod:`.signing` (JWTs, JWKS),
+:mod:`.errors` (ACS error bodies), :mod:`.payload` (reading requests, identifiers),
+:mod:`.options` (answer/create options), :mod:`.events` (Event Grid and CloudEvents JSON),
+:mod:`.delivery` (POSTs to the app), :mod:`.records` (what tests read), :mod:`.calls` (one
+call's life), :mod:`.rest` (the REST surface), :mod:`.server` (the stand-in).
+"""
+
+from callbridge.sim.acs.calls import Callee, CallOverrides, Party, SimCall
+from callbridge.sim.acs.errors import AcsError
+from callbridge.sim.acs.records import (
+    CallbackRecord,
+    ConnectionState,
+    DeliveryRecord,
+    Direction,
+    EndedBy,
+    OperationRecord,
+    Outcome,
+)
+from callbridge.sim.acs.server import (
+    DEFAULT_ACS_NUMBER,
+    DEFAULT_CALLER_NUMBER,
+    SUBSCRIPTION_NAME,
+    AcsStandin,
+)
+from callbridge.sim.acs.signing import (
+    CALLBACK_TOKEN_LIFETIME_S,
+    DEFAULT_ISSUER,
+    MEDIA_TOKEN_LIFETIME_S,
+    TokenSource,
+)
+
+__all__ = [
+    "CALLBACK_TOKEN_LIFETIME_S",
+    "DEFAULT_ACS_NUMBER",
+    "DEFAULT_CALLER_NUMBER",
+    "DEFAULT_ISSUER",
+    "MEDIA_TOKEN_LIFETIME_S",
+    "SUBSCRIPTION_NAME",
+    "AcsError",
+    "AcsStandin",
+    "CallOverrides",
+    "CallbackRecord",
+    "Callee",
+    "ConnectionState",
+    "DeliveryRecord",
+    "Direction",
+    "EndedBy",
+    "OperationRecord",
+    "Outcome",
+    "Party",
+    "SimCall",
+    "TokenSource",
+]

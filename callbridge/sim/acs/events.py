@@ -1,0 +1,175 @@
+"""The event JSON ACS and Event Grid send, built exactly as documented (pure, no I/O).
+
+Two schemas are in play:
+
+* Event Grid schema (``eventType``, ``eventTime``, ``topic``, ``dataVersion``) for what Event
+  Grid delivers to the app's webhook: the subscription validation event and
+  ``Microsoft.Communication.IncomingCall``.
+* CloudEvents 1.0 (``type``, ``time``, ``source``, ``specversion``) for the mid-call callbacks
+  ACS posts to the ``callbackUri`` of a call: ``CallConnected``, ``MediaStreamingStarted``...
+
+Shapes follow the protocol reference (``acs.md`` sections 3 and 5) and the SDK's generated
+models for each event's ``data``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from callbridge.sim.acs.payload import Identifier, phone_identifier
+from callbridge.sim.acs.records import EVENT_PREFIX
+
+INCOMING_CALL: Final = EVENT_PREFIX + "IncomingCall"
+SUBSCRIPTION_VALIDATION: Final = "Microsoft.EventGrid.SubscriptionValidationEvent"
+
+EVENT_DATA_VERSION: Final = "2024-06-15-preview"
+"""``data.version`` on callbacks, as in ACS's published samples."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResultInformation:
+    """``resultInformation`` of a callback: ACS's outcome code, sub-code and message."""
+
+    code: int
+    sub_code: int
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "subCode": self.sub_code, "message": self.message}
+
+
+OK: Final = ResultInformation(200, 0, "Action completed successfully.")
+CALL_ENDED: Final = ResultInformation(200, 0, "The conversation has ended.")
+MEDIA_SOCKET_FAILED: Final = ResultInformation(
+    400, 8581, "Action failed, Transport url is not valid or web socket server is not operational."
+)
+"""What ACS reports when it cannot open the media WebSocket (python-quickstarts#60)."""
+TRANSFER_FAILED: Final = ResultInformation(500, 0, "Transfer failed (injected by the stand-in).")
+"""The stand-in's own code: ACS's depend on why the transfer target failed."""
+CALLEE_UNKNOWN: Final = ResultInformation(404, 0, "The callee could not be reached.")
+CALLEE_NO_ANSWER: Final = ResultInformation(408, 0, "The callee did not answer.")
+"""The stand-in's own codes for ``CreateCallFailed``, modelled on the SIP status of each case."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _event_grid_time() -> str:
+    return _now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def subscription_validation_event(*, topic: str, validation_url: str) -> dict[str, Any]:
+    """The event Event Grid POSTs when a webhook subscription is created or updated."""
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": "",
+        "data": {"validationCode": str(uuid.uuid4()), "validationUrl": validation_url},
+        "eventType": SUBSCRIPTION_VALIDATION,
+        "eventTime": _event_grid_time(),
+        "metadataVersion": "1",
+        "dataVersion": "1",
+    }
+
+
+def incoming_call_event(
+    *,
+    topic: str,
+    from_number: str,
+    to_number: str,
+    server_call_id: str,
+    correlation_id: str,
+    incoming_call_context: str,
+    caller_display_name: str,
+) -> dict[str, Any]:
+    """``Microsoft.Communication.IncomingCall`` in the Event Grid schema."""
+    return {
+        "id": str(uuid.uuid4()),
+        "topic": topic,
+        "subject": f"/caller/4:{from_number}/recipient/4:{to_number}",
+        "data": {
+            "to": phone_identifier(to_number),
+            "from": phone_identifier(from_number),
+            "serverCallId": server_call_id,
+            "callerDisplayName": caller_display_name,
+            "incomingCallContext": incoming_call_context,
+            "correlationId": correlation_id,
+            "customContext": {"sipHeaders": {}, "voipHeaders": {}},
+            "onBehalfOfCallee": None,
+        },
+        "eventType": INCOMING_CALL,
+        "eventTime": _event_grid_time(),
+        "dataVersion": "1.0",
+        "metadataVersion": "1",
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CallIds:
+    """The ids every callback of a call carries."""
+
+    call_connection_id: str
+    server_call_id: str
+    correlation_id: str
+
+
+def callback_event(
+    name: str,
+    ids: CallIds,
+    *,
+    operation_context: str | None,
+    result: ResultInformation = OK,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One CloudEvent for the call's callback URI.
+
+    Args:
+        name: the type without its prefix, e.g. ``CallConnected``.
+        ids: the call's ids.
+        operation_context: echoed from the request that caused the event.
+        result: ``resultInformation``.
+        extra: event-specific ``data`` keys (``mediaStreamingUpdate``, ``transferTarget``).
+    """
+    event_type = EVENT_PREFIX + name
+    source = f"calling/callConnections/{ids.call_connection_id}"
+    return {
+        "id": str(uuid.uuid4()),
+        "source": source,
+        "type": event_type,
+        "subject": source,
+        "time": _now().isoformat(timespec="milliseconds"),
+        "specversion": "1.0",
+        "datacontenttype": "application/json",
+        "data": {
+            "eventSource": source,
+            "operationContext": operation_context,
+            "resultInformation": result.to_json(),
+            **(extra or {}),
+            "version": EVENT_DATA_VERSION,
+            "callConnectionId": ids.call_connection_id,
+            "serverCallId": ids.server_call_id,
+            "correlationId": ids.correlation_id,
+            "publicEventType": event_type,
+        },
+    }
+
+
+def media_streaming_update(status: str, details: str) -> dict[str, Any]:
+    """The ``mediaStreamingUpdate`` of the ``MediaStreaming*`` events."""
+    return {
+        "mediaStreamingUpdate": {
+            "contentType": "Audio",
+            "mediaStreamingStatus": status,
+            "mediaStreamingStatusDetails": details,
+        }
+    }
+
+
+def transfer_details(target: Identifier, transferee_number: str) -> dict[str, Any]:
+    """``transferTarget`` and ``transferee`` of ``CallTransferAccepted``."""
+    return {"transferTarget": target.to_json(), "transferee": phone_identifier(transferee_number)}

@@ -1,0 +1,124 @@
+"""``POST /api/callbacks/{token}``: ACS's mid-call events (CloudEvents arrays).
+
+Stateless on purpose: any replica may receive any call's callback, so actions go through ACS's
+REST API by ``callConnectionId``. Only notices for a call bridged on this replica (a failed
+transfer, a call that ended before its media arrived) also touch local state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from callbridge.services import SERVICES, Services
+from callbridge.telephony.auth import AuthError, CallClaims, verify_call_token
+
+log = structlog.get_logger(__name__)
+
+_PREFIX = "Microsoft.Communication."
+
+
+async def callback(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    claims = _call_claims(request, services)
+    await services.require_acs_token(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        log.warning("callback.malformed", reason="body is not JSON")
+        raise web.HTTPBadRequest(text="body is not JSON") from None
+    events = [
+        event
+        for event in (body if isinstance(body, list) else [body])
+        if isinstance(event, dict) and isinstance(event.get("data"), dict)
+    ]
+    if not events:
+        log.warning("callback.malformed", reason="no CloudEvents with data")
+        raise web.HTTPBadRequest(text="expected an array of CloudEvents")
+    if claims is not None:
+        for event in events:
+            try:
+                claims.check_call(_text(event["data"], "correlationId"))
+            except AuthError as exc:
+                log.warning("callback.unauthorized", reason=str(exc))
+                raise web.HTTPUnauthorized(text="unauthorized") from None
+    for event in events:
+        await _handle(services, str(event.get("type", "")), event["data"])
+    return web.Response(status=200)
+
+
+def _call_claims(request: web.Request, services: Services) -> CallClaims | None:
+    """The path's call token, which ties the callback to the call it was issued for."""
+    if not services.settings.auth.enabled:
+        return None
+    try:
+        return verify_call_token(request.match_info["token"], services.settings.auth.signing_key)
+    except AuthError as exc:
+        log.warning("callback.unauthorized", reason=str(exc))
+        raise web.HTTPUnauthorized(text="unauthorized") from None
+
+
+async def _handle(services: Services, event_type: str, data: Mapping[str, Any]) -> None:
+    call_id = _text(data, "callConnectionId")
+    correlation_id = _text(data, "correlationId")
+    name = event_type.removeprefix(_PREFIX)
+    result = data.get("resultInformation")
+    result = result if isinstance(result, Mapping) else {}
+    with structlog.contextvars.bound_contextvars(
+        call_connection_id=call_id, correlation_id=correlation_id
+    ):
+        match name:
+            case "CallConnected" | "MediaStreamingStarted" | "MediaStreamingStopped":
+                log.info("acs.event", event_type=name)
+            case "CallTransferAccepted":
+                log.info("call.transfer_accepted")
+            case "MediaStreamingFailed":
+                # The call is connected but no audio can flow: nobody can talk to the agent.
+                log.error("call.media_failed", **_result_fields(result))
+                if call_id is not None:
+                    services.tasks.spawn(_hang_up(services, call_id), "hang-up")
+                await _forget(services, correlation_id)
+            case "AnswerFailed" | "CreateCallFailed":
+                log.error("call.setup_failed", event_type=name, **_result_fields(result))
+                await _forget(services, correlation_id)
+            case "CallDisconnected":
+                log.info("call.disconnected")
+                await _forget(services, correlation_id)
+            case "CallTransferFailed":
+                log.error("call.transfer_failed", **_result_fields(result))
+                bridge = services.bridges.get(call_id or "")
+                if bridge is not None:
+                    await bridge.transfer_failed()
+            case "PlayFailed":
+                log.error("call.play_failed", **_result_fields(result))
+            case _:
+                log.info("callback.ignored_event", event_type=event_type)
+
+
+async def _hang_up(services: Services, call_id: str) -> None:
+    try:
+        await services.control.hang_up(call_id)
+    except Exception as exc:  # logged; ACS ends an idle call on its own eventually
+        log.error("acs.hang_up_failed", call_connection_id=call_id, error=str(exc))
+
+
+async def _forget(services: Services, correlation_id: str | None) -> None:
+    """The call will never (again) open a media socket: close its pre-warmed session."""
+    if correlation_id is not None:
+        await services.prewarm.discard(correlation_id)
+
+
+def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "code": result.get("code"),
+        "sub_code": result.get("subCode"),
+        "message": result.get("message"),
+    }
+
+
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return value if isinstance(value, str) else None

@@ -1,0 +1,150 @@
+"""``GET /ws``: ACS's media WebSocket. Authenticate, find the call's profile, bridge the call.
+
+ACS dials this once the call is answered; the call is bridged as long as the socket lives. The
+request must carry ACS's signed JWT and the call token callbridge put in the ``transportUrl``;
+otherwise it is refused before the upgrade and nothing is started.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aiohttp
+import structlog
+from aiohttp import web
+from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+from azure.ai.voicelive.aio import VoiceLiveConnection
+
+from callbridge.bridge.call import CallBridge
+from callbridge.routing import AgentProfile
+from callbridge.services import SERVICES, Services
+from callbridge.telephony.auth import AuthError, verify_call_token
+from callbridge.voice.prewarm import PrewarmedSession
+from callbridge.voice.session import open_voice_live
+
+log = structlog.get_logger(__name__)
+
+_MAX_MEDIA_MESSAGE = 256 * 1024
+"""ACS frames are ~1.3 kB of JSON; anything near this is not media."""
+
+
+async def media_socket(request: web.Request) -> web.WebSocketResponse:
+    services = request.app[SERVICES]
+    call_id = request.headers.get("x-ms-call-connection-id") or f"local-{uuid.uuid4()}"
+    correlation_id = request.headers.get("x-ms-call-correlation-id")
+    with structlog.contextvars.bound_contextvars(
+        call_connection_id=call_id, correlation_id=correlation_id
+    ):
+        await services.require_acs_token(request)
+        profile = _call_profile(request, services, correlation_id)
+        acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
+        await acs.prepare(request)
+        services.sockets.add(acs)
+        log.info("call.media_connected", profile=profile.name)
+        try:
+            await _bridge(services, acs, profile, call_id, correlation_id or call_id)
+        finally:
+            services.sockets.discard(acs)
+            if not acs.closed:
+                await acs.close()
+            log.info("call.media_closed", close_code=acs.close_code)
+    return acs
+
+
+def _call_profile(
+    request: web.Request, services: Services, correlation_id: str | None
+) -> AgentProfile:
+    """The profile named by the request's call token, checked against the call it is for.
+
+    Raises:
+        web.HTTPUnauthorized: missing, forged, expired token, or one minted for another call.
+        web.HTTPForbidden: the token names a profile this deployment no longer has.
+    """
+    settings = services.settings
+    try:
+        claims = verify_call_token(request.query.get("token", ""), settings.auth.signing_key)
+        if settings.auth.enabled:
+            claims.check_call(correlation_id)
+    except AuthError as exc:
+        if settings.auth.enabled:
+            log.warning("media.unauthorized", reason=str(exc))
+            raise web.HTTPUnauthorized(text="unauthorized") from None
+        # Local development: a socket without a token talks to the default profile.
+        default = settings.routing.default_profile
+        if default is None:
+            raise web.HTTPUnauthorized(text="no call token and no default profile") from None
+        return settings.routing.profile(default)
+    try:
+        return settings.routing.profile(claims.profile)
+    except KeyError:
+        log.error("media.unknown_profile", profile=claims.profile)
+        raise web.HTTPForbidden(text="unknown profile") from None
+
+
+async def _bridge(
+    services: Services,
+    acs: web.WebSocketResponse,
+    profile: AgentProfile,
+    call_id: str,
+    correlation_id: str,
+) -> None:
+    settings = services.settings
+    prewarmed = await services.prewarm.claim(correlation_id, profile)
+    try:
+        async with _voice_session(services, profile, correlation_id, prewarmed) as (
+            voice,
+            configured_rate,
+        ):
+            bridge = CallBridge(
+                acs=acs,
+                voice=voice,
+                profile=profile,
+                pacing=settings.pacing,
+                transcription_model=settings.voice_live.transcription_model,
+                actions=services.control.actions(call_id),
+                configured_rate=configured_rate,
+            )
+            services.bridges[call_id] = bridge
+            try:
+                await bridge.run()
+            finally:
+                services.bridges.pop(call_id, None)
+    except (TimeoutError, VoiceLiveConnectionError) as exc:
+        log.error("voice_live.unavailable", error=str(exc) or type(exc).__name__)
+        # No agent can talk on this call: hang up rather than leave the caller in silence.
+        try:
+            await services.control.hang_up(call_id)
+        except Exception as hang_up_error:  # logged; the socket is closed regardless
+            log.warning("acs.hang_up_failed", error=str(hang_up_error))
+        await acs.close(
+            code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"voice session unavailable"
+        )
+
+
+@asynccontextmanager
+async def _voice_session(
+    services: Services,
+    profile: AgentProfile,
+    correlation_id: str,
+    prewarmed: PrewarmedSession | None,
+) -> AsyncIterator[tuple[VoiceLiveConnection, int | None]]:
+    """The pre-warmed connection if this replica has one, else a new one; with the ACS rate
+    its session is already configured for (None: not configured yet)."""
+    if prewarmed is not None:
+        try:
+            connection = await prewarmed.connection()
+        except (TimeoutError, VoiceLiveConnectionError) as exc:
+            log.warning("voice_live.prewarm_unusable", error=str(exc) or type(exc).__name__)
+        else:
+            log.info("voice_live.prewarmed")
+            try:
+                yield connection, prewarmed.media_rate
+            finally:
+                await prewarmed.release()
+            return
+    async with open_voice_live(
+        services.settings.voice_live, profile, correlation_id=correlation_id
+    ) as connection:
+        yield connection, None

@@ -1,0 +1,404 @@
+"""Call control end to end: Event Grid webhook, answer, callbacks, routing, outbound calls,
+tools, keypad input and authentication on every endpoint.
+
+Everything goes through the real Call Automation and Voice Live SDKs to the stand-ins; the
+stand-ins' records (ACS's REST operations and callbacks, Voice Live's events, the phone's
+playout) are the witnesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+
+import aiohttp
+import pytest
+
+from callbridge.routing import AgentProfile, Routing
+from callbridge.sim.acs import SimCall
+from callbridge.sim.harness import DIALED_NUMBER, LocalStack
+from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Dtmf, Hangup, Say, Step
+from callbridge.sim.voicelive import AgentTurn, ToolCall
+from callbridge.telephony.auth import mint_call_token
+from callbridge.telephony.webhook import SECRET_HEADER
+
+RATE = 16000
+CALL_TIMEOUT_S = 30.0
+SALES = "+18005550101"
+HUMAN = "+18005550123"
+CALLEE = "+14255550150"
+LINE = Clip.tone(ms=600, sample_rate=RATE, hz=300, amplitude=0.5)
+
+
+def turn(ms: int, hz: float, text: str, tool: ToolCall | None = None) -> AgentTurn:
+    return AgentTurn(Clip.tone(ms=ms, sample_rate=RATE, hz=hz).pcm, RATE, text, tool)
+
+
+GREETING = turn(600, 440, "Hello, how can I help?")
+ANSWER = turn(2500, 523, "Here is a long answer the caller may cut short.")
+GOODBYE = turn(500, 659, "Goodbye!", ToolCall("end_call", {"reason": "done"}))
+
+
+def stack(
+    turns: Sequence[AgentTurn] = (GREETING, ANSWER, GOODBYE),
+    *,
+    profile: AgentProfile | None = None,
+    routing: Routing | None = None,
+    max_calls: int = 50,
+) -> LocalStack:
+    return LocalStack(
+        turns=turns,
+        caller_transcripts=["caller"] * 4,
+        profile=profile or AgentProfile(tools=("end_call",)),
+        routing=routing,
+        response_delay_ms=100,
+        max_calls=max_calls,
+    )
+
+
+async def ended(call: SimCall) -> SimCall:
+    return await call.wait_ended(CALL_TIMEOUT_S)
+
+
+# --- Event Grid -------------------------------------------------------------------------------
+
+
+async def test_subscription_validation_handshake_needs_the_secret() -> None:
+    """Event Grid's handshake is answered with the code, and only with the secret."""
+    async with stack() as local:
+        good = await local.acs.validate_subscription(
+            local.webhook_url, headers={SECRET_HEADER: local.webhook_secret}
+        )
+        by_query = await local.acs.validate_subscription(
+            f"{local.webhook_url}?secret={local.webhook_secret}"
+        )
+        bad = await local.acs.validate_subscription(
+            local.webhook_url, headers={SECRET_HEADER: "x" * 32}
+        )
+        async with (
+            aiohttp.ClientSession() as http,
+            http.options(
+                f"{local.webhook_url}?secret={local.webhook_secret}",
+                headers={"WebHook-Request-Origin": "eventgrid.azure.net"},
+            ) as options,
+        ):
+            allowed = options.headers.get("WebHook-Allowed-Origin")
+    assert (good.status, good.body) == (200, {"validationResponse": good.validation_code})
+    assert by_query.status == 200
+    assert bad.status == 401
+    assert allowed == "eventgrid.azure.net"
+
+
+async def test_webhook_rejects_malformed_bodies_and_goes_on() -> None:
+    """Garbage gets a 400 or is skipped with a log; the service keeps answering calls."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        headers = {SECRET_HEADER: local.webhook_secret}
+        async with http.post(local.webhook_url, data="{nope", headers=headers) as response:
+            assert response.status == 400
+        async with http.post(local.webhook_url, json=[1, {"data": 5}], headers=headers) as r:
+            assert r.status == 200
+        call = await ended(await local.ring([Hangup(AfterAgentDone(pause_ms=100))]))
+    assert call.outcome == "answered"
+
+
+async def test_duplicate_delivery_answers_once_and_batches_answer_all() -> None:
+    """Event Grid may deliver one IncomingCall twice, and several in one POST."""
+    async with stack() as local:
+        twice = await local.ring([Hangup(At(1.0))], deliveries=2)
+        batch = [
+            local.acs.incoming_call(to_number=DIALED_NUMBER, script=[Hangup(At(1.0))])
+            for _ in range(2)
+        ]
+        await local.acs.deliver(
+            local.webhook_url,
+            [call.incoming_event for call in batch if call.incoming_event is not None],
+            headers={SECRET_HEADER: local.webhook_secret},
+        )
+        calls = [await ended(call) for call in (twice, *batch)]
+        answers = [op for op in local.acs.operations if op.name == "answer"]
+    assert [call.outcome for call in calls] == ["answered"] * 3
+    assert len(answers) == 3
+    assert all(op.status == 200 for op in answers)
+
+
+# --- Answer, media, conversation, hang-up -----------------------------------------------------
+
+
+async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> None:
+    """IncomingCall -> answer with media options -> callbacks -> conversation with a barge-in
+    -> the agent's goodbye is heard in full -> end_call -> callbridge hangs up."""
+    script: list[Step] = [
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Say(LINE, AfterHeard(ms=1000, spurt=2)),
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack(profile=AgentProfile(tools=("end_call",), media_rate=24000)) as local:
+        result = await local.call(script, hangup_after_s=10)
+    sim = result.acs
+    assert sim is not None
+    media = sim.request_body["mediaStreamingOptions"] if sim.request_body else {}
+    assert media["audioFormat"] == "pcm24KMono"
+    assert media["enableBidirectional"]
+    assert media["startMediaStreaming"]
+    assert media["enableDtmfTones"]
+    assert media["audioChannelType"] == "mixed"
+    assert media["transportUrl"].startswith(local.ws_url + "?token=")
+    assert sim.request_body is not None
+    assert sim.request_body["callbackUri"].startswith(f"{local.base_url}/api/callbacks/")
+    assert result.record.sample_rate == 24000
+    assert all(callback.status == 200 for callback in sim.callbacks)
+    assert sim.callback_names[:2] == ["CallConnected", "MediaStreamingStarted"]
+    report = result.report
+    assert report.protocol_violations == []
+    assert [
+        b.truncation_error_ms is not None and b.truncation_error_ms <= 20 for b in report.barge_ins
+    ] == [True]
+    assert report.tool_calls == ["end_call"]
+    # The goodbye played to its end before the hang-up.
+    assert result.record.spurts[-1].end == "drained"
+    assert sim.ended_by == "app_terminate"
+    goodbye = result.record.spurts[-1]
+    assert sim.ended_at is not None
+    assert goodbye.ended_at is not None
+    assert sim.ended_at >= goodbye.ended_at
+
+
+async def test_prewarmed_voice_live_session_starts_before_media() -> None:
+    """Voice Live starts connecting on the IncomingCall, before ACS opens the media socket."""
+    async with stack() as local:
+        result = await local.call([Hangup(AfterAgentDone(pause_ms=100))])
+    setup = result.report.setup
+    assert setup is not None
+    assert setup.voice_live_head_start_ms is not None
+    assert setup.voice_live_head_start_ms > 0
+    assert result.report.first_audio_ms is not None
+
+
+# --- Routing ----------------------------------------------------------------------------------
+
+
+def two_profile_routing(*, redirect: bool) -> Routing:
+    support = AgentProfile(name="support", greeting="Support here.")
+    sales = AgentProfile(name="sales", greeting="Sales here.", media_rate=24000)
+    return Routing(
+        profiles={"support": support, "sales": sales},
+        numbers={DIALED_NUMBER: "support", SALES: "sales"},
+        default_profile=None,
+        redirect_to=HUMAN if redirect else None,
+    )
+
+
+async def test_dialled_number_picks_the_profile_and_unknown_numbers_are_rejected() -> None:
+    async with stack(routing=two_profile_routing(redirect=False)) as local:
+        sales = await ended(await local.ring([Hangup(At(1.0))], to=SALES))
+        unknown = await ended(await local.ring([Hangup(At(1.0))], to="+15555550199"))
+        await asyncio.sleep(0.2)
+    assert sales.outcome == "answered"
+    assert sales.media is not None
+    assert sales.media.sample_rate == 24000
+    assert unknown.outcome == "rejected"
+    assert local.emulator.session_for(unknown.correlation_id) is None
+
+
+async def test_unknown_numbers_can_be_redirected() -> None:
+    async with stack(routing=two_profile_routing(redirect=True)) as local:
+        unknown = await ended(await local.ring([], to="+15555550199"))
+    assert (unknown.outcome, unknown.redirect_target) == ("redirected", f"4:{HUMAN}")
+
+
+async def test_calls_above_the_limit_are_rejected_as_busy() -> None:
+    async with stack(max_calls=1) as local:
+        first = await local.ring([Hangup(At(3.0))])
+        await asyncio.sleep(1.0)
+        second = await ended(await local.ring([]))
+        await ended(first)
+    assert first.outcome == "answered"
+    assert (second.outcome, second.reject_reason) == ("rejected", "busy")
+
+
+# --- Outbound ---------------------------------------------------------------------------------
+
+
+async def test_outbound_call_is_placed_and_bridged() -> None:
+    """POST /api/calls dials from the configured number; the callee hears the agent."""
+    async with stack() as local:
+        sim = await ended(await local.dial(CALLEE, [Hangup(AfterAgentDone(pause_ms=100))]))
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{local.base_url}/api/calls", json={"to": CALLEE}) as bare,
+        ):
+            unauthorized = bare.status
+    assert sim.direction == "outbound"
+    assert sim.outcome == "answered"
+    assert sim.request_body is not None
+    assert sim.request_body["sourceCallerIdNumber"]["value"] == local.acs.acs_number
+    assert sim.media is not None
+    assert sim.media.spurts[0].end == "drained"
+    assert unauthorized == 401
+
+
+# --- Tools and keypad -------------------------------------------------------------------------
+
+
+async def test_transfer_hands_the_caller_over_after_the_agent_speaks() -> None:
+    transfer = turn(700, 587, "Let me transfer you.", ToolCall("transfer_call", {}))
+    profile = AgentProfile(tools=("transfer_call",), transfer_to=HUMAN)
+    async with stack([GREETING, transfer], profile=profile) as local:
+        result = await local.call([Say(LINE, AfterAgentDone(pause_ms=300))], hangup_after_s=10)
+    sim = result.acs
+    assert sim is not None
+    assert (sim.transfer_target, sim.ended_by) == (f"4:{HUMAN}", "transfer")
+    assert "CallTransferAccepted" in sim.callback_names
+    assert result.record.spurts[-1].end == "drained"
+    assert json.loads(result.session.tool_calls[0].output or "") == {"status": "transferred"}
+
+
+async def test_failed_transfer_is_reported_to_the_model_and_the_call_goes_on() -> None:
+    transfer = turn(500, 587, "Transferring.", ToolCall("transfer_call", {}))
+    sorry = turn(500, 698, "Sorry, that did not work.")
+    profile = AgentProfile(tools=("transfer_call",), transfer_to=HUMAN)
+    async with stack([GREETING, transfer, sorry], profile=profile) as local:
+        result = await local.call(
+            [Say(LINE, AfterAgentDone(pause_ms=300)), Hangup(AfterAgentDone(pause_ms=2500))],
+            fail_transfer=True,
+        )
+    sim = result.acs
+    assert sim is not None
+    assert "CallTransferFailed" in sim.callback_names
+    assert sim.ended_by == "caller"
+    # The agent was told and spoke again: greeting, "transferring", "sorry".
+    assert [spurt.end for spurt in result.record.spurts] == ["drained"] * 3
+
+
+async def test_user_tools_run_and_failures_go_back_to_the_model() -> None:
+    """A working tool's result and a failing tool's error both reach the model; the call
+    goes on and the caller hears the next turn."""
+    lookup = turn(400, 440, "Let me check.", ToolCall("lookup_order", {"order_id": "42"}))
+    broken = turn(400, 494, "Checking again.", ToolCall("broken_lookup", {"order_id": "7"}))
+    done = turn(400, 523, "Here you go.")
+    profile = AgentProfile(
+        tools=("lookup_order", "broken_lookup"), tools_module="tests.agent_tools"
+    )
+    async with stack([lookup, broken, done], profile=profile) as local:
+        result = await local.call([Hangup(AfterAgentDone(pause_ms=1500))])
+    calls = result.session.tool_calls
+    assert [call.name for call in calls] == ["lookup_order", "broken_lookup"]
+    assert json.loads(calls[0].output or "") == {"order_id": "42", "status": "shipped"}
+    assert "order service unreachable" in json.loads(calls[1].output or "")["error"]
+    # All three turns were heard: the failure did not end the call.
+    heard_ms = sum(spurt.played_ms for spurt in result.record.spurts)
+    assert heard_ms == pytest.approx(1200, abs=80)
+    assert result.report.protocol_violations == []
+
+
+async def test_keypad_digits_reach_the_agent_as_user_input() -> None:
+    script: list[Step] = [
+        Dtmf("4", AfterAgentDone(pause_ms=200)),
+        Dtmf("2", At(0.1)),
+        Dtmf("#", At(0.2)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        result = await local.call(script)
+    assert [entry.text for entry in result.session.text_inputs] == [
+        "(The caller pressed these keys on the phone keypad: 4 2 #)"
+    ]
+    assert len(result.record.spurts) == 2  # the agent answered the keypad input
+
+
+# --- Authentication ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["missing", "expired", "wrong-audience", "wrong-issuer", "forged"],
+)
+async def test_media_socket_refuses_bad_acs_tokens_before_starting(bad: str) -> None:
+    """401 before the upgrade; no Voice Live session is opened for it."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        tokens = {
+            "expired": local.acs.mint_token(lifetime_s=-600),
+            "wrong-audience": local.acs.mint_token(audience="6f1c1b0e-0000-4000-8000-000000000000"),
+            "wrong-issuer": local.acs.mint_token(issuer="https://issuer.invalid"),
+            "forged": local.acs.mint_token(forged=True),
+        }
+        headers = {"x-ms-call-correlation-id": "c1", "x-ms-call-connection-id": "call-1"}
+        if bad in tokens:
+            headers["Authorization"] = f"Bearer {tokens[bad]}"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            async with asyncio.timeout(10):
+                await http.ws_connect(local.media_url("c1"), headers=headers)
+    assert refused.value.status == 401
+    assert local.emulator.sessions == ()
+
+
+@pytest.mark.parametrize("query", ["", "?token=nope", "?token={other}"])
+async def test_media_socket_refuses_bad_call_tokens(query: str) -> None:
+    """A valid ACS JWT is not enough: the call token must be genuine and for this call."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        other = mint_call_token(local.signing_key, call_key="another-call", profile="default")
+        headers = {
+            "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
+            "x-ms-call-correlation-id": "c1",
+        }
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            async with asyncio.timeout(10):
+                await http.ws_connect(local.ws_url + query.format(other=other), headers=headers)
+    assert refused.value.status == 401
+    assert local.emulator.sessions == ()
+
+
+async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:
+    """ACS with a bad token: MediaStreamingFailed; callbridge hangs up, nothing bridged."""
+    async with stack() as local:
+        bad = local.acs.mint_token(issuer="https://issuer.invalid")
+        sim = await ended(await local.ring([], media_token=bad))
+    assert sim.media is None
+    assert "MediaStreamingFailed" in sim.callback_names
+    assert sim.ended_by == "app_terminate"
+
+
+async def test_callbacks_refuse_forged_tokens_and_replayed_call_tokens() -> None:
+    """A forged ACS JWT, or a callback token minted for another call, is refused with 401
+    and nothing is acted on (a forged MediaStreamingFailed must not hang up a call)."""
+    async with stack() as local:
+        sim = await local.ring([Hangup(At(2.0))])
+        await sim.wait_callback("MediaStreamingStarted", CALL_TIMEOUT_S)
+        assert sim.request_body is not None
+        own_url = sim.request_body["callbackUri"]
+        other_url = f"{local.base_url}/api/callbacks/" + mint_call_token(
+            local.signing_key, call_key="another-call", profile="default"
+        )
+        event = [
+            {
+                "type": "Microsoft.Communication.MediaStreamingFailed",
+                "data": {
+                    "callConnectionId": sim.call_connection_id,
+                    "correlationId": sim.correlation_id,
+                },
+            }
+        ]
+        statuses = []
+        async with aiohttp.ClientSession() as http:
+            for url, jwt in (
+                (own_url, local.acs.mint_token(forged=True)),
+                (own_url, local.acs.mint_token(lifetime_s=-600)),
+                (other_url, local.acs.mint_token()),
+                (own_url, None),
+            ):
+                headers = {"Authorization": f"Bearer {jwt}"} if jwt else {}
+                async with http.post(url, json=event, headers=headers) as response:
+                    statuses.append(response.status)
+        await ended(sim)
+    assert statuses == [401, 401, 401, 401]
+    assert sim.ended_by == "caller"
+
+
+async def test_webhook_without_the_secret_answers_nothing() -> None:
+    async with stack() as local:
+        local.acs.ring_timeout_s = 1.0
+        sim = await ended(await local.ring([], secret="y" * 32))
+    assert sim.outcome == "missed"
+    assert local.acs.deliveries[-1].status == 401
+    assert not [op for op in local.acs.operations if op.name == "answer"]
