@@ -6,18 +6,17 @@ token and ACS's ids); it holds connections worth reusing and the calls running o
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from callbridge.bridge.call import CallBridge
 from callbridge.config import Settings
+from callbridge.tasks import OwnedTasks
 from callbridge.telephony.control import CallControl
 from callbridge.telephony.jwt_auth import (
     JwksCache,
@@ -60,29 +59,6 @@ class RecentKeys:
         return True
 
 
-class BackgroundTasks:
-    """Work that outlives the request that started it (answering, hanging up)."""
-
-    def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    def spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
-        task = asyncio.create_task(coroutine, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("task.failed", task=task.get_name(), error=repr(error))
-
-    async def aclose(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        async with asyncio.timeout(SHUTDOWN_TIMEOUT_S):
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 @dataclass
 class Services:
     """One replica's shared state, built when the app starts and closed when it stops."""
@@ -94,7 +70,8 @@ class Services:
     """Validates ACS's tokens on callbacks and media sockets; None with authentication off."""
     webhook_jwt: JwtValidator | None
     """Validates Event Grid's Entra ID tokens, when configured."""
-    tasks: BackgroundTasks = field(default_factory=BackgroundTasks)
+    tasks: OwnedTasks = field(default_factory=OwnedTasks)
+    """Work that outlives the request that started it (answering, rejecting, hanging up)."""
     incoming: RecentKeys = field(default_factory=lambda: RecentKeys(DEDUPE_WINDOW_S))
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
     bridges: dict[str, CallBridge] = field(default_factory=dict)
@@ -162,5 +139,5 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 stack.push_async_callback(entra_keys.close)
                 webhook_jwt = JwtValidator(entra_policy, entra_keys)
         services = Services(settings, control, prewarm, acs_jwt, webhook_jwt)
-        stack.push_async_callback(services.tasks.aclose)
+        stack.push_async_callback(services.tasks.aclose, SHUTDOWN_TIMEOUT_S)
         yield services

@@ -51,6 +51,7 @@ from callbridge.bridge.framer import Framer
 from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
 from callbridge.config import PacingSettings
 from callbridge.routing import AgentProfile
+from callbridge.tasks import OwnedTasks
 from callbridge.telephony import media
 from callbridge.voice.session import greeting_request, session_request, verbatim_request
 from callbridge.voice.tools import END_CALL, TRANSFER_CALL, profile_tools, run_tool
@@ -177,7 +178,7 @@ class CallBridge:
         self._configured_rate = configured_rate
         self._tools = {spec.name: spec for spec in profile_tools(profile)}
         self.stats = CallStats()
-        self._helpers: set[asyncio.Task[None]] = set()
+        self._helpers = OwnedTasks()
         self._tool_calls: dict[str, list[tuple[str, str, asyncio.Task[str] | None]]] = {}
         self._response_wanted = False
         self._ending = False
@@ -224,7 +225,7 @@ class CallBridge:
             )
         if isinstance(first, media.AudioData):
             await self._forward_caller_audio(first)
-        self._spawn(self._time_limit(), "time-limit")
+        self._helpers.spawn(self._time_limit(), "time-limit")
         try:
             await _run_until_first_done(
                 caller=self._caller_pump(),
@@ -234,26 +235,13 @@ class CallBridge:
         finally:
             if self._dtmf_timer is not None:
                 self._dtmf_timer.cancel()
-            for task in self._helpers:
-                task.cancel()
             for calls in self._tool_calls.values():
                 for _, _, running in calls:
                     if running is not None:
                         running.cancel()
-            await asyncio.gather(*self._helpers, return_exceptions=True)
+            await self._helpers.aclose()
         self._log_summary()
         return self.stats
-
-    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
-        """Run a helper task the bridge owns: cancelled when the call ends, errors logged."""
-        task = asyncio.create_task(coroutine, name=name)
-        self._helpers.add(task)
-        task.add_done_callback(self._helper_done)
-
-    def _helper_done(self, task: asyncio.Task[None]) -> None:
-        self._helpers.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("call.helper_failed", task=task.get_name(), error=repr(error))
 
     async def _await_first_audio_message(self) -> media.AudioMetadata | media.AudioData | None:
         """ACS sends ``AudioMetadata`` first; tolerate its absence (then the rate is 16 kHz)."""
@@ -490,7 +478,7 @@ class CallBridge:
         self._dtmf_timer = None
         digits, self._digits = self._digits, ""
         if digits:
-            self._spawn(self._send_digits(digits), "dtmf")
+            self._helpers.spawn(self._send_digits(digits), "dtmf")
 
     async def _send_digits(self, digits: str) -> None:
         text = f"(The caller pressed these keys on the phone keypad: {' '.join(digits)})"
@@ -531,7 +519,7 @@ class CallBridge:
         calls = self._tool_calls.pop(response_id, None)
         if calls:
             interrupted = response_id in self._muted_responses
-            self._spawn(self._finish_tools(calls, interrupted=interrupted), "tools")
+            self._helpers.spawn(self._finish_tools(calls, interrupted=interrupted), "tools")
         elif self._response_wanted:
             self._response_wanted = False
             await self._request_response()
@@ -571,7 +559,7 @@ class CallBridge:
         if name == END_CALL.name:
             await self._send_tool_output(call_id, json.dumps({"status": "hanging up"}))
             self._record_tool(name, call_id, "")
-            self._spawn(self._end_call("end_call"), "end-call")
+            self._helpers.spawn(self._end_call("end_call"), "end-call")
             return False
         target = self._profile.transfer_to
         if target is None:

@@ -1,0 +1,451 @@
+"""OpenTelemetry metrics and one trace span per call, exported to Application Insights if asked.
+
+OpenTelemetry is optional: ``opentelemetry-api`` arrives with the ``azure`` extra
+(``azure-monitor-opentelemetry``), so it is imported only when first needed, and without it
+every function here is a no-op. With the API but no SDK configured, OpenTelemetry's own no-op
+providers apply, or whatever the process set up through the ``OTEL_*`` environment.
+
+Everything here runs a handful of times per call (answer, first audio, each barge-in, end),
+never per 20 ms frame: per-frame facts reach telemetry as the totals in ``CallSummary``.
+
+Phone numbers are never recorded: attributes carry ACS's ids, the profile name, the direction
+and bounded enumerations (why a call ended or was rejected) only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+
+from callbridge import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+    from opentelemetry.trace import Span, Tracer, TracerProvider
+
+log = structlog.get_logger(__name__)
+
+INSTRUMENTATION_NAME = "callbridge"
+"""The meter and tracer name: the instrumentation scope every instrument here belongs to."""
+
+AZURE_EXTRA = "pip install 'callbridge[azure]'"
+"""What to install for the Application Insights exporter."""
+
+CALL_SPAN = "call"
+
+CALLER_ENDED = "caller"
+"""The ``ended_by`` value when the bridge did not end the call: the caller (or ACS) did."""
+
+_AttributeValue = str | bool | int | float
+_Attributes = dict[str, _AttributeValue]
+
+# Attribute keys, namespaced so they cannot collide with OpenTelemetry's semantic conventions
+# once exported (Application Insights shows them as customDimensions).
+_CALL_CONNECTION_ID = "callbridge.call_connection_id"
+_CORRELATION_ID = "callbridge.correlation_id"
+_PROFILE = "callbridge.profile"
+_DIRECTION = "callbridge.direction"
+_ENDED_BY = "callbridge.ended_by"
+_REASON = "callbridge.reason"
+_TRUNCATED = "callbridge.truncated"
+
+
+@dataclass(frozen=True, slots=True)
+class CallSummary:
+    """One call's totals, as plain numbers, so this module need not import the bridge."""
+
+    caller_frames: int = 0
+    malformed_media: int = 0
+    malformed_events: int = 0
+    voice_live_errors: int = 0
+    dropped_agent_audio_ms: float = 0.0
+    barge_ins: int = 0
+    tool_calls: int = 0
+    pacer_max_late_ms: float | None = None
+    """None when no agent audio was paced (the call never got media): a zero would flatter
+    the lateness distribution."""
+    pacer_reanchors: int = 0
+    pacer_starved: int = 0
+    ended_by: str | None = None
+    """Why the bridge ended the call (``CallStats.ended_by``); None when the caller did."""
+
+
+class _Instruments:
+    """Every instrument and the tracer, created once per ``Telemetry``."""
+
+    def __init__(
+        self, meter_provider: MeterProvider | None, tracer_provider: TracerProvider | None
+    ) -> None:
+        # Imported here, not at module level: the API is an optional dependency. Only called
+        # once it is known to be importable.
+        from opentelemetry import metrics, trace  # noqa: PLC0415
+
+        meter = metrics.get_meter(INSTRUMENTATION_NAME, __version__, meter_provider)
+        self.tracer: Tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider)
+        self.active_calls: UpDownCounter = meter.create_up_down_counter(
+            "callbridge.calls.active",
+            unit="{call}",
+            description="Calls whose media socket is bridged to Voice Live right now.",
+        )
+        self.rejected: Counter = meter.create_counter(
+            "callbridge.calls.rejected",
+            unit="{call}",
+            description="Incoming calls rejected or redirected instead of answered, by reason.",
+        )
+        self.answer_latency: Histogram = meter.create_histogram(
+            "callbridge.call.answer_latency",
+            unit="ms",
+            description="From the IncomingCall event to ACS accepting answer_call; "
+            "the caller hears ringing for all of it.",
+            explicit_bucket_boundaries_advisory=[
+                50, 100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
+            ],
+        )  # fmt: skip
+        self.first_audio: Histogram = meter.create_histogram(
+            "callbridge.call.first_audio",
+            unit="ms",
+            description="From the media socket being accepted to the agent's first audio "
+            "sent to the caller: the silence a caller sits through after pickup.",
+            explicit_bucket_boundaries_advisory=[
+                100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
+            ],
+        )  # fmt: skip
+        self.duration: Histogram = meter.create_histogram(
+            "callbridge.call.duration",
+            unit="s",
+            description="How long calls stayed bridged, by who ended them.",
+            explicit_bucket_boundaries_advisory=[
+                5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600,
+            ],
+        )  # fmt: skip
+        self.barge_ins: Counter = meter.create_counter(
+            "callbridge.barge_ins",
+            unit="{barge_in}",
+            description="Times the caller spoke over the agent; truncated=true when audio "
+            "the caller was hearing was cut and the model told where.",
+        )
+        self.heard_ms: Histogram = meter.create_histogram(
+            "callbridge.truncation.heard_ms",
+            unit="ms",
+            description="How much of an interrupted agent item the caller had heard when "
+            "it was truncated.",
+            explicit_bucket_boundaries_advisory=[
+                250, 500, 1000, 2000, 3000, 5000, 10000, 20000, 30000,
+            ],
+        )  # fmt: skip
+        self.pacer_max_late: Histogram = meter.create_histogram(
+            "callbridge.pacer.max_lateness",
+            unit="ms",
+            description="Per call, the worst lateness of an agent frame against its due time; "
+            "beyond the playout lead it is audible as a gap.",
+            explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 40, 80, 160, 500],
+        )
+        self.pacer_reanchors: Counter = meter.create_counter(
+            "callbridge.pacer.reanchors",
+            unit="{reanchor}",
+            description="Times the pacer fell more than a frame behind with audio queued "
+            "(a stalled event loop) and restarted its clock.",
+        )
+        self.pacer_underruns: Counter = meter.create_counter(
+            "callbridge.pacer.underruns",
+            unit="{underrun}",
+            description="Times agent audio ran out mid-item and resumed after it was due "
+            "(Voice Live slower than real time).",
+        )
+        self.malformed_media: Counter = meter.create_counter(
+            "callbridge.media.malformed_frames",
+            unit="{frame}",
+            description="ACS media frames that could not be parsed and were dropped.",
+        )
+        self.malformed_events: Counter = meter.create_counter(
+            "callbridge.voice_live.malformed_events",
+            unit="{event}",
+            description="Voice Live events that could not be decoded or handled.",
+        )
+        self.voice_live_errors: Counter = meter.create_counter(
+            "callbridge.voice_live.errors",
+            unit="{error}",
+            description="Error events Voice Live sent.",
+        )
+        self.dropped_agent_audio: Counter = meter.create_counter(
+            "callbridge.agent_audio.dropped",
+            unit="ms",
+            description="Agent audio of interrupted responses that arrived late and was "
+            "never played.",
+        )
+        self.tool_calls: Counter = meter.create_counter(
+            "callbridge.tool_calls",
+            unit="{call}",
+            description="Tool calls the agent made.",
+        )
+
+
+class Telemetry:
+    """The process's instruments and tracer.
+
+    The module-level functions and ``CallTelemetry`` use one shared instance built from the
+    global providers at first use, so providers configured after import (``configure_telemetry``
+    at startup) are the ones used. Passing providers builds an independent instance: tests use
+    in-memory readers that way without touching OpenTelemetry's set-once global providers.
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: MeterProvider | None = None,
+        tracer_provider: TracerProvider | None = None,
+    ) -> None:
+        self._instruments = (
+            _Instruments(meter_provider, tracer_provider) if _otel_available() else None
+        )
+
+    def record_answer_latency(self, ms: float, *, direction: str) -> None:
+        """See ``record_answer_latency``."""
+        if self._instruments is not None:
+            self._instruments.answer_latency.record(ms, {_DIRECTION: direction})
+
+    def record_rejected(self, reason: str) -> None:
+        """See ``record_rejected``."""
+        if self._instruments is not None:
+            self._instruments.rejected.add(1, {_REASON: reason})
+
+
+def _otel_available() -> bool:
+    try:
+        import opentelemetry.metrics  # noqa: F401, PLC0415
+        import opentelemetry.trace  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
+@functools.cache
+def _default_telemetry() -> Telemetry:
+    """Built at first use, never at import, so the global providers are the configured ones."""
+    return Telemetry()
+
+
+def record_answer_latency(ms: float, *, direction: str) -> None:
+    """Time from receiving the IncomingCall event to ``answer_call`` returning.
+
+    ``direction`` is ``inbound`` or ``outbound`` (for outbound calls: ``create_call``).
+    """
+    _default_telemetry().record_answer_latency(ms, direction=direction)
+
+
+def record_rejected(reason: str) -> None:
+    """An incoming call not answered; ``reason`` is a short fixed word (``busy``, ``none``,
+    ``redirected``), never anything taken from the call."""
+    _default_telemetry().record_rejected(reason)
+
+
+class CallTelemetry:
+    """One call's span and per-call metrics, from media socket accepted to bridge finished.
+
+    Create it when the media socket is accepted and call ``end()`` in a ``finally``: the
+    active-calls gauge stays raised until it is called. Every method is cheap and called a few
+    times per call; after ``end()`` all of them do nothing.
+    """
+
+    def __init__(
+        self,
+        *,
+        call_connection_id: str,
+        correlation_id: str | None,
+        profile: str,
+        direction: str | None = None,
+        telemetry: Telemetry | None = None,
+    ) -> None:
+        """Start the ``call`` span and count the call as active.
+
+        ``telemetry``: the instruments to use; the process's shared ones by default.
+        """
+        self._instruments = (telemetry or _default_telemetry())._instruments
+        self._started = time.monotonic()
+        self._ended = False
+        self._first_audio_seen = False
+        # Metric attributes: bounded by configuration (profile names, two directions), so
+        # safe as dimensions. Ids go on the span only: as metric dimensions they would make a
+        # new time series per call.
+        self._attributes: _Attributes = {_PROFILE: profile}
+        if direction is not None:
+            self._attributes[_DIRECTION] = direction
+        self._span: Span | None = None
+        if self._instruments is None:
+            return
+        from opentelemetry.trace import SpanKind  # noqa: PLC0415
+
+        span_attributes: _Attributes = {_CALL_CONNECTION_ID: call_connection_id, **self._attributes}
+        if correlation_id is not None:
+            span_attributes[_CORRELATION_ID] = correlation_id
+        # SERVER: the call is a unit of work this service handles, so Application Insights lists
+        # it under requests, with its duration and success.
+        self._span = self._instruments.tracer.start_span(
+            CALL_SPAN, kind=SpanKind.SERVER, attributes=span_attributes
+        )
+        self._instruments.active_calls.add(1, self._attributes)
+
+    @contextlib.contextmanager
+    def activate(self) -> Iterator[None]:
+        """Make the call span current, so spans started inside (the Azure SDK's ACS requests:
+        hang up, transfer) become its children. The span stays open on exit."""
+        if self._span is None:
+            yield
+            return
+        from opentelemetry import trace  # noqa: PLC0415
+
+        with trace.use_span(self._span, end_on_exit=False):
+            yield
+
+    def first_audio(self, ms: float) -> None:
+        """The agent's first audio reached the caller ``ms`` after the socket was accepted;
+        only the first report per call counts."""
+        if self._instruments is None or self._ended or self._first_audio_seen:
+            return
+        self._first_audio_seen = True
+        self._instruments.first_audio.record(ms, self._attributes)
+        if self._span is not None:
+            self._span.set_attribute("callbridge.first_audio_ms", ms)
+
+    def barge_in(self, *, heard_ms: float, truncated: bool) -> None:
+        """The caller spoke over the agent. ``truncated``: audio they were hearing was cut and
+        the model told; ``heard_ms`` is how much of that item they heard (ignored otherwise)."""
+        if self._instruments is None or self._ended:
+            return
+        self._instruments.barge_ins.add(1, {**self._attributes, _TRUNCATED: truncated})
+        event: _Attributes = {_TRUNCATED: truncated}
+        if truncated:
+            self._instruments.heard_ms.record(heard_ms, self._attributes)
+            event["callbridge.heard_ms"] = heard_ms
+        if self._span is not None:
+            self._span.add_event("barge_in", event)
+
+    def end(self, summary: CallSummary, *, error: BaseException | None = None) -> None:
+        """Record the call's totals, drop it from the active calls and end its span.
+
+        ``error``: what ended the bridge abnormally, if anything; marks the span failed.
+        Idempotent: only the first call records anything.
+        """
+        if self._instruments is None or self._ended:
+            return
+        self._ended = True
+        instruments = self._instruments
+        attributes = self._attributes
+        ended_by = summary.ended_by or CALLER_ENDED
+        instruments.active_calls.add(-1, attributes)
+        instruments.duration.record(
+            time.monotonic() - self._started, {**attributes, _ENDED_BY: ended_by}
+        )
+        if summary.pacer_max_late_ms is not None:
+            instruments.pacer_max_late.record(summary.pacer_max_late_ms, attributes)
+        counts: list[tuple[Counter, float]] = [
+            (instruments.pacer_reanchors, summary.pacer_reanchors),
+            (instruments.pacer_underruns, summary.pacer_starved),
+            (instruments.malformed_media, summary.malformed_media),
+            (instruments.malformed_events, summary.malformed_events),
+            (instruments.voice_live_errors, summary.voice_live_errors),
+            (instruments.dropped_agent_audio, summary.dropped_agent_audio_ms),
+            (instruments.tool_calls, summary.tool_calls),
+        ]
+        for counter, amount in counts:
+            # Zeros are recorded too: a series that exists reads as "none", not "no data".
+            counter.add(amount, attributes)
+        if self._span is None:
+            return
+        self._span.set_attributes(_summary_attributes(summary, ended_by))
+        if error is not None:
+            from opentelemetry.trace import StatusCode  # noqa: PLC0415
+
+            self._span.record_exception(error)
+            self._span.set_status(StatusCode.ERROR, type(error).__name__)
+        self._span.end()
+
+
+def _summary_attributes(summary: CallSummary, ended_by: str) -> _Attributes:
+    attributes: _Attributes = {
+        _ENDED_BY: ended_by,
+        "callbridge.caller_frames": summary.caller_frames,
+        "callbridge.malformed_media": summary.malformed_media,
+        "callbridge.malformed_events": summary.malformed_events,
+        "callbridge.voice_live_errors": summary.voice_live_errors,
+        "callbridge.dropped_agent_audio_ms": round(summary.dropped_agent_audio_ms),
+        "callbridge.barge_ins": summary.barge_ins,
+        "callbridge.tool_calls": summary.tool_calls,
+        "callbridge.pacer_reanchors": summary.pacer_reanchors,
+        "callbridge.pacer_starved": summary.pacer_starved,
+    }
+    if summary.pacer_max_late_ms is not None:
+        attributes["callbridge.pacer_max_late_ms"] = round(summary.pacer_max_late_ms, 1)
+    return attributes
+
+
+@dataclass(slots=True)
+class _ProcessState:
+    configured: bool = False
+
+
+_process = _ProcessState()
+
+
+def configure_telemetry(
+    connection_string: str | None, *, environ: Mapping[str, str] = os.environ
+) -> None:
+    """Export metrics and traces to Application Insights if a connection string is given.
+
+    Needs the ``azure`` extra; without it a warning says what to install and the service runs
+    on without export. Without a connection string nothing changes: OpenTelemetry's no-op
+    providers stay, or what the ``OTEL_*`` environment set up. Only the first call with a
+    connection string acts: OpenTelemetry's global providers can be set once per process.
+    """
+    if not connection_string or _process.configured:
+        return
+    _process.configured = True
+    try:
+        from azure.monitor.opentelemetry import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+            configure_azure_monitor,
+        )
+    except ImportError:
+        log.warning(
+            "telemetry.exporter_missing",
+            detail="an Application Insights connection string is set, but "
+            "azure-monitor-opentelemetry is not installed: metrics and traces are not exported",
+            install=AZURE_EXTRA,
+        )
+        return
+    from opentelemetry.sdk.resources import Resource  # noqa: PLC0415
+
+    try:
+        configure_azure_monitor(
+            connection_string=connection_string,
+            resource=Resource.create(_resource_attributes(environ)),
+            # Logs stay on stderr: structlog's records would arrive unrendered, and caller
+            # transcripts are logged, which must not leave the service by this route.
+            disable_logging=True,
+        )
+    except Exception as exc:  # telemetry must never stop the service from answering calls
+        log.error("telemetry.configure_failed", error=str(exc) or type(exc).__name__)
+        return
+    log.info("telemetry.configured", exporter="azure_monitor")
+
+
+def _resource_attributes(environ: Mapping[str, str]) -> _Attributes:
+    """``service.name`` and ``service.version`` unless the ``OTEL_*`` environment sets them.
+
+    Without a service name Application Insights labels the role ``unknown_service``.
+    """
+    configured = {
+        pair.split("=", 1)[0].strip()
+        for pair in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+        if "=" in pair
+    }
+    if environ.get("OTEL_SERVICE_NAME"):
+        configured.add("service.name")
+    defaults: _Attributes = {"service.name": "callbridge", "service.version": __version__}
+    return {key: value for key, value in defaults.items() if key not in configured}
