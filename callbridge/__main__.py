@@ -18,6 +18,7 @@ from callbridge.sim.bench import has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns
 from callbridge.sim.voicelive import load_turns, serve_emulator
+from callbridge.telemetry import configure_telemetry
 from callbridge.telephony.control import CallControl, PlacedCall
 from callbridge.telephony.numbers import mask
 from callbridge.telephony.outbound import DialError, place_call
@@ -42,6 +43,7 @@ def _serve(_: argparse.Namespace) -> int:
     if settings is None:
         return 2
     configure_logging(settings.log_format, settings.log_level)
+    configure_telemetry(settings.appinsights_connection_string)
     asyncio.run(serve(settings))
     return 0
 

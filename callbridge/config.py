@@ -115,6 +115,8 @@ class Settings:
     """On SIGTERM, calls in progress may go on this long before they are ended."""
     drain_goodbye: str | None = None
     """Spoken to callers whose call is ended by a shutdown, before the hang-up."""
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    """Exports metrics and traces to Application Insights (needs ``callbridge[azure]``)."""
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: LogFormat = "auto"
@@ -312,6 +314,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_calls=reader.number("CALLBRIDGE_MAX_CALLS", 50, int, 1),
         drain_s=reader.number("CALLBRIDGE_DRAIN_S", 120.0, float, 0),
         drain_goodbye=reader.text("CALLBRIDGE_DRAIN_GOODBYE"),
+        appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         host=reader.text("CALLBRIDGE_HOST", "127.0.0.1") or "127.0.0.1",
         port=reader.number("CALLBRIDGE_PORT", 8000, int, 0),
         log_format=reader.choice("LOG_FORMAT", "auto", get_args(LogFormat)),  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 OpenTelemetry is optional: ``opentelemetry-api`` arrives with the ``azure`` extra
 (``azure-monitor-opentelemetry``), so it is imported only when first needed, and without it
-every function here is a no-op. With the API but no SDK configured, OpenTelemetry's own no-op
-providers apply, or whatever the process set up through the ``OTEL_*`` environment.
+every function here is a no-op. With the API but no exporter configured, OpenTelemetry's own
+no-op providers apply, or whatever providers the process installed (``opentelemetry-instrument``
+reading the ``OTEL_*`` environment, say).
 
 Everything here runs a handful of times per call (answer, first audio, each barge-in, end),
 never per 20 ms frame: per-frame facts reach telemetry as the totals in ``CallSummary``.
@@ -18,7 +19,7 @@ import contextlib
 import functools
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,7 @@ import structlog
 from callbridge import __version__
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Counter, Histogram, MeterProvider, UpDownCounter
+    from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
     from opentelemetry.trace import Span, Tracer, TracerProvider
 
 log = structlog.get_logger(__name__)
@@ -78,17 +79,29 @@ class CallSummary:
 
 
 class _Instruments:
-    """Every instrument and the tracer, created once per ``Telemetry``."""
+    """Every instrument and the tracer, created once per ``Telemetry``.
 
-    def __init__(
-        self, meter_provider: MeterProvider | None, tracer_provider: TracerProvider | None
-    ) -> None:
-        # Imported here, not at module level: the API is an optional dependency. Only called
-        # once it is known to be importable.
-        from opentelemetry import metrics, trace  # noqa: PLC0415
+    Histograms use the SDK's default buckets: Application Insights keeps only count, sum, min
+    and max, and bucket advice needs opentelemetry-api 1.30, newer than the extra guarantees.
+    """
 
-        meter = metrics.get_meter(INSTRUMENTATION_NAME, __version__, meter_provider)
-        self.tracer: Tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider)
+    @classmethod
+    def create(
+        cls, meter_provider: MeterProvider | None, tracer_provider: TracerProvider | None
+    ) -> _Instruments | None:
+        """The instruments, or None if the OpenTelemetry API is not installed."""
+        # Imported here, not at module level: the API is an optional dependency.
+        try:
+            from opentelemetry import metrics, trace  # noqa: PLC0415
+        except ImportError:
+            return None
+        return cls(
+            metrics.get_meter(INSTRUMENTATION_NAME, __version__, meter_provider),
+            trace.get_tracer(INSTRUMENTATION_NAME, __version__, tracer_provider),
+        )
+
+    def __init__(self, meter: Meter, tracer: Tracer) -> None:
+        self.tracer = tracer
         self.active_calls: UpDownCounter = meter.create_up_down_counter(
             "callbridge.calls.active",
             unit="{call}",
@@ -104,27 +117,18 @@ class _Instruments:
             unit="ms",
             description="From the IncomingCall event to ACS accepting answer_call; "
             "the caller hears ringing for all of it.",
-            explicit_bucket_boundaries_advisory=[
-                50, 100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
-            ],
-        )  # fmt: skip
+        )
         self.first_audio: Histogram = meter.create_histogram(
             "callbridge.call.first_audio",
             unit="ms",
             description="From the media socket being accepted to the agent's first audio "
             "sent to the caller: the silence a caller sits through after pickup.",
-            explicit_bucket_boundaries_advisory=[
-                100, 250, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000,
-            ],
-        )  # fmt: skip
+        )
         self.duration: Histogram = meter.create_histogram(
             "callbridge.call.duration",
             unit="s",
             description="How long calls stayed bridged, by who ended them.",
-            explicit_bucket_boundaries_advisory=[
-                5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600,
-            ],
-        )  # fmt: skip
+        )
         self.barge_ins: Counter = meter.create_counter(
             "callbridge.barge_ins",
             unit="{barge_in}",
@@ -136,16 +140,12 @@ class _Instruments:
             unit="ms",
             description="How much of an interrupted agent item the caller had heard when "
             "it was truncated.",
-            explicit_bucket_boundaries_advisory=[
-                250, 500, 1000, 2000, 3000, 5000, 10000, 20000, 30000,
-            ],
-        )  # fmt: skip
+        )
         self.pacer_max_late: Histogram = meter.create_histogram(
             "callbridge.pacer.max_lateness",
             unit="ms",
             description="Per call, the worst lateness of an agent frame against its due time; "
             "beyond the playout lead it is audible as a gap.",
-            explicit_bucket_boundaries_advisory=[1, 2, 5, 10, 20, 40, 80, 160, 500],
         )
         self.pacer_reanchors: Counter = meter.create_counter(
             "callbridge.pacer.reanchors",
@@ -202,9 +202,7 @@ class Telemetry:
         meter_provider: MeterProvider | None = None,
         tracer_provider: TracerProvider | None = None,
     ) -> None:
-        self._instruments = (
-            _Instruments(meter_provider, tracer_provider) if _otel_available() else None
-        )
+        self._instruments = _Instruments.create(meter_provider, tracer_provider)
 
     def record_answer_latency(self, ms: float, *, direction: str) -> None:
         """See ``record_answer_latency``."""
@@ -215,15 +213,6 @@ class Telemetry:
         """See ``record_rejected``."""
         if self._instruments is not None:
             self._instruments.rejected.add(1, {_REASON: reason})
-
-
-def _otel_available() -> bool:
-    try:
-        import opentelemetry.metrics  # noqa: F401, PLC0415
-        import opentelemetry.trace  # noqa: F401, PLC0415
-    except ImportError:
-        return False
-    return True
 
 
 @functools.cache
@@ -330,7 +319,8 @@ class CallTelemetry:
     def end(self, summary: CallSummary, *, error: BaseException | None = None) -> None:
         """Record the call's totals, drop it from the active calls and end its span.
 
-        ``error``: what ended the bridge abnormally, if anything; marks the span failed.
+        ``error``: what ended the bridge abnormally, if anything; marks the span failed
+        (recording the exception's type, never its message).
         Idempotent: only the first call records anything.
         """
         if self._instruments is None or self._ended:
@@ -363,8 +353,13 @@ class CallTelemetry:
         if error is not None:
             from opentelemetry.trace import StatusCode  # noqa: PLC0415
 
-            self._span.record_exception(error)
-            self._span.set_status(StatusCode.ERROR, type(error).__name__)
+            # The type only, not record_exception(): an exception's message can quote a phone
+            # number (ACS refusing a transfer target, say). The logs have the full error.
+            kind = type(error)
+            self._span.add_event(
+                "exception", {"exception.type": f"{kind.__module__}.{kind.__qualname__}"}
+            )
+            self._span.set_status(StatusCode.ERROR, kind.__name__)
         self._span.end()
 
 
@@ -394,9 +389,7 @@ class _ProcessState:
 _process = _ProcessState()
 
 
-def configure_telemetry(
-    connection_string: str | None, *, environ: Mapping[str, str] = os.environ
-) -> None:
+def configure_telemetry(connection_string: str | None) -> None:
     """Export metrics and traces to Application Insights if a connection string is given.
 
     Needs the ``azure`` extra; without it a warning says what to install and the service runs
@@ -408,7 +401,7 @@ def configure_telemetry(
         return
     _process.configured = True
     try:
-        from azure.monitor.opentelemetry import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
+        from azure.monitor.opentelemetry import (  # type: ignore[import-not-found,import-untyped,unused-ignore]  # noqa: PLC0415
             configure_azure_monitor,
         )
     except ImportError:
@@ -424,7 +417,7 @@ def configure_telemetry(
     try:
         configure_azure_monitor(
             connection_string=connection_string,
-            resource=Resource.create(_resource_attributes(environ)),
+            resource=Resource.create(_resource_attributes()),
             # Logs stay on stderr: structlog's records would arrive unrendered, and caller
             # transcripts are logged, which must not leave the service by this route.
             disable_logging=True,
@@ -435,11 +428,13 @@ def configure_telemetry(
     log.info("telemetry.configured", exporter="azure_monitor")
 
 
-def _resource_attributes(environ: Mapping[str, str]) -> _Attributes:
-    """``service.name`` and ``service.version`` unless the ``OTEL_*`` environment sets them.
+def _resource_attributes() -> _Attributes:
+    """``service.name`` and ``service.version`` unless the ``OTEL_*`` environment sets them
+    (``Resource.create`` reads it, but explicit attributes would override it).
 
     Without a service name Application Insights labels the role ``unknown_service``.
     """
+    environ = os.environ
     configured = {
         pair.split("=", 1)[0].strip()
         for pair in environ.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")

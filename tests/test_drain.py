@@ -2,12 +2,13 @@
 
 The bridge runs as its own process (``python -m callbridge serve``), configured through the
 environment as in production and logging JSON to stderr; ACS and Voice Live are the stand-ins,
-in this test's event loop, and a simulated caller is on the line. One run (``drain``) is shared
-by the tests below, each checking one step of the shutdown ``callbridge.server`` promises:
+in this test's event loop, and a simulated caller is on the line. One run (the ``drain``
+fixture, about 5 s) is shared by the tests below, each checking one step of the shutdown
+``callbridge.server`` promises:
 
-1. before SIGTERM the replica is ready and bridges a call;
-2. on SIGTERM ``/readyz`` turns 503 (``/healthz`` stays 200) and new calls are refused as busy,
-   while the call in progress goes on for the drain budget;
+1. before SIGTERM the replica is ready and bridges a call, the caller hearing the greeting;
+2. on SIGTERM ``/readyz`` turns 503 (``/healthz`` stays 200) and a new call is rejected as
+   busy, while the call in progress goes on for the drain budget;
 3. after the budget that call gets the configured goodbye (the agent cut short), is hung up
    through ACS, and its Voice Live session and media socket are closed;
 4. the process exits with 0, and every line it logged is JSON carrying the call's ids.
@@ -23,49 +24,56 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 
 from callbridge.sim.acs import AcsStandin, OperationRecord, SimCall
 from callbridge.sim.harness import EMULATOR_KEY, LOOPBACK
 from callbridge.sim.phone import CallRecord
+from callbridge.sim.playout import Spurt
 from callbridge.sim.script import At, Clip, Hangup
 from callbridge.sim.voicelive import AgentTurn, EmulatorSession, EventRecord, VoiceLiveEmulator
 from callbridge.sim.voicelive import connection as emulator_connection
 from callbridge.sim.voicelive.wire import summarize
 from callbridge.telephony.webhook import SECRET_HEADER
 
-_T = TypeVar("_T")
+pytestmark = pytest.mark.timeout(60)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RATE = 16000
 DRAIN_S = 2.0
 GOODBYE = "We are restarting, goodbye."
 GREETING_MS = 10_000
-"""Long enough to be still playing when the drain budget runs out (the goodbye cuts it)."""
+GREETING_HZ = 440.0
+"""The greeting is long enough to be still playing when the drain budget runs out."""
 FAREWELL_MS = 800
-"""The emulator's audio for the goodbye response."""
+FAREWELL_HZ = 659.0
+"""What the emulator plays for the goodbye response (it plays its script, not the text)."""
+CALLER_STAYS_S = 30.0
+"""The caller would stay on the line this long: only the shutdown can end the call."""
 SETUP_TIMEOUT_S = 15.0
 EXIT_BOUND_S = 20.0
-"""SIGTERM to process exit."""
+"""SIGTERM to process exit, goodbye included."""
 RUN_TIMEOUT_S = 50.0
 POLL_S = 0.02
-CALLER_HANGS_UP_S = 30.0
-"""The caller would stay on the line this long: only the shutdown can end the call."""
 
 VERBATIM_TEXT = "response.pre_generated_assistant_message.text"
-"""Added to the emulator's log of ``response.create`` events (see ``summarize_with_text``)."""
+"""Kept in the emulator's log of ``response.create`` events (see ``summarize_with_text``)."""
 
 WEBHOOK_EVENTS = frozenset({"call.incoming", "call.busy"})
-"""Logged by the webhook before ACS has given the call a connection id."""
+"""Logged by the IncomingCall webhook, before ACS has given the call a connection id."""
+DRAIN_TASK_EVENTS = frozenset({"call.barge_in", "call.hanging_up"})
+"""Logged for the call by ``CallBridge.shut_down``, which runs in the server's drain task."""
 
 _BRIDGE_ENV_PREFIXES = ("CALLBRIDGE_", "ACS_", "AZURE_", "AGENT_", "VOICE_LIVE_", "LOG_")
-"""Settings only this test may give the process (not the developer's environment)."""
+"""Settings only this test gives the process: none leak in from the developer's shell."""
 
 
 def turn(ms: int, hz: float, text: str) -> AgentTurn:
@@ -73,8 +81,8 @@ def turn(ms: int, hz: float, text: str) -> AgentTurn:
 
 
 TURNS = [
-    turn(GREETING_MS, 440, "Hello! Let me tell you at length about everything we offer."),
-    turn(FAREWELL_MS, 659, GOODBYE),
+    turn(GREETING_MS, GREETING_HZ, "Hello! Let me tell you at length about everything we do."),
+    turn(FAREWELL_MS, FAREWELL_HZ, GOODBYE),
 ]
 
 
@@ -83,7 +91,7 @@ TURNS = [
 
 @dataclass(frozen=True, slots=True)
 class Probe:
-    """An HTTP GET of the bridge: status and JSON body, and when (``time.monotonic()``)."""
+    """One GET of the bridge's health endpoints, and when (``time.monotonic()``)."""
 
     at: float
     status: int
@@ -102,14 +110,9 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class LogLine:
-    at: float
-    """When the test read it (``time.monotonic()``)."""
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class DrainRun:
+    """Everything one drain run observed; times are ``time.monotonic()`` of this process."""
+
     ready_idle: Probe
     ready_in_call: Probe
     sigterm_at: float
@@ -124,29 +127,61 @@ class DrainRun:
     acs_task_errors: list[BaseException]
     returncode: int | None
     exited_at: float
-    log: list[LogLine]
+    stderr: list[str]
 
     @property
     def media(self) -> CallRecord:
         assert self.call.media is not None, self.call.media_error
         return self.call.media
 
-    @property
-    def terminate(self) -> OperationRecord:
-        ops = [op for op in self.operations if op.call_connection_id == self.call.call_connection_id]
-        (terminate,) = [op for op in ops if op.name == "terminate"]
-        return terminate
+    def operation(self, name: str) -> OperationRecord:
+        """The one REST operation ``name`` on the call in progress."""
+        (op,) = [
+            op
+            for op in self.operations
+            if op.name == name and op.call_connection_id == self.call.call_connection_id
+        ]
+        return op
 
     @property
     def goodbye_request(self) -> EventRecord:
+        """The last ``response.create`` Voice Live received (the first was the greeting's)."""
         return self.session.received("response.create")[-1]
 
     @property
     def entries(self) -> list[dict[str, Any]]:
-        return [json.loads(line.text) for line in self.log]
+        return [json.loads(line) for line in self.stderr]
 
-    def events(self) -> list[str]:
-        return [str(entry.get("event")) for entry in self.entries]
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        return [entry for entry in self.entries if entry.get("event") == event]
+
+    def timeline(self) -> str:
+        """The shutdown, seconds from SIGTERM (printed by the fixture; shown with ``-s``)."""
+        t0 = self.sigterm_at
+        media = self.call.media
+        rows: list[tuple[float | None, str]] = [
+            (self.ready_draining.at, f"readyz {self.ready_draining.body}"),
+            (self.busy.ended_at, f"new call {self.busy.outcome} ({self.busy.reject_reason})"),
+            (self.session.closed_at, "Voice Live session closed"),
+            (self.call.ended_at, f"ACS: call ended by {self.call.ended_by}"),
+            (self.exited_at, f"process exited with {self.returncode}"),
+        ]
+        rows += [(op.at, f"ACS REST {op.name} {op.status}") for op in self.operations]
+        rows += [
+            (e.at, f"Voice Live got {e.type} {dict(e.fields)}")
+            for e in self.session.events
+            if e.direction == "received" and e.type != "input_audio_buffer.append"
+        ]
+        if media is not None:
+            for spurt in media.spurts:
+                rows.append((spurt.started_at, f"phone: spurt {spurt.index} starts"))
+                rows.append((spurt.ended_at, f"phone: spurt {spurt.index} {spurt.end}"))
+            rows.append((media.ws_closed_at, f"phone: {media.ended_by} {media.close_code}"))
+        return "\n".join(
+            f"{at - t0:+8.3f}s  {what}"
+            for at, what in sorted(rows, key=lambda row: row[0] or 0.0)
+            if at is not None
+        )
 
 
 # --- Running it -------------------------------------------------------------------------------
@@ -183,55 +218,52 @@ def bridge_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[s
     }
 
 
-async def until(check: Callable[[], _T | None], timeout_s: float, what: str) -> _T:
-    """Poll ``check`` until it returns something (not None/False); fail after ``timeout_s``."""
+async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
     try:
         async with asyncio.timeout(timeout_s):
-            while not (value := check()):
+            while not condition():  # noqa: ASYNC110  # the stand-ins' records, read live
                 await asyncio.sleep(POLL_S)
-            return value
     except TimeoutError:
-        raise AssertionError(f"timed out after {timeout_s} s waiting for {what}") from None
-
-
-async def sleep_until(deadline: float) -> None:
-    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        raise AssertionError(f"no {what} within {timeout_s} s") from None
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> Probe:
     async with http.get(url) as response:
-        body = await response.json()
-        return Probe(time.monotonic(), response.status, body)
+        return Probe(time.monotonic(), response.status, await response.json())
 
 
-async def collect(stream: asyncio.StreamReader, into: list[LogLine]) -> None:
-    while line := await stream.readline():
-        into.append(LogLine(time.monotonic(), line.decode().rstrip("\n")))
-
-
-async def wait_healthy(http: aiohttp.ClientSession, base: str, process: Any) -> None:
-    async def healthy() -> bool:
-        with contextlib.suppress(aiohttp.ClientError):
-            return (await get(http, f"{base}/healthz")).status == 200
-        return False
-
+async def wait_healthy(
+    http: aiohttp.ClientSession, base: str, process: asyncio.subprocess.Process
+) -> None:
     async with asyncio.timeout(SETUP_TIMEOUT_S):
-        while not await healthy():
+        while True:
             assert process.returncode is None, f"callbridge serve exited: {process.returncode}"
+            with contextlib.suppress(aiohttp.ClientError):
+                if (await get(http, f"{base}/healthz")).status == 200:
+                    return
             await asyncio.sleep(0.1)
+
+
+async def wait_draining(http: aiohttp.ClientSession, base: str) -> Probe:
+    async with asyncio.timeout(5):
+        # The signal is handled asynchronously; only the endpoint can tell when.
+        while (probe := await get(http, f"{base}/readyz")).status != 503:  # noqa: ASYNC110
+            await asyncio.sleep(POLL_S)
+        return probe
+
+
+async def collect(stream: asyncio.StreamReader, into: list[str]) -> None:
+    while line := await stream.readline():
+        into.append(line.decode().rstrip("\n"))
 
 
 async def run_drain() -> DrainRun:
     emulator = VoiceLiveEmulator(
-        turns=TURNS,
-        caller_transcripts=["caller"],
-        api_key=EMULATOR_KEY,
-        speed=2.0,
-        response_delay_ms=100,
+        turns=TURNS, caller_transcripts=[], api_key=EMULATOR_KEY, response_delay_ms=100
     )
     acs = AcsStandin()
-    secret = "drain-test-secret-" + "x" * 32
-    log: list[LogLine] = []
+    secret = "drain-" + "s" * 32
+    stderr: list[str] = []
     process: asyncio.subprocess.Process | None = None
     reader: asyncio.Task[None] | None = None
     try:
@@ -251,52 +283,48 @@ async def run_drain() -> DrainRun:
             stderr=asyncio.subprocess.PIPE,
         )
         assert process.stderr is not None
-        reader = asyncio.create_task(collect(process.stderr, log))
+        reader = asyncio.create_task(collect(process.stderr, stderr))
+
+        async def ring(seconds: float) -> SimCall:
+            return await acs.ring(
+                f"{base}/api/incomingCall",
+                headers={SECRET_HEADER: secret},
+                to_number=acs.acs_number,
+                script=[Hangup(At(seconds))],
+                hangup_after_s=seconds,
+                max_duration_s=seconds + 10,
+            )
+
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             await wait_healthy(http, base, process)
             ready_idle = await get(http, f"{base}/readyz")
 
-            # 1. A call is answered and bridged; the caller is hearing the greeting.
-            call = await acs.ring(
-                f"{base}/api/incomingCall",
-                headers={SECRET_HEADER: secret},
-                to_number=acs.acs_number,
-                script=[Hangup(At(CALLER_HANGS_UP_S))],
-                hangup_after_s=CALLER_HANGS_UP_S,
-                max_duration_s=CALLER_HANGS_UP_S + 10,
-            )
+            # 1. A call is answered and bridged, and the caller is hearing the greeting.
+            call = await ring(CALLER_STAYS_S)
             await call.wait_callback("MediaStreamingStarted", SETUP_TIMEOUT_S)
-            session = await until(
-                lambda: emulator.session_for(call.correlation_id), SETUP_TIMEOUT_S, "Voice Live"
-            )
             await until(
-                lambda: session.responses and session.responses[0].first_audio_delta_at,
+                lambda: emulator.session_for(call.correlation_id) is not None,
                 SETUP_TIMEOUT_S,
-                "the greeting's audio",
+                "Voice Live session",
             )
-            await asyncio.sleep(0.3)  # the phone's playout delay is 60 ms
+            session = emulator.session_for(call.correlation_id)
+            assert session is not None
+            await until(
+                lambda: bool(session.responses) and bool(session.responses[0].audio_bytes_sent),
+                SETUP_TIMEOUT_S,
+                "greeting audio",
+            )
+            await asyncio.sleep(0.3)  # the phone starts playing 60 ms after audio arrives
             ready_in_call = await get(http, f"{base}/readyz")
 
-            # 2. SIGTERM: draining.
+            # 2. SIGTERM: not ready, still alive, no new calls; the call goes on.
             sigterm_at = time.monotonic()
             process.send_signal(signal.SIGTERM)
-
-            async def draining() -> Probe | None:
-                probe = await get(http, f"{base}/readyz")
-                return probe if probe.status == 503 else None
-
-            async with asyncio.timeout(5):
-                while (ready_draining := await draining()) is None:
-                    await asyncio.sleep(POLL_S)
+            ready_draining = await wait_draining(http, base)
             healthz_draining = await get(http, f"{base}/healthz")
-            busy = await acs.ring(
-                f"{base}/api/incomingCall",
-                headers={SECRET_HEADER: secret},
-                to_number=acs.acs_number,
-                script=[Hangup(At(1.0))],
-            )
+            busy = await ring(1.0)
             await busy.wait_ended(5)
-            await sleep_until(sigterm_at + DRAIN_S - 0.5)
+            await asyncio.sleep(max(0.0, sigterm_at + DRAIN_S - 0.5 - time.monotonic()))
             during = Snapshot(
                 at=time.monotonic(),
                 state=call.state,
@@ -305,14 +333,13 @@ async def run_drain() -> DrainRun:
                 process_running=process.returncode is None,
             )
 
-        # 3. After the budget: goodbye, hang-up, everything closed; 4. the process exits.
-        remaining = sigterm_at + EXIT_BOUND_S - time.monotonic()
-        await call.wait_ended(remaining)
+        # 3. After the budget: goodbye, hang-up, Voice Live closed; 4. the process exits.
         async with asyncio.timeout(sigterm_at + EXIT_BOUND_S - time.monotonic()):
+            await call.wait_ended(EXIT_BOUND_S)
             await session.wait_closed()
             returncode = await process.wait()
             exited_at = time.monotonic()
-            await reader
+            await reader  # the rest of stderr, up to EOF
         return DrainRun(
             ready_idle=ready_idle,
             ready_in_call=ready_in_call,
@@ -328,7 +355,7 @@ async def run_drain() -> DrainRun:
             acs_task_errors=list(acs.task_errors),
             returncode=returncode,
             exited_at=exited_at,
-            log=log,
+            stderr=stderr,
         )
     finally:
         if process is not None and process.returncode is None:
@@ -342,8 +369,8 @@ async def run_drain() -> DrainRun:
 
 
 def summarize_with_text(event: Mapping[str, Any]) -> dict[str, object]:
-    """The emulator's event summary, plus the text of a ``response.create`` that asks for a
-    verbatim message (the stock summary keeps ids and statuses only)."""
+    """The emulator's summary of a received event, plus the text of a ``response.create``
+    asking for a verbatim message: the stock summary keeps ids and statuses only."""
     fields = summarize(event)
     response = event.get("response")
     if event.get("type") == "response.create" and isinstance(response, Mapping):
@@ -357,48 +384,222 @@ def summarize_with_text(event: Mapping[str, Any]) -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def drain() -> Iterator[DrainRun]:
+def drain() -> DrainRun:
+    """One drain run, shared: a bridge process, a call in progress, SIGTERM."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(emulator_connection, "summarize", summarize_with_text)
         run = asyncio.run(asyncio.wait_for(run_drain(), RUN_TIMEOUT_S))
-    print_timeline(run)
-    yield run
+    print(run.timeline())
+    return run
 
 
-def print_timeline(run: DrainRun) -> None:
-    t0 = run.sigterm_at
-
-    def rel(at: float | None) -> str:
-        return "-" if at is None else f"{at - t0:+.3f}s"
-
-    media = run.call.media
-    print("SIGTERM", rel(t0))
-    print("readyz 503", rel(run.ready_draining.at), run.ready_draining.body)
-    print("busy rejected", rel(run.busy.ended_at))
-    print("during", rel(run.during.at), run.during)
-    for event in run.session.events:
-        if event.direction == "received" and event.type != "input_audio_buffer.append":
-            print("vl received", rel(event.at), event.type, dict(event.fields))
-    for response in run.session.responses:
-        print("vl response", response.turn_index, rel(response.created_at), response.status)
-    for op in run.operations:
-        print("acs op", rel(op.at), op.name, op.status)
-    if media is not None:
-        for spurt in media.spurts:
-            print("spurt", spurt.index, rel(spurt.started_at), rel(spurt.ended_at), spurt.end,
-                  round(spurt.played_ms))
-        for stop in media.stops:
-            print("stop", rel(stop.at), stop.spurt)
-        print("phone", media.ended_by, media.close_code, rel(media.ws_closed_at))
-    print("call ended", rel(run.call.ended_at), run.call.ended_by, run.call.callback_names)
-    print("vl closed", rel(run.session.closed_at))
-    print("exit", rel(run.exited_at), run.returncode)
-    for line in run.log:
-        print(rel(line.at), line.text)
+def heard(media: CallRecord, spurt: Spurt) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """The audio the caller heard during one talk spurt."""
+    assert spurt.ended_at is not None
+    start = round((spurt.started_at - media.ws_opened_at) * media.sample_rate)
+    end = round((spurt.ended_at - media.ws_opened_at) * media.sample_rate)
+    return media.heard_audio[start:end]
 
 
-# --- The tests --------------------------------------------------------------------------------
+def dominant_hz(pcm: np.ndarray[Any, np.dtype[np.int16]], sample_rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
+    return float(np.fft.rfftfreq(len(pcm), 1 / sample_rate)[int(np.argmax(spectrum))])
 
 
-def test_timeline(drain: DrainRun) -> None:
+def log_time(entry: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(entry["timestamp"]).replace("Z", "+00:00"))
+
+
+# --- 1. Before SIGTERM ------------------------------------------------------------------------
+
+
+def test_before_sigterm_the_replica_is_ready_and_bridges_a_call(drain: DrainRun) -> None:
+    assert (drain.ready_idle.status, drain.ready_idle.body["status"]) == (200, "ready")
+    assert (drain.ready_in_call.status, drain.ready_in_call.body) == (
+        200,
+        {"calls": 1, "max_calls": 10, "status": "ready"},
+    )
+    assert drain.call.outcome == "answered"
+    assert drain.call.callback_names[:2] == ["CallConnected", "MediaStreamingStarted"]
+    greeting = drain.media.spurts[0]
+    assert greeting.started_at < drain.sigterm_at, "the caller was hearing the greeting"
+
+
+# --- 2. On SIGTERM ----------------------------------------------------------------------------
+
+
+def test_sigterm_turns_readyz_503_while_healthz_stays_200(drain: DrainRun) -> None:
+    assert drain.ready_draining.status == 503
+    assert drain.ready_draining.body == {"calls": 1, "max_calls": 10, "status": "draining"}
+    assert drain.healthz_draining.status == 200
+    assert drain.healthz_draining.body == {"status": "ok"}
+
+
+def test_a_new_call_while_draining_is_rejected_as_busy(drain: DrainRun) -> None:
+    busy = drain.busy
+    assert (busy.outcome, busy.reject_reason) == ("rejected", "busy")
+    assert busy.call_connection_id is None  # never answered
+    assert drain.emulator_sessions == 1, "no Voice Live session was opened for it"
+    (logged,) = drain.logged("call.busy")
+    assert logged["draining"] is True
+
+
+def test_the_call_in_progress_goes_on_for_the_drain_budget(drain: DrainRun) -> None:
+    during = drain.during
+    assert during.at - drain.sigterm_at < DRAIN_S
+    assert during == Snapshot(
+        at=during.at,
+        state="connected",
+        ended_by=None,
+        voice_live_closed=False,
+        process_running=True,
+    )
+    # The caller kept hearing the agent until the budget ran out, and only then was cut.
+    greeting = drain.media.spurts[0]
+    assert greeting.ended_at is not None
+    assert greeting.ended_at - drain.sigterm_at >= DRAIN_S
+    assert drain.goodbye_request.at - drain.sigterm_at >= DRAIN_S
+    # The bridge's own clock: from "draining" to "ending calls" is the budget.
+    (draining,) = drain.logged("server.draining")
+    (ending,) = drain.logged("server.ending_calls")
+    assert (draining["calls"], draining["drain_s"], ending["calls"]) == (1, DRAIN_S, 1)
+    budget = (log_time(ending) - log_time(draining)).total_seconds()
+    assert DRAIN_S <= budget < DRAIN_S + 0.5
+
+
+# --- 3. After the budget ----------------------------------------------------------------------
+
+
+def test_the_agent_is_cut_short_for_the_configured_goodbye(drain: DrainRun) -> None:
+    session, media = drain.session, drain.media
+    greeting_response, goodbye_response = session.responses
+    # The greeting, still playing, is stopped at the phone, cancelled and truncated to what
+    # the caller heard...
+    (stop,) = media.stops
+    assert stop.spurt == 1
+    assert media.spurts[0].end == "stopped"
+    assert media.spurts[0].played_ms < GREETING_MS / 2
+    (cancel,) = session.cancels
+    assert cancel.requested_response_id == greeting_response.response_id
+    assert greeting_response.status == "cancelled"
+    (truncate,) = session.truncations
+    assert truncate.accepted
+    assert truncate.item_id == greeting_response.item_id
+    assert truncate.audio_end_ms == pytest.approx(media.spurts[0].played_ms, abs=20)
+    # ...then the goodbye is asked for, word for word.
+    request = drain.goodbye_request
+    assert request.fields.get(VERBATIM_TEXT) == GOODBYE
+    assert cancel.at <= request.at
+    assert goodbye_response.created_at >= request.at
+    assert goodbye_response.status == "completed"
+    assert goodbye_response.audio_ms_sent == pytest.approx(FAREWELL_MS)
+
+
+def test_the_goodbye_is_heard_in_full_before_acs_hangs_up(drain: DrainRun) -> None:
+    media = drain.media
+    assert len(media.spurts) == 2
+    goodbye = media.spurts[1]
+    assert goodbye.end == "drained"
+    assert goodbye.played_ms == pytest.approx(FAREWELL_MS, abs=60)
+    assert dominant_hz(heard(media, goodbye), media.sample_rate) == pytest.approx(
+        FAREWELL_HZ, abs=10
+    )
+    assert media.bad_message_count == 0
+    # The hang-up goes through ACS (``hang_up(is_for_everyone=True)``: terminate), after the
+    # goodbye has played out.
+    terminate = drain.operation("terminate")
+    assert terminate.status == 204
+    assert goodbye.ended_at is not None
+    assert goodbye.ended_at <= terminate.at
+    assert drain.call.ended_by == "app_terminate"
+    (ended,) = drain.logged("call.ended")
+    assert ended["ended_by"] == "shutdown"
+
+
+def test_voice_live_and_the_media_socket_are_closed(drain: DrainRun) -> None:
+    session, media = drain.session, drain.media
+    terminate = drain.operation("terminate")
+    assert session.is_closed
+    assert session.closed_at is not None
+    assert session.closed_at >= terminate.at
+    assert session.violations == []
+    assert drain.acs_task_errors == []
+    # The bridge hangs up through ACS first, then closes the media socket with 1001. ACS
+    # ends the call on the terminate request itself, before answering it, so the stand-in
+    # drops the media stream (the phone is ended "remote") before the bridge even has the
+    # reply: the phone closes the socket with 1000, the bridge echoes 1000, and its own
+    # close(1001) finds the socket already closed. 1001 never reaches the wire on this path.
+    assert (media.ended_by, media.close_code) == ("remote", 1000)
+    assert media.ws_closed_at >= terminate.at
+    (closed,) = drain.logged("call.media_closed")
+    assert closed["close_code"] == 1000
+
+
+# --- 4. Exit and logs -------------------------------------------------------------------------
+
+
+def test_the_process_exits_with_0_after_the_drain(drain: DrainRun) -> None:
     assert drain.returncode == 0
+    assert drain.exited_at - drain.sigterm_at < EXIT_BOUND_S
+    server = [e["event"] for e in drain.entries if str(e.get("event")).startswith("server.")]
+    assert server == [
+        "server.started",
+        "server.draining",
+        "server.ending_calls",
+        "server.drained",
+        "server.stopped",
+    ]
+
+
+def test_every_stderr_line_is_one_json_object(drain: DrainRun) -> None:
+    assert drain.stderr
+    for line in drain.stderr:
+        entry = json.loads(line)
+        assert isinstance(entry, dict), line
+        assert {"event", "level", "timestamp"} <= entry.keys(), line
+
+
+def call_lines(drain: DrainRun) -> list[dict[str, Any]]:
+    prefixes = ("call.", "agent.", "caller.")
+    return [e for e in drain.entries if str(e.get("event")).startswith(prefixes)]
+
+
+def test_webhook_lines_carry_the_correlation_id(drain: DrainRun) -> None:
+    """Before ACS answers there is no connection id; the correlation id is there already."""
+    webhook = [e for e in call_lines(drain) if e["event"] in WEBHOOK_EVENTS]
+    assert [(e["event"], e["correlation_id"]) for e in webhook] == [
+        ("call.incoming", drain.call.correlation_id),
+        ("call.busy", drain.busy.correlation_id),
+    ]
+    assert all("call_connection_id" not in e for e in webhook)
+
+
+def test_lines_of_an_answered_call_carry_both_ids(drain: DrainRun) -> None:
+    """Everything logged for the call by its webhook answer, callbacks and media socket."""
+    lines = [e for e in call_lines(drain) if e["event"] not in WEBHOOK_EVENTS | DRAIN_TASK_EVENTS]
+    assert {e["event"] for e in lines} >= {
+        "call.answered",
+        "call.media_connected",
+        "call.media_started",
+        "agent.transcript",
+        "call.caller_hung_up",
+        "call.ended",
+        "call.media_closed",
+    }
+    ids = (drain.call.call_connection_id, drain.call.correlation_id)
+    missing = [e for e in lines if (e.get("call_connection_id"), e.get("correlation_id")) != ids]
+    assert missing == []
+
+
+@pytest.mark.xfail(
+    raises=AssertionError,
+    strict=True,
+    reason="CallBridge.shut_down runs in the server's drain task, outside the call's bound "
+    "structlog contextvars: call.barge_in and call.hanging_up are logged without ids",
+)
+def test_lines_logged_by_the_drain_for_a_call_carry_both_ids(drain: DrainRun) -> None:
+    lines = [e for e in call_lines(drain) if e["event"] in DRAIN_TASK_EVENTS]
+    assert {e["event"] for e in lines} == DRAIN_TASK_EVENTS
+    ids = (drain.call.call_connection_id, drain.call.correlation_id)
+    missing = [e for e in lines if (e.get("call_connection_id"), e.get("correlation_id")) != ids]
+    assert missing == []

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -52,6 +53,7 @@ from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
 from callbridge.config import PacingSettings
 from callbridge.routing import AgentProfile
 from callbridge.tasks import OwnedTasks
+from callbridge.telemetry import CallSummary, CallTelemetry
 from callbridge.telephony import media
 from callbridge.voice.session import greeting_request, session_request, verbatim_request
 from callbridge.voice.tools import END_CALL, TRANSFER_CALL, profile_tools, run_tool
@@ -165,6 +167,7 @@ class CallBridge:
         transcription_model: str,
         actions: CallActions,
         configured_rate: int | None = None,
+        telemetry: CallTelemetry | None = None,
     ) -> None:
         """``configured_rate``: the ACS rate the Voice Live session was already configured
         for (a pre-warmed session); if ACS streams at that rate, no ``session.update`` is sent.
@@ -176,6 +179,10 @@ class CallBridge:
         self._transcription_model = transcription_model
         self._actions = actions
         self._configured_rate = configured_rate
+        self._telemetry = telemetry
+        self._started_at = time.monotonic()
+        self._first_audio_queued = False
+        self._media_started = False
         self._tools = {spec.name: spec for spec in profile_tools(profile)}
         self.stats = CallStats()
         self._helpers = OwnedTasks()
@@ -213,6 +220,7 @@ class CallBridge:
             lead_ms=self._pacing.lead_ms,
             playout_delay_ms=self._pacing.playout_delay_ms,
         )
+        self._media_started = True
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
         if rate != self._configured_rate:
             await self._voice.session.update(
@@ -396,6 +404,9 @@ class CallBridge:
         self._queue_whole_frames(key, self._codec.decoder.decode(audio))
 
     def _queue_whole_frames(self, key: ItemKey, pcm: bytes) -> None:
+        if not self._first_audio_queued and self._telemetry is not None:
+            self._first_audio_queued = True
+            self._telemetry.first_audio((time.monotonic() - self._started_at) * 1000)
         frame_ms = self._codec.frame_ms
         for frame in self._framer.push(pcm):
             self._pacer.push(OutFrame(key, frame_ms, media.audio_data(frame)))
@@ -419,6 +430,8 @@ class CallBridge:
             if response_id is not None:
                 self._muted_responses.add(response_id)
                 await self._voice.response.cancel(response_id=response_id)
+                if self._telemetry is not None:
+                    self._telemetry.barge_in(heard_ms=0.0, truncated=False)
             return
         cut = self._pacer.flush()
         await self._acs.send_str(media.STOP_AUDIO)
@@ -453,6 +466,8 @@ class CallBridge:
             cancelled_response=cancelled,
         )
         self.stats.barge_ins.append(barge_in)
+        if self._telemetry is not None:
+            self._telemetry.barge_in(heard_ms=heard.heard_ms, truncated=True)
         log.info(
             "call.barge_in",
             item_id=heard.item_id,
@@ -678,6 +693,23 @@ class CallBridge:
             await self._request_response()
 
         await self._goodbye_then_hang_up("time_limit", ask_for_goodbye(), aiohttp.WSCloseCode.OK)
+
+    def summary(self) -> CallSummary:
+        """The call's figures for telemetry (pacing figures only once media flowed)."""
+        pacer = self._pacer.core.stats if self._media_started else None
+        return CallSummary(
+            caller_frames=self.stats.caller_frames,
+            malformed_media=self.stats.malformed_media,
+            malformed_events=self.stats.malformed_events,
+            voice_live_errors=self.stats.voice_live_errors,
+            dropped_agent_audio_ms=self.stats.dropped_agent_audio_ms,
+            barge_ins=len(self.stats.barge_ins),
+            tool_calls=len(self.stats.tool_calls),
+            pacer_max_late_ms=pacer.max_late_ms if pacer else None,
+            pacer_reanchors=pacer.reanchors if pacer else 0,
+            pacer_starved=pacer.starved if pacer else 0,
+            ended_by=self.stats.ended_by,
+        )
 
     def _log_summary(self) -> None:
         pacer = self._pacer.core.stats

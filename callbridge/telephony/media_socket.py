@@ -20,6 +20,7 @@ from azure.ai.voicelive.aio import VoiceLiveConnection
 from callbridge.bridge.call import CallBridge
 from callbridge.routing import AgentProfile
 from callbridge.services import SERVICES, Services
+from callbridge.telemetry import CallSummary, CallTelemetry
 from callbridge.telephony.auth import AuthError, verify_call_token
 from callbridge.voice.prewarm import PrewarmedSession
 from callbridge.voice.session import open_voice_live
@@ -43,9 +44,22 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
         await acs.prepare(request)
         services.sockets.add(acs)
         log.info("call.media_connected", profile=profile.name)
+        telemetry = CallTelemetry(
+            call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
+        )
+        summary = CallSummary()
         try:
-            await _bridge(services, acs, profile, call_id, correlation_id or call_id)
+            with telemetry.activate():
+                summary = await _bridge(
+                    services,
+                    acs,
+                    profile=profile,
+                    call_id=call_id,
+                    correlation_id=correlation_id or call_id,
+                    telemetry=telemetry,
+                )
         finally:
+            telemetry.end(summary)
             services.sockets.discard(acs)
             if not acs.closed:
                 await acs.close()
@@ -86,10 +100,13 @@ def _call_profile(
 async def _bridge(
     services: Services,
     acs: web.WebSocketResponse,
+    *,
     profile: AgentProfile,
     call_id: str,
     correlation_id: str,
-) -> None:
+    telemetry: CallTelemetry,
+) -> CallSummary:
+    """Bridge the call until it ends; its figures for telemetry."""
     settings = services.settings
     prewarmed = await services.prewarm.claim(correlation_id, profile)
     try:
@@ -105,12 +122,14 @@ async def _bridge(
                 transcription_model=settings.voice_live.transcription_model,
                 actions=services.control.actions(call_id),
                 configured_rate=configured_rate,
+                telemetry=telemetry,
             )
             services.bridges[call_id] = bridge
             try:
                 await bridge.run()
             finally:
                 services.bridges.pop(call_id, None)
+            return bridge.summary()
     except (TimeoutError, VoiceLiveConnectionError) as exc:
         log.error("voice_live.unavailable", error=str(exc) or type(exc).__name__)
         # No agent can talk on this call: hang up rather than leave the caller in silence.
@@ -121,6 +140,7 @@ async def _bridge(
         await acs.close(
             code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"voice session unavailable"
         )
+        return CallSummary(ended_by="voice_session_unavailable")
 
 
 @asynccontextmanager

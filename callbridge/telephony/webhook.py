@@ -8,6 +8,7 @@ are handled event by event; a duplicate delivery of one call is answered once.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from callbridge.routing import AgentProfile
 from callbridge.services import SERVICES, Services
+from callbridge.telemetry import record_answer_latency, record_rejected
 from callbridge.telephony.control import RejectReason
 from callbridge.telephony.jwt_auth import JwtError, SigningKeysUnavailable, bearer_token
 from callbridge.telephony.numbers import mask, number_from_identifier
@@ -127,6 +129,7 @@ async def _answer(
     services: Services, context: str, correlation_id: str, profile: AgentProfile
 ) -> None:
     with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+        received = time.monotonic()
         try:
             call_id = await services.control.answer(
                 context, correlation_id=correlation_id, profile=profile
@@ -137,12 +140,14 @@ async def _answer(
             return
         finally:
             services.answering -= 1
+        record_answer_latency((time.monotonic() - received) * 1000, direction="inbound")
         log.info("call.answered", call_connection_id=call_id, profile=profile.name)
 
 
 async def _reject(
     services: Services, context: str, correlation_id: str, reason: RejectReason
 ) -> None:
+    record_rejected("unrouted" if reason == "none" else reason)
     try:
         await services.control.reject(context, reason)
     except Exception as exc:  # the call may have stopped ringing already
