@@ -32,6 +32,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from structlog.testing import capture_logs
 
 from callbridge import telemetry
+from callbridge.sim.harness import LocalStack
+from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say
 from callbridge.telemetry import CallSummary, CallTelemetry, Telemetry
 
 CALL_ID = "call-conn-abc"
@@ -427,9 +429,6 @@ async def test_a_real_call_is_one_span_with_its_figures(
 ) -> None:
     """Through the whole service: one span per call, active calls back to 0, answer and
     first-audio latencies and the barge-in recorded; nothing per frame."""
-    from callbridge.sim.harness import LocalStack  # noqa: PLC0415  # heavy: only this test
-    from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say  # noqa: PLC0415
-
     monkeypatch.setattr(telemetry, "_default_telemetry", lambda: otel.telemetry)
     line = Clip.tone(ms=600, sample_rate=16000, hz=300, amplitude=0.5)
     async with LocalStack() as stack:
