@@ -524,15 +524,21 @@ def test_voice_live_and_the_media_socket_are_closed(drain: DrainRun) -> None:
     assert session.closed_at >= terminate.at
     assert session.violations == []
     assert drain.acs_task_errors == []
-    # The bridge hangs up through ACS first, then closes the media socket with 1001. ACS
-    # ends the call on the terminate request itself, before answering it, so the stand-in
-    # drops the media stream (the phone is ended "remote") before the bridge even has the
-    # reply: the phone closes the socket with 1000, the bridge echoes 1000, and its own
-    # close(1001) finds the socket already closed. 1001 never reaches the wire on this path.
-    assert (media.ended_by, media.close_code) == ("remote", 1000)
+    # The bridge hangs up through ACS first, then closes the media socket with 1001. ACS ends
+    # the call on the terminate request itself, before answering it, so the stand-in drops
+    # the media stream (the phone is ended "remote") before the bridge even has the reply:
+    # always. The phone then closes the socket with 1000 while the bridge, once it has the
+    # reply, closes it with 1001: the two close frames race between two processes. Mostly
+    # the phone's arrives first and the bridge echoes 1000 (its close(1001) then finds the
+    # socket closed); sometimes (about 1 run in 10) they cross and the phone records the
+    # bridge's 1001. Either way the bridge received the phone's 1000: a clean close, never
+    # an abnormal one (1006).
+    assert media.ended_by == "remote"
     assert media.ws_closed_at >= terminate.at
+    assert media.close_code in (1000, 1001)
+    (hung_up,) = drain.logged("call.media_closed_by_bridge")
     (closed,) = drain.logged("call.media_closed")
-    assert closed["close_code"] == 1000
+    assert hung_up["close_code"] == closed["close_code"] == 1000
 
 
 # --- 4. Exit and logs -------------------------------------------------------------------------
@@ -582,7 +588,7 @@ def test_lines_of_an_answered_call_carry_both_ids(drain: DrainRun) -> None:
         "call.media_connected",
         "call.media_started",
         "agent.transcript",
-        "call.caller_hung_up",
+        "call.media_closed_by_bridge",
         "call.ended",
         "call.media_closed",
     }
@@ -591,12 +597,6 @@ def test_lines_of_an_answered_call_carry_both_ids(drain: DrainRun) -> None:
     assert missing == []
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="CallBridge.shut_down runs in the server's drain task, outside the call's bound "
-    "structlog contextvars: call.barge_in and call.hanging_up are logged without ids",
-)
 def test_lines_logged_by_the_drain_for_a_call_carry_both_ids(drain: DrainRun) -> None:
     lines = [e for e in call_lines(drain) if e["event"] in DRAIN_TASK_EVENTS]
     assert {e["event"] for e in lines} == DRAIN_TASK_EVENTS

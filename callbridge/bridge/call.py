@@ -180,6 +180,9 @@ class CallBridge:
         self._actions = actions
         self._configured_rate = configured_rate
         self._telemetry = telemetry
+        # The call's ids, bound by the task that owns the call; re-bound where another task
+        # (a replica draining) acts on the call, so its log lines still name the call.
+        self._log_context = structlog.contextvars.get_contextvars()
         self._started_at = time.monotonic()
         self._first_audio_queued = False
         self._media_started = False
@@ -303,7 +306,11 @@ class CallBridge:
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)
                 case _ if parsed is _CLOSED:
                     break
-        log.info("call.caller_hung_up", close_code=self._acs.close_code)
+        # ACS closes the socket when the caller hangs up; the bridge when it ended the call.
+        event = (
+            "call.caller_hung_up" if self.stats.ended_by is None else "call.media_closed_by_bridge"
+        )
+        log.info(event, close_code=self._acs.close_code)
 
     async def _forward_caller_audio(self, frame: media.AudioData) -> None:
         self.stats.caller_frames += 1
@@ -656,6 +663,10 @@ class CallBridge:
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then
         hang up and close the media socket with 1001."""
+        with structlog.contextvars.bound_contextvars(**self._log_context):
+            await self._shut_down(goodbye)
+
+    async def _shut_down(self, goodbye: str | None) -> None:
         if self._ending:
             return
         if goodbye is None:
