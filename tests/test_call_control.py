@@ -402,3 +402,19 @@ async def test_webhook_without_the_secret_answers_nothing() -> None:
     assert sim.outcome == "missed"
     assert local.acs.deliveries[-1].status == 401
     assert not [op for op in local.acs.operations if op.name == "answer"]
+
+
+async def test_one_stack_runs_calls_with_their_own_profiles_and_turns() -> None:
+    """Each call may bring its own agent profile and Voice Live script, even at once."""
+    pcm16 = AgentProfile(audio_format="pcm16", media_rate=24000)
+    short = [turn(300, 440, "Hi.")]
+    longer = [turn(900, 523, "Hello there, welcome.")]
+    async with stack() as local:
+        first, second = await asyncio.gather(
+            local.call([Hangup(AfterAgentDone(pause_ms=100))], turns=short),
+            local.call([Hangup(AfterAgentDone(pause_ms=100))], turns=longer, profile=pcm16),
+        )
+    assert first.record.spurts[0].played_ms == pytest.approx(300, abs=25)
+    assert second.record.spurts[0].played_ms == pytest.approx(900, abs=25)
+    assert (first.record.sample_rate, second.record.sample_rate) == (16000, 24000)
+    assert second.report.audio_format == "pcm16"

@@ -29,6 +29,7 @@ from callbridge.config import (
     VoiceLiveSettings,
 )
 from callbridge.routing import AgentProfile, AudioFormat, Routing
+from callbridge.services import SERVICES
 from callbridge.sim.acs import AcsStandin, SimCall
 from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, build_call_report, call_setup
@@ -131,6 +132,7 @@ class LocalStack:
         self.webhook_secret = secrets.token_urlsafe(32)
         self.api_key = secrets.token_urlsafe(32)
         self._runner: web.AppRunner | None = None
+        self._added_profiles = 0
         self.base_url = ""
 
     @property
@@ -222,11 +224,63 @@ class LocalStack:
         )
 
     async def call(
-        self, script: Sequence[Step], *, timeout_s: float = CALL_TIMEOUT_S, **options: Any
+        self,
+        script: Sequence[Step],
+        *,
+        timeout_s: float = CALL_TIMEOUT_S,
+        profile: AgentProfile | None = None,
+        turns: Sequence[AgentTurn] | None = None,
+        caller_transcripts: Sequence[str] = (),
+        **options: Any,
     ) -> CallResult:
-        """Ring, let the call run to its end, and judge it."""
-        sim = await self.ring(script, **options)
+        """Ring, let the call run to its end, and judge it.
+
+        ``profile`` answers this call only (under a dialed number of its own), and ``turns``
+        (with ``caller_transcripts``) script this call's Voice Live session only, so one stack
+        can run many different calls, one after another or at once.
+        """
+        if profile is not None:
+            options["to"] = self.add_profile(profile)
+        if turns is None:
+            sim = await self.ring(script, **options)
+        else:
+            sim = await self.ring_scripted(script, turns, caller_transcripts, **options)
         return await self.finish(sim, timeout_s=timeout_s)
+
+    async def ring_scripted(
+        self,
+        script: Sequence[Step],
+        turns: Sequence[AgentTurn],
+        caller_transcripts: Sequence[str] = (),
+        *,
+        to: str = DIALED_NUMBER,
+        **options: Any,
+    ) -> SimCall:
+        """Like ``ring``, with the call's own agent turns in the Voice Live emulator."""
+        sim = self.acs.incoming_call(to_number=to, script=script, **options)
+        self.emulator.script_session(sim.correlation_id, turns, caller_transcripts)
+        assert sim.incoming_event is not None  # an inbound call always has one
+        await self.acs.deliver(
+            self.webhook_url, [sim.incoming_event], headers={SECRET_HEADER: self.webhook_secret}
+        )
+        return sim
+
+    def add_profile(self, profile: AgentProfile) -> str:
+        """Route a new dialed number to ``profile`` on the running service; the number."""
+        self._added_profiles += 1
+        number = f"+1800556{self._added_profiles:04d}"
+        name = f"{profile.name}-{self._added_profiles}"
+        routing = self.routing
+        self.routing = Routing(
+            profiles={**routing.profiles, name: replace(profile, name=name)},
+            numbers={**routing.numbers, number: name},
+            default_profile=routing.default_profile,
+            redirect_to=routing.redirect_to,
+        )
+        if self._runner is not None:
+            services = self._runner.app[SERVICES]
+            services.settings = replace(services.settings, routing=self.routing)
+        return number
 
     async def finish(self, sim: SimCall, *, timeout_s: float = CALL_TIMEOUT_S) -> CallResult:
         """Wait for a call ACS placed or answered to end, and judge it."""

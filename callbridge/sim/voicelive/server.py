@@ -6,6 +6,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Final
 
 import structlog
@@ -88,6 +89,7 @@ class VoiceLiveEmulator:
         )
         self._max_sessions_kept = max_sessions_kept
         self._connect_delay_s = connect_delay_ms / 1000
+        self._scripts: dict[str, Settings] = {}
         self._stopping = asyncio.Event()
         self._sessions: list[EmulatorSession] = []
         self._accepted = 0
@@ -119,6 +121,30 @@ class VoiceLiveEmulator:
         return next(
             (s for s in reversed(self._sessions) if s.client_request_id == client_request_id),
             None,
+        )
+
+    def script_session(
+        self,
+        client_request_id: str,
+        turns: Sequence[AgentTurn],
+        caller_transcripts: Sequence[str] = (),
+        *,
+        speed: float | None = None,
+        response_delay_ms: int | None = None,
+    ) -> None:
+        """Give the session opened with this ``x-ms-client-request-id`` its own script: these
+        turns and transcripts (and pace) instead of the emulator's, so one emulator can serve
+        calls that each follow a different scenario."""
+        if not turns:
+            raise ValueError("a scripted session needs at least one AgentTurn")
+        self._scripts[client_request_id] = replace(
+            self._settings,
+            turns=tuple(turns),
+            caller_transcripts=tuple(caller_transcripts),
+            speed=self._settings.speed if speed is None else speed,
+            response_delay_ms=(
+                self._settings.response_delay_ms if response_delay_ms is None else response_delay_ms
+            ),
         )
 
     async def wait_for_session(self, index: int = 0) -> EmulatorSession:
@@ -196,14 +222,16 @@ class VoiceLiveEmulator:
             max_msg_size=_MAX_CLIENT_MESSAGE_BYTES, timeout=_CLOSE_HANDSHAKE_TIMEOUT_S
         )
         await ws.prepare(request)
+        client_request_id = request.headers.get(CLIENT_REQUEST_ID_HEADER)
+        settings = self._scripts.get(client_request_id or "", self._settings)
         record = EmulatorSession(
             index=self._accepted,
-            model=request.query.get("model", self._settings.default_model),
+            model=request.query.get("model", settings.default_model),
             opened_at=time.monotonic(),
-            client_request_id=request.headers.get(CLIENT_REQUEST_ID_HEADER),
+            client_request_id=client_request_id,
             upgrade_requested_at=requested_at,
         )
-        connection = Connection(ws=ws, record=record, settings=self._settings)
+        connection = Connection(ws=ws, record=record, settings=settings)
         self._sessions.append(record)
         self._accepted += 1
         async with self._session_opened:
