@@ -115,6 +115,8 @@ class Settings:
     """On SIGTERM, calls in progress may go on this long before they are ended."""
     drain_goodbye: str | None = None
     """Spoken to callers whose call is ended by a shutdown, before the hang-up."""
+    recordings_dir: Path | None = None
+    """Where calls of profiles with ``record`` on are recorded."""
     appinsights_connection_string: str | None = field(default=None, repr=False)
     """Exports metrics and traces to Application Insights (needs ``callbridge[azure]``)."""
     host: str = "127.0.0.1"
@@ -251,6 +253,7 @@ def _env_profile(reader: _Reader) -> AgentProfile:
         tools=tools,
         tools_module=reader.text("AGENT_TOOLS_MODULE"),
         transfer_to=transfer_to,
+        record=reader.choice("CALLBRIDGE_RECORD", "off", ("on", "off")) == "on",
     )
 
 
@@ -263,6 +266,19 @@ def _routing(reader: _Reader, base: AgentProfile) -> Routing:
     except RoutingError as exc:
         reader.errors.extend(str(exc).splitlines())
         return Routing.single(base)
+
+
+def _path(text: str | None) -> Path | None:
+    return None if text is None else Path(text)
+
+
+def _check_recording(reader: _Reader, settings: Settings) -> None:
+    recorded = [p.name for p in settings.routing.profiles.values() if p.record]
+    if recorded and settings.recordings_dir is None:
+        reader.errors.append(
+            "CALLBRIDGE_RECORDINGS_DIR is required: calls of profile(s) "
+            f"{', '.join(sorted(recorded))} are recorded"
+        )
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -314,6 +330,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_calls=reader.number("CALLBRIDGE_MAX_CALLS", 50, int, 1),
         drain_s=reader.number("CALLBRIDGE_DRAIN_S", 120.0, float, 0),
         drain_goodbye=reader.text("CALLBRIDGE_DRAIN_GOODBYE"),
+        recordings_dir=_path(reader.text("CALLBRIDGE_RECORDINGS_DIR")),
         appinsights_connection_string=reader.text("APPLICATIONINSIGHTS_CONNECTION_STRING"),
         host=reader.text("CALLBRIDGE_HOST", "127.0.0.1") or "127.0.0.1",
         port=reader.number("CALLBRIDGE_PORT", 8000, int, 0),
@@ -322,6 +339,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
     )
+    _check_recording(reader, settings)
     if reader.errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(reader.errors))
     return settings

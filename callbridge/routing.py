@@ -78,6 +78,9 @@ class AgentProfile:
     transfer_to: str | None = None
     """E.164 number (or ACS raw id) that ``transfer_call`` transfers the caller to."""
     limits: CallLimits = CallLimits()
+    record: bool = False
+    """Record this profile's calls (see ``callbridge.recording``): off by default, since a
+    recording holds the caller's voice and words."""
 
 
 BUILTIN_TOOLS: Final = ("end_call", "transfer_call")
@@ -205,6 +208,7 @@ _PROFILE_KEYS: Final = (
     "tools_module",
     "transfer_to",
     "limits",
+    "record",
 )
 _PROFILE_STRINGS: Final = ("greeting", "voice", "model")
 _LIMIT_KEYS: Final = ("max_call_s", "tool_timeout_s")
@@ -402,6 +406,7 @@ class _Loader:
             "transfer_to": self.e164,
             "limits": self.limits,
             "agent": self.agent,
+            "record": self.flag,
         }
         changes: dict[str, Any] = {"name": name}
         for field_name, read in readers.items():
@@ -452,6 +457,15 @@ class _Loader:
             self.problems.add(file_key, f"{prompt} is empty", file_name)
             return None
         return text
+
+    def flag(self, table: Mapping[str, Any], key: Key) -> bool | None:
+        value = table.get(key[-1])
+        if value is None:
+            return None
+        if not isinstance(value, bool):
+            self.problems.add(key, "must be true or false", value)
+            return None
+        return value
 
     def media_rate(self, table: Mapping[str, Any], key: Key) -> int | None:
         value = table.get(key[-1])

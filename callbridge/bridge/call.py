@@ -19,7 +19,7 @@ import base64
 import contextlib
 import json
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from callbridge.bridge.codec import Codec, make_codec
 from callbridge.bridge.framer import Framer
 from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
 from callbridge.config import PacingSettings
+from callbridge.recording import CallRecorder
 from callbridge.routing import AgentProfile
 from callbridge.tasks import OwnedTasks
 from callbridge.telemetry import CallSummary, CallTelemetry
@@ -168,6 +169,7 @@ class CallBridge:
         actions: CallActions,
         configured_rate: int | None = None,
         telemetry: CallTelemetry | None = None,
+        open_recorder: Callable[[int], CallRecorder] | None = None,
     ) -> None:
         """``configured_rate``: the ACS rate the Voice Live session was already configured
         for (a pre-warmed session); if ACS streams at that rate, no ``session.update`` is sent.
@@ -180,6 +182,8 @@ class CallBridge:
         self._actions = actions
         self._configured_rate = configured_rate
         self._telemetry = telemetry
+        self._open_recorder = open_recorder
+        self._recorder: CallRecorder | None = None
         # The call's ids, bound by the task that owns the call; re-bound where another task
         # (a replica draining) acts on the call, so its log lines still name the call.
         self._log_context = structlog.contextvars.get_contextvars()
@@ -218,10 +222,12 @@ class CallBridge:
         )
         self._codec = make_codec(self._profile.audio_format, rate)
         self._framer = Framer(self._codec.acs_frame_bytes)
+        self._recorder = self._start_recording(rate)
         self._pacer = FramePacer(
             self._acs.send_str,
             lead_ms=self._pacing.lead_ms,
             playout_delay_ms=self._pacing.playout_delay_ms,
+            on_sent=self._record_sent_frame if self._recorder is not None else None,
         )
         self._media_started = True
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
@@ -251,6 +257,9 @@ class CallBridge:
                     if running is not None:
                         running.cancel()
             await self._helpers.aclose()
+            if self._recorder is not None:
+                self._recorder.event("bridge", "call_ended", ended_by=self.stats.ended_by)
+                await self._recorder.aclose()
         self._log_summary()
         return self.stats
 
@@ -312,7 +321,24 @@ class CallBridge:
         )
         log.info(event, close_code=self._acs.close_code)
 
+    def _start_recording(self, rate: int) -> CallRecorder | None:
+        if self._open_recorder is None:
+            return None
+        try:
+            recorder = self._open_recorder(rate)
+        except OSError as exc:  # a full or read-only disk must not stop the call
+            log.error("recording.unavailable", error=str(exc))
+            return None
+        log.info("recording.started", path=str(recorder.path))
+        return recorder
+
+    def _record_sent_frame(self, frame: OutFrame) -> None:
+        assert self._recorder is not None  # installed only with a recorder
+        self._recorder.agent_audio(frame.pcm, item_id=frame.key[0], content_index=frame.key[1])
+
     async def _forward_caller_audio(self, frame: media.AudioData) -> None:
+        if self._recorder is not None:
+            self._recorder.caller_audio(frame.pcm, silent=frame.silent)
         self.stats.caller_frames += 1
         self.stats.silent_frames += frame.silent
         encoded = self._codec.encoder.encode(frame.pcm)
@@ -378,8 +404,12 @@ class CallBridge:
                 await self._voice.response.create(response=greeting_request(self._profile))
             case ServerEventResponseAudioTranscriptDone():
                 log.info("agent.transcript", item_id=event.item_id, text=event.transcript)
+                if self._recorder is not None:
+                    self._recorder.transcript("agent", _str(event.item_id), _str(event.transcript))
             case ServerEventConversationItemInputAudioTranscriptionCompleted():
                 log.info("caller.transcript", item_id=event.item_id, text=event.transcript)
+                if self._recorder is not None:
+                    self._recorder.transcript("caller", _str(event.item_id), _str(event.transcript))
             case ServerEventConversationItemTruncated():
                 log.info(
                     "voice_live.truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms
@@ -415,8 +445,11 @@ class CallBridge:
             self._first_audio_queued = True
             self._telemetry.first_audio((time.monotonic() - self._started_at) * 1000)
         frame_ms = self._codec.frame_ms
+        keep = self._recorder is not None
         for frame in self._framer.push(pcm):
-            self._pacer.push(OutFrame(key, frame_ms, media.audio_data(frame)))
+            self._pacer.push(
+                OutFrame(key, frame_ms, media.audio_data(frame), frame if keep else b"")
+            )
 
     def _end_of_item(self, key: ItemKey) -> None:
         """The item's audio is complete: release what the codec and framer still hold."""
@@ -426,7 +459,8 @@ class CallBridge:
         rest = self._framer.flush()
         if rest is not None:
             pcm, real = rest
-            self._pacer.push(OutFrame(key, self._codec.pcm_ms(real), media.audio_data(pcm)))
+            kept = pcm if self._recorder is not None else b""
+            self._pacer.push(OutFrame(key, self._codec.pcm_ms(real), media.audio_data(pcm), kept))
 
     async def _interrupt_agent(self) -> None:
         """Barge-in: stop the caller's playback, stop generation, tell the model what was heard."""
@@ -442,6 +476,8 @@ class CallBridge:
             return
         cut = self._pacer.flush()
         await self._acs.send_str(media.STOP_AUDIO)
+        if self._recorder is not None:
+            self._recorder.stop_audio()
         self._codec.decoder.reset()
         self._framer.clear()
         for heard in cut:
@@ -475,6 +511,15 @@ class CallBridge:
         self.stats.barge_ins.append(barge_in)
         if self._telemetry is not None:
             self._telemetry.barge_in(heard_ms=heard.heard_ms, truncated=True)
+        if self._recorder is not None:
+            self._recorder.barge_in(
+                item_id=heard.item_id,
+                content_index=heard.content_index,
+                heard_ms=heard.heard_ms,
+                audio_end_ms=audio_end_ms,
+                received_ms=received_ms,
+                cancelled_response=cancelled,
+            )
         log.info(
             "call.barge_in",
             item_id=heard.item_id,
@@ -488,6 +533,8 @@ class CallBridge:
     def _on_dtmf(self, digit: str) -> None:
         """Collect keypad digits; send them to the agent once the caller pauses, or on #."""
         self.stats.dtmf_digits += 1
+        if self._recorder is not None:
+            self._recorder.dtmf(digit)
         self._digits += digit
         # Digits may be a PIN or a card number: their values are never logged.
         log.info("caller.dtmf", pending_digits=len(self._digits))
@@ -531,6 +578,8 @@ class CallBridge:
                 name=f"tool-{name}",
             )
         self._tool_calls.setdefault(_str(event.response_id), []).append((call_id, name, running))
+        if self._recorder is not None:
+            self._recorder.tool_call(name=name, call_id=call_id, arguments=arguments)
         # Arguments may hold personal data: only the tool's name is logged.
         log.info("agent.tool_call", tool=name, call_id=call_id)
 
@@ -605,6 +654,8 @@ class CallBridge:
 
     def _record_tool(self, name: str, call_id: str, output: str) -> None:
         self.stats.tool_calls.append(ToolCallStat(name, call_id, ok='"error"' not in output))
+        if self._recorder is not None:
+            self._recorder.tool_result(name=name, call_id=call_id, output=output)
 
     async def _send_tool_output(self, call_id: str, output: str) -> None:
         await self._voice.conversation.item.create(

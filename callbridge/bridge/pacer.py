@@ -35,6 +35,8 @@ class OutFrame:
     key: ItemKey
     audio_ms: float
     message: str
+    pcm: bytes = b""
+    """The frame's PCM, kept only when the call is recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,11 +244,19 @@ class FramePacer:
     timing errors do not accumulate. ``push`` and ``flush`` wake it early.
     """
 
-    __slots__ = ("_generation", "_loop", "_send", "_waiter", "core")
+    __slots__ = ("_generation", "_loop", "_on_sent", "_send", "_waiter", "core")
 
-    def __init__(self, send: Send, *, lead_ms: float, playout_delay_ms: float) -> None:
+    def __init__(
+        self,
+        send: Send,
+        *,
+        lead_ms: float,
+        playout_delay_ms: float,
+        on_sent: Callable[[OutFrame], None] | None = None,
+    ) -> None:
         self.core = PacerCore(lead_ms=lead_ms, playout_delay_ms=playout_delay_ms)
         self._send = send
+        self._on_sent = on_sent
         self._loop = asyncio.get_running_loop()
         self._waiter: asyncio.Future[None] | None = None
         self._generation = 0
@@ -278,6 +288,8 @@ class FramePacer:
                 if generation != self._generation:
                     break
                 await self._send(frame.message)
+                if self._on_sent is not None:
+                    self._on_sent(frame)
             waiter = self._waiter = loop.create_future()
             timer = loop.call_at(wake, _resolve, waiter) if wake is not None else None
             try:

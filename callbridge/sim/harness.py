@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -110,6 +111,7 @@ class LocalStack:
         connect_delay_ms: int = 0,
         auth: bool = True,
         max_calls: int = 50,
+        recordings_dir: Path | None = None,
     ) -> None:
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
@@ -128,6 +130,7 @@ class LocalStack:
         self.pacing = pacing
         self.auth = auth
         self.max_calls = max_calls
+        self.recordings_dir = recordings_dir
         self.signing_key = secrets.token_bytes(32)
         self.webhook_secret = secrets.token_urlsafe(32)
         self.api_key = secrets.token_urlsafe(32)
@@ -167,6 +170,7 @@ class LocalStack:
             routing=self.routing,
             pacing=self.pacing,
             max_calls=self.max_calls,
+            recordings_dir=self.recordings_dir,
             host=LOOPBACK,
             port=0,
         )

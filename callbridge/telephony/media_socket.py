@@ -8,7 +8,7 @@ otherwise it is refused before the upgrade and nothing is started.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import aiohttp
@@ -18,6 +18,8 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from callbridge.bridge.call import CallBridge
+from callbridge.config import Settings
+from callbridge.recording import CallRecorder
 from callbridge.routing import AgentProfile
 from callbridge.services import SERVICES, Services
 from callbridge.telemetry import CallSummary, CallTelemetry
@@ -123,6 +125,7 @@ async def _bridge(
                 actions=services.control.actions(call_id),
                 configured_rate=configured_rate,
                 telemetry=telemetry,
+                open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
             )
             services.bridges[call_id] = bridge
             try:
@@ -141,6 +144,34 @@ async def _bridge(
             code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"voice session unavailable"
         )
         return CallSummary(ended_by="voice_session_unavailable")
+
+
+def _recorder_opener(
+    settings: Settings, profile: AgentProfile, call_id: str, correlation_id: str
+) -> Callable[[int], CallRecorder] | None:
+    """How the bridge opens the call's recording once it knows ACS's rate (None: not recorded)."""
+    root = settings.recordings_dir
+    if not profile.record or root is None:
+        return None
+
+    def open_recorder(sample_rate: int) -> CallRecorder:
+        return CallRecorder(
+            root,
+            call_connection_id=call_id,
+            correlation_id=correlation_id,
+            profile=profile.name,
+            sample_rate=sample_rate,
+            audio_format=profile.audio_format,
+            extra={
+                "tools": list(profile.tools),
+                "tools_module": profile.tools_module,
+                "transfer_to_set": profile.transfer_to is not None,
+                "lead_ms": settings.pacing.lead_ms,
+                "playout_delay_ms": settings.pacing.playout_delay_ms,
+            },
+        )
+
+    return open_recorder
 
 
 @asynccontextmanager
