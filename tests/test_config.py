@@ -188,3 +188,14 @@ def test_overrides_are_read() -> None:
         "https://issuer.example/keys",
     )
     assert (settings.host, settings.port) == ("0.0.0.0", 9000)
+
+
+def test_recording_is_off_by_default_and_needs_a_folder(tmp_path: Path) -> None:
+    """Recording holds personal data: opt-in, and only with somewhere to put it."""
+    assert not any(p.record for p in load_settings(BASE).routing.profiles.values())
+    with pytest.raises(ConfigError, match="CALLBRIDGE_RECORDINGS_DIR is required"):
+        load_settings({**BASE, "CALLBRIDGE_RECORD": "on"})
+    settings = load_settings(
+        {**BASE, "CALLBRIDGE_RECORD": "on", "CALLBRIDGE_RECORDINGS_DIR": str(tmp_path)}
+    )
+    assert settings.recordings_dir == tmp_path

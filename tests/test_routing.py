@@ -252,7 +252,7 @@ A = '[profiles.a]\n[numbers]\n"+18005550100" = "a"\n'
             [
                 "profiles.b.colour: unknown key; valid keys: instructions, instructions_file,"
                 " greeting, voice, model, agent, audio_format, media_rate, tools, tools_module,"
-                " transfer_to, limits"
+                " transfer_to, limits, record"
             ],
             id="unknown-key-lists-valid-keys",
         ),
@@ -638,3 +638,15 @@ def test_routing_refuses_inconsistent_tables() -> None:
 
 def test_builtin_tools() -> None:
     assert BUILTIN_TOOLS == ("end_call", "transfer_call")
+
+
+def test_record_is_a_flag(tmp_path: Path) -> None:
+    """A profile may opt in to recording; anything but true/false names the key."""
+    path = tmp_path / "routes.toml"
+    path.write_text(
+        'default_profile = "a"\n[profiles.a]\nrecord = true\n[profiles.b]\nrecord = 1\n'
+    )
+    with pytest.raises(RoutingError, match=r"profiles\.b\.record = 1: must be true or false"):
+        load_routing(path, AgentProfile())
+    path.write_text('default_profile = "a"\n[profiles.a]\nrecord = true\n')
+    assert load_routing(path, AgentProfile()).profile("a").record
