@@ -334,7 +334,13 @@ class CallBridge:
 
     def _record_sent_frame(self, frame: OutFrame) -> None:
         assert self._recorder is not None  # installed only with a recorder
-        self._recorder.agent_audio(frame.pcm, item_id=frame.key[0], content_index=frame.key[1])
+        item_id, content_index = frame.key
+        self._recorder.agent_audio(
+            frame.pcm,
+            item_id=item_id,
+            content_index=content_index,
+            response_id=self._item_response.get(item_id),
+        )
 
     async def _forward_caller_audio(self, frame: media.AudioData) -> None:
         if self._recorder is not None:
