@@ -1,4 +1,4 @@
-"""Command line: ``callbridge serve | dial | emulate | demo | bench``."""
+"""Command line: ``callbridge serve | dial | demo | replay | bench | emulate``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from callbridge.server import serve
 from callbridge.sim.bench import has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns
+from callbridge.sim.replay import run_replay
 from callbridge.sim.voicelive import load_turns, serve_emulator
 from callbridge.telemetry import configure_telemetry
 from callbridge.telephony.control import CallControl, PlacedCall
@@ -98,6 +99,14 @@ def _demo(args: argparse.Namespace) -> int:
     )
 
 
+def _replay(args: argparse.Namespace) -> int:
+    # Console logging at WARNING, as for the demo: the report, not the log, is the output.
+    configure_logging("console", "WARNING")
+    return run_replay(
+        args.paths, out_dir=args.out, json_output=args.json, concurrency=args.concurrency
+    )
+
+
 def _bench(args: argparse.Namespace) -> int:
     if not has_proc():
         print("callbridge bench reads CPU and memory from /proc: it needs Linux", file=sys.stderr)
@@ -136,6 +145,15 @@ def _parser() -> argparse.ArgumentParser:
     dial.add_argument("number", help="E.164 number to call, e.g. +18005550100")
     dial.add_argument("--profile", help="agent profile (default: the routing table's)")
     dial.set_defaults(run=_dial)
+
+    replay = commands.add_parser(
+        "replay", help="replay scenario files and call recordings on loopback; check expectations"
+    )
+    replay.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    replay.add_argument("--out", type=Path, metavar="DIR", help="write call.wav and report.json")
+    replay.add_argument("--json", action="store_true", help="print the results as JSON")
+    replay.add_argument("--concurrency", type=_positive_int, default=1, help="calls at once")
+    replay.set_defaults(run=_replay)
 
     emulate = commands.add_parser("emulate", help="run the Voice Live emulator alone")
     emulate.add_argument("--host", default="127.0.0.1")

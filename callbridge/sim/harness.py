@@ -235,20 +235,30 @@ class LocalStack:
         profile: AgentProfile | None = None,
         turns: Sequence[AgentTurn] | None = None,
         caller_transcripts: Sequence[str] = (),
+        speed: float | None = None,
+        response_delay_ms: int | None = None,
         **options: Any,
     ) -> CallResult:
         """Ring, let the call run to its end, and judge it.
 
         ``profile`` answers this call only (under a dialed number of its own), and ``turns``
-        (with ``caller_transcripts``) script this call's Voice Live session only, so one stack
-        can run many different calls, one after another or at once.
+        (with ``caller_transcripts``, and the agent's ``speed`` and ``response_delay_ms``)
+        script this call's Voice Live session only, so one stack can run many different
+        calls, one after another or at once.
         """
         if profile is not None:
             options["to"] = self.add_profile(profile)
         if turns is None:
             sim = await self.ring(script, **options)
         else:
-            sim = await self.ring_scripted(script, turns, caller_transcripts, **options)
+            sim = await self.ring_scripted(
+                script,
+                turns,
+                caller_transcripts,
+                speed=speed,
+                response_delay_ms=response_delay_ms,
+                **options,
+            )
         return await self.finish(sim, timeout_s=timeout_s)
 
     async def ring_scripted(
@@ -258,11 +268,19 @@ class LocalStack:
         caller_transcripts: Sequence[str] = (),
         *,
         to: str = DIALED_NUMBER,
+        speed: float | None = None,
+        response_delay_ms: int | None = None,
         **options: Any,
     ) -> SimCall:
         """Like ``ring``, with the call's own agent turns in the Voice Live emulator."""
         sim = self.acs.incoming_call(to_number=to, script=script, **options)
-        self.emulator.script_session(sim.correlation_id, turns, caller_transcripts)
+        self.emulator.script_session(
+            sim.correlation_id,
+            turns,
+            caller_transcripts,
+            speed=speed,
+            response_delay_ms=response_delay_ms,
+        )
         assert sim.incoming_event is not None  # an inbound call always has one
         await self.acs.deliver(
             self.webhook_url, [sim.incoming_event], headers={SECRET_HEADER: self.webhook_secret}
