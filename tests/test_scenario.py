@@ -794,3 +794,15 @@ def test_ended_by_maps_to_how_acs_saw_the_call_end(ended_by: EndedBy, acs: str) 
     report = call_report(setup=replace(SETUP, ended_by=acs))
 
     assert check_expectations(Expectations(ended_by=ended_by), report) == []
+
+
+def test_audio_end_ms_pins_where_the_call_was_cut() -> None:
+    """A barge-in expected at a given audio_end_ms fails, naming the barge-in, when the
+    truncation lands elsewhere (± the tolerance, 20 ms unless given)."""
+    report = call_report(barge_ins=[barge_in(error=0)])
+    near = Expectations(barge_ins=(BargeInExpectation(audio_end_ms=2510),))
+    far = Expectations(barge_ins=(BargeInExpectation(audio_end_ms=1500),))
+    assert check_expectations(near, report) == []
+    (failure,) = check_expectations(far, report)
+    assert failure.expectation == "expect.barge_ins[0].audio_end_ms"
+    assert failure.message.startswith("barge-in 1: callbridge truncated at audio_end_ms=2500")

@@ -57,6 +57,7 @@ The format, by example (paths are relative to the scenario file)::
 
     [expect]                       # every key optional
     barge_ins = [{ truncation_tolerance_ms = 20, max_stop_latency_ms = 300 }]  # or a count: 0
+    # audio_end_ms = 2500 in a barge-in pins the truncation itself (± the tolerance, 20 ms)
     tools_called = ["lookup_order", "end_call"]   # exactly these, in this order
     ended_by = "agent"             # "caller", "agent" (end_call) or "transfer" (transfer_call)
     max_first_audio_ms = 1500
@@ -86,7 +87,7 @@ from pathlib import Path
 from typing import Any, Final, Literal, TypeGuard, cast, get_args
 
 from callbridge.routing import BUILTIN_TOOLS, AgentProfile, AudioFormat, MediaRate
-from callbridge.sim.report import CallReport
+from callbridge.sim.report import BargeInReport, CallReport
 from callbridge.sim.script import (
     AfterAgentDone,
     AfterHeard,
@@ -163,7 +164,8 @@ _EXPECT_KEYS: Final = (
     "stale_audio_ms",
     "protocol_violations",
 )
-_BARGE_IN_KEYS: Final = ("truncation_tolerance_ms", "max_stop_latency_ms")
+_BARGE_IN_KEYS: Final = ("truncation_tolerance_ms", "max_stop_latency_ms", "audio_end_ms")
+DEFAULT_AUDIO_END_TOLERANCE_MS: Final = 20.0
 
 
 # --- What a scenario holds -------------------------------------------------------------------
@@ -177,6 +179,9 @@ class BargeInExpectation:
     """The most ``|audio_end_ms - heard_ms|`` may be; a missing truncate fails."""
     max_stop_latency_ms: float | None = None
     """The most ``speech_started`` -> ``StopAudio`` at the phone may take."""
+    audio_end_ms: float | None = None
+    """The ``audio_end_ms`` callbridge must send, give or take ``truncation_tolerance_ms``
+    (20 ms if unset): pins where a known call is cut."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +323,28 @@ def check_expectations(expect: Expectations, report: CallReport) -> list[Failure
     return failures
 
 
+def _check_audio_end(
+    want: BargeInExpectation, got: BargeInReport, where: str, label: str
+) -> list[Failure]:
+    if want.audio_end_ms is None:
+        return []
+    tolerance = want.truncation_tolerance_ms
+    if tolerance is None:
+        tolerance = DEFAULT_AUDIO_END_TOLERANCE_MS
+    if got.audio_end_ms is None:
+        message = (
+            f"{label}: callbridge sent no truncate, expected audio_end_ms={want.audio_end_ms:g}"
+        )
+    elif abs(got.audio_end_ms - want.audio_end_ms) > tolerance:
+        message = (
+            f"{label}: callbridge truncated at audio_end_ms={got.audio_end_ms}, expected"
+            f" {want.audio_end_ms:g} ± {_ms(tolerance)} (the caller heard {got.heard_ms} ms)"
+        )
+    else:
+        return []
+    return [Failure(f"{where}.audio_end_ms", message)]
+
+
 def _check_barge_ins(expected: Sequence[BargeInExpectation], report: CallReport) -> list[Failure]:
     failures: list[Failure] = []
     if len(expected) != len(report.barge_ins):
@@ -351,6 +378,7 @@ def _check_barge_ins(expected: Sequence[BargeInExpectation], report: CallReport)
                         f" audio_end_ms={got.audio_end_ms})",
                     )
                 )
+        failures += _check_audio_end(want, got, where, label)
         limit = want.max_stop_latency_ms
         if limit is not None:
             latency = got.stop_latency_ms
@@ -904,6 +932,7 @@ class _Loader:
                     max_stop_latency_ms=self.number(
                         raw, where, "max_stop_latency_ms", minimum=0.0, exclusive=True
                     ),
+                    audio_end_ms=self.number(raw, where, "audio_end_ms", minimum=0.0),
                 )
             )
         return tuple(expected)
