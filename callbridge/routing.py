@@ -182,7 +182,7 @@ def load_routing(path: Path, base: AgentProfile) -> Routing:
         RoutingError: listing every problem in the file, not just the first.
     """
     problems = _Problems(path)
-    document = _read_toml(path, problems)
+    document = read_toml_file(path, problems.file, "routing")
     routing = None if document is None else _Loader(path, base, problems).routing(document)
     if routing is None or problems.lines:
         raise RoutingError(problems.lines)
@@ -224,21 +224,24 @@ _E164_RULE: Final = 'an E.164 number: "+", country code, number (e.g. "+18005550
 _MAX_SHOWN: Final = 40
 
 
-def _read_toml(path: Path, problems: _Problems) -> dict[str, Any] | None:
-    """The parsed file, or None after recording why it cannot be used."""
+def read_toml_file(path: Path, report: Callable[[str], None], kind: str) -> dict[str, Any] | None:
+    """A configuration file's TOML document, or None after reporting why it cannot be used.
+
+    ``kind`` names the file in the messages (``"routing"``, ``"scenario"``).
+    """
     try:
         text = path.read_bytes().decode("utf-8")
     except OSError as exc:
-        problems.file(f"cannot read the routing file: {exc.strerror or exc}")
+        report(f"cannot read the {kind} file: {exc.strerror or exc}")
         return None
     except UnicodeDecodeError:
-        problems.file("not UTF-8 text (TOML files are UTF-8)")
+        report("not UTF-8 text (TOML files are UTF-8)")
         return None
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already says where: "(at line N, column M)".
-        problems.file(f"invalid TOML: {exc}")
+        report(f"invalid TOML: {exc}")
         return None
 
 

@@ -79,14 +79,19 @@ from __future__ import annotations
 import difflib
 import math
 import re
-import tomllib
 import wave
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeGuard, cast, get_args
 
-from callbridge.routing import BUILTIN_TOOLS, AgentProfile, AudioFormat, MediaRate
+from callbridge.routing import (
+    BUILTIN_TOOLS,
+    AgentProfile,
+    AudioFormat,
+    MediaRate,
+    read_toml_file,
+)
 from callbridge.sim.report import BargeInReport, CallReport
 from callbridge.sim.script import (
     AfterAgentDone,
@@ -251,7 +256,7 @@ def load_scenario(path: Path) -> Scenario:
         ScenarioError: listing every problem in the file, not just the first.
     """
     problems = _Problems(path)
-    document = _read_toml(path, problems)
+    document = read_toml_file(path, problems.file, "scenario")
     scenario = None if document is None else _Loader(path, problems).scenario(document)
     if scenario is None or problems.lines:
         raise ScenarioError(problems.lines)
@@ -434,23 +439,6 @@ def _ms(value: float) -> str:
 
 
 # --- Reading the file ------------------------------------------------------------------------
-
-
-def _read_toml(path: Path, problems: _Problems) -> dict[str, Any] | None:
-    """The parsed file, or None after recording why it cannot be used."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        problems.file(f"cannot read the scenario file: {exc.strerror or exc}")
-        return None
-    except UnicodeDecodeError:
-        problems.file("not UTF-8 text (TOML files are UTF-8)")
-        return None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        problems.file(f"invalid TOML: {exc}")  # tomllib says where: "(at line N, column M)"
-        return None
 
 
 def _show(value: object) -> str:
