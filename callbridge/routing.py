@@ -265,7 +265,7 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
+def did_you_mean(word: str, options: Sequence[str]) -> str:
     """``; did you mean "x"?`` when an option is close to ``word``, else nothing."""
     close = difflib.get_close_matches(word, options, n=1)
     return f'; did you mean "{close[0]}"?' if close else ""
@@ -358,7 +358,7 @@ class _Loader:
         if name is not None and name not in names:
             defined = ", ".join(names) or "none"
             self.problems.add(
-                key, f"no such profile{_did_you_mean(name, names)} (defined: {defined})", name
+                key, f"no such profile{did_you_mean(name, names)} (defined: {defined})", name
             )
             return None
         return name
@@ -520,7 +520,7 @@ class _Loader:
                     self.problems.add(
                         (*key, "tools"),
                         f'"{name}" needs tools_module: it is not a built-in tool'
-                        f" ({', '.join(BUILTIN_TOOLS)}){_did_you_mean(name, BUILTIN_TOOLS)}",
+                        f" ({', '.join(BUILTIN_TOOLS)}){did_you_mean(name, BUILTIN_TOOLS)}",
                     )
         if (
             "transfer_call" in profile.tools
@@ -571,7 +571,7 @@ class _Loader:
         """
         for name in table:
             if name not in allowed:
-                hint = _did_you_mean(name, allowed) or f"; valid keys: {', '.join(allowed)}"
+                hint = did_you_mean(name, allowed) or f"; valid keys: {', '.join(allowed)}"
                 self.problems.add((*key, name), f"unknown key{hint}")
 
     def string(self, table: Mapping[str, Any], key: Key) -> str | None:

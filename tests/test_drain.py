@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +34,7 @@ import numpy as np
 import pytest
 
 from callbridge.sim.acs import AcsStandin, OperationRecord, SimCall
-from callbridge.sim.harness import EMULATOR_KEY, LOOPBACK
+from callbridge.sim.harness import EMULATOR_KEY, LOOPBACK, free_port, serve_env
 from callbridge.sim.phone import CallRecord
 from callbridge.sim.playout import Spurt
 from callbridge.sim.script import At, Clip, Hangup
@@ -187,34 +186,14 @@ class DrainRun:
 # --- Running it -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def bridge_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(_BRIDGE_ENV_PREFIXES)}
     return {
         **inherited,
-        "AZURE_VOICE_LIVE_ENDPOINT": endpoint,
-        "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
-        "ACS_ENDPOINT": acs.endpoint,
-        "ACS_ACCESS_KEY": acs.access_key,
-        "ACS_RESOURCE_ID": acs.resource_id,
-        "ACS_JWT_ISSUER": acs.issuer,
-        "ACS_JWKS_URL": acs.jwks_url,
-        "CALLBRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
-        "CALLBRIDGE_HOST": LOOPBACK,
-        "CALLBRIDGE_PORT": str(port),
-        "CALLBRIDGE_SIGNING_KEY": secret,
-        "CALLBRIDGE_WEBHOOK_SECRET": secret,
+        **serve_env(port, endpoint, acs, secret),
         "CALLBRIDGE_MAX_CALLS": "10",
         "CALLBRIDGE_DRAIN_S": str(DRAIN_S),
         "CALLBRIDGE_DRAIN_GOODBYE": GOODBYE,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
     }
 
 

@@ -14,7 +14,6 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -37,7 +36,9 @@ from callbridge.sim.harness import (
     MEDIA_TOKEN_S,
     demo_caller_transcripts,
     demo_turns,
+    free_port,
     judge_call,
+    serve_env,
     signed_media_url,
 )
 from callbridge.sim.phone import CallRecord, Phone
@@ -89,13 +90,6 @@ def _usage(pid: int) -> ProcessUsage:
     return ProcessUsage(cpu_s, rss_pages * os.sysconf("SC_PAGE_SIZE"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def bridge_process(
     endpoint: str,
@@ -110,27 +104,14 @@ async def bridge_process(
 
     The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
     """
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
-        "AZURE_VOICE_LIVE_ENDPOINT": endpoint,
-        "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
-        "ACS_ENDPOINT": acs.endpoint,
-        "ACS_ACCESS_KEY": acs.access_key,
-        "ACS_RESOURCE_ID": acs.resource_id,
-        "ACS_JWT_ISSUER": acs.issuer,
-        "ACS_JWKS_URL": acs.jwks_url,
-        "CALLBRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
-        "CALLBRIDGE_HOST": LOOPBACK,
-        "CALLBRIDGE_PORT": str(port),
+        **serve_env(port, endpoint, acs, signing_key.decode()),
         "CALLBRIDGE_MAX_CALLS": "1000",
-        "CALLBRIDGE_SIGNING_KEY": signing_key.decode(),
-        "CALLBRIDGE_WEBHOOK_SECRET": signing_key.decode(),
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
         "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
         "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
-        "LOG_LEVEL": "INFO",
-        "LOG_FORMAT": "json",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callbridge", "serve", env=env, stderr=asyncio.subprocess.PIPE

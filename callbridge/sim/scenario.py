@@ -76,7 +76,6 @@ they are reported as unknown keys, and files written now stay valid once they ex
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import wave
@@ -90,6 +89,7 @@ from callbridge.routing import (
     AgentProfile,
     AudioFormat,
     MediaRate,
+    did_you_mean,
     read_toml_file,
 )
 from callbridge.sim.report import BargeInReport, CallReport
@@ -456,11 +456,6 @@ def _show(value: object) -> str:
     return str(value)
 
 
-def _did_you_mean(word: str, options: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f'; did you mean "{close[0]}"?' if close else ""
-
-
 def _is_number(value: object) -> TypeGuard[int | float]:
     # bool is an int subclass: `at_s = true` is not a time.
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
@@ -761,7 +756,7 @@ class _Loader:
                 self.problems.add(
                     f"agent.tools[{index}]",
                     f"{_show(name)} needs agent.tools_module: it is not a built-in tool"
-                    f" ({', '.join(BUILTIN_TOOLS)}){_did_you_mean(name, BUILTIN_TOOLS)}",
+                    f" ({', '.join(BUILTIN_TOOLS)}){did_you_mean(name, BUILTIN_TOOLS)}",
                 )
 
     def transfer_to(self, table: Mapping[str, Any], tools: Sequence[str]) -> str | None:
@@ -957,7 +952,7 @@ class _Loader:
         offered = self.offered or ()
         return (
             f"{_show(tool)} is not offered in agent.tools ({', '.join(offered) or 'none'}),"
-            f" {consequence}{_did_you_mean(tool, offered)}"
+            f" {consequence}{did_you_mean(tool, offered)}"
         )
 
     # -- files --
@@ -1014,7 +1009,7 @@ class _Loader:
         """
         for name in table:
             if name not in allowed:
-                hint = _did_you_mean(name, allowed) or f"; valid keys: {', '.join(allowed)}"
+                hint = did_you_mean(name, allowed) or f"; valid keys: {', '.join(allowed)}"
                 self.problems.add(_dotted(where, name), f"unknown key{hint}")
 
     def string(self, table: Mapping[str, Any], where: str, key: str) -> str | None:
@@ -1057,7 +1052,7 @@ class _Loader:
             return None
         if not isinstance(value, str) or value not in allowed:
             options = " or ".join(f'"{option}"' for option in allowed)
-            hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""
+            hint = did_you_mean(value, allowed) if isinstance(value, str) else ""
             self.problems.add(_dotted(where, key), f"must be {options}, not {_show(value)}{hint}")
             return None
         return value
