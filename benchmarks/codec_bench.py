@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from callbridge.bridge.codec import FRAME_MS, G711_RATE, make_codec
+from callbridge.core.codec import FRAME_MS, G711_RATE, make_codec
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from callbridge.voice.tools import tool
+from callbridge.tools import tool
 
 ORDER_SCHEMA = {
     "type": "object",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callbridge.telephony.auth import AuthError, mint_call_token, verify_call_token
+from callbridge.core.call_token import AuthError, mint_call_token, verify_call_token
 
 KEY = b"k" * 32
 NOW = 1_800_000_000.0

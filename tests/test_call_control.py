@@ -15,13 +15,13 @@ from collections.abc import Sequence
 import aiohttp
 import pytest
 
-from callbridge.routing import AgentProfile, Routing
+from callbridge.core.call_token import mint_call_token
+from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Dtmf, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall
-from callbridge.telephony.auth import mint_call_token
-from callbridge.telephony.webhook import SECRET_HEADER
+from callbridge.web.webhook import SECRET_HEADER
 
 RATE = 16000
 CALL_TIMEOUT_S = 30.0

@@ -14,7 +14,7 @@ import json
 import aiohttp
 import pytest
 
-from callbridge.routing import AgentProfile, AudioFormat, MediaRate
+from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from callbridge.bridge.codec import (
+from callbridge.core.codec import (
     FRAME_MS,
     AgentDecoder,
     AudioFormat,

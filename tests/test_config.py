@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.config import ConfigError, load_settings
+from callbridge.process.config import ConfigError, load_settings
 
 KEY = "k" * 32
 WEBHOOK_SECRET = "w" * 32

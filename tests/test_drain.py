@@ -4,7 +4,7 @@ The bridge runs as its own process (``python -m callbridge serve``), configured 
 environment as in production and logging JSON to stderr; ACS and Voice Live are the stand-ins,
 in this test's event loop, and a simulated caller is on the line. One run (the ``drain``
 fixture, about 5 s) is shared by the tests below, each checking one step of the shutdown
-``callbridge.server`` promises:
+``callbridge.process.server`` promises:
 
 1. before SIGTERM the replica is ready and bridges a call, the caller hearing the greeting;
 2. on SIGTERM ``/readyz`` turns 503 (``/healthz`` stays 200) and a new call is rejected as
@@ -41,7 +41,7 @@ from callbridge.sim.script import At, Clip, Hangup
 from callbridge.sim.voicelive import AgentTurn, EmulatorSession, EventRecord, VoiceLiveEmulator
 from callbridge.sim.voicelive import connection as emulator_connection
 from callbridge.sim.voicelive.wire import summarize
-from callbridge.telephony.webhook import SECRET_HEADER
+from callbridge.web.webhook import SECRET_HEADER
 
 pytestmark = pytest.mark.timeout(60)
 

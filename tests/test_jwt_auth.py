@@ -26,15 +26,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from multidict import CIMultiDict
 
-from callbridge.telephony.jwt_auth import (
+from callbridge.adapters.jwt_validation import JwksCache, JwtValidator
+from callbridge.core.jwt_policy import (
     ACS_ISSUER,
     ACS_JWKS_URL,
     EVENT_GRID_APP_ID,
     EVENT_GRID_ROLE,
-    JwksCache,
     JwtError,
     JwtPolicy,
-    JwtValidator,
     SigningKeysUnavailable,
     acs_policy,
     bearer_token,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from callbridge.telephony import media
+from callbridge.core import acs_media
 
 PCM = bytes(range(64)) * 10
 
@@ -31,7 +31,7 @@ class TestInbound:
                 },
             }
         )
-        assert media.parse(text) == media.AudioMetadata(24000, 1, "PCM", 960, "s1")
+        assert acs_media.parse(text) == acs_media.AudioMetadata(24000, 1, "PCM", 960, "s1")
 
     def test_audio_data_with_all_fields(self) -> None:
         """AudioData carries PCM, the silent flag and the participant."""
@@ -46,17 +46,19 @@ class TestInbound:
                 },
             }
         )
-        parsed = media.parse(text)
-        assert parsed == media.AudioData(PCM, True, "4:+15551234567", "2024-11-15T19:16:12.925Z")
+        parsed = acs_media.parse(text)
+        assert parsed == acs_media.AudioData(
+            PCM, True, "4:+15551234567", "2024-11-15T19:16:12.925Z"
+        )
 
     def test_optional_fields_may_be_missing_or_null(self) -> None:
         """participantRawID and silent are optional; a missing silent means not silent."""
-        parsed = media.parse(json.dumps({"kind": "AudioData", "audioData": {"data": b64(PCM)}}))
-        assert parsed == media.AudioData(PCM, False, None, None)
-        parsed = media.parse(
+        parsed = acs_media.parse(json.dumps({"kind": "AudioData", "audioData": {"data": b64(PCM)}}))
+        assert parsed == acs_media.AudioData(PCM, False, None, None)
+        parsed = acs_media.parse(
             json.dumps({"kind": "AudioData", "audioData": {"data": b64(PCM), "silent": None}})
         )
-        assert isinstance(parsed, media.AudioData)
+        assert isinstance(parsed, acs_media.AudioData)
         assert parsed.silent is False
 
     @pytest.mark.parametrize(
@@ -68,19 +70,19 @@ class TestInbound:
     )
     def test_keys_and_kind_are_case_insensitive(self, message: dict[str, object]) -> None:
         """ACS and its SDKs disagree on casing; all spellings parse alike."""
-        parsed = media.parse(json.dumps(message))
-        assert isinstance(parsed, media.AudioData)
+        parsed = acs_media.parse(json.dumps(message))
+        assert isinstance(parsed, acs_media.AudioData)
         assert parsed.pcm == PCM
 
     def test_dtmf(self) -> None:
         """A keypad digit is read and normalised."""
-        parsed = media.parse('{"kind":"DtmfData","dtmfData":{"data":"#"}}')
-        assert parsed == media.DtmfData("#", None)
+        parsed = acs_media.parse('{"kind":"DtmfData","dtmfData":{"data":"#"}}')
+        assert parsed == acs_media.DtmfData("#", None)
 
     def test_unknown_kind_is_not_an_error(self) -> None:
         """Kinds the bridge does not use are reported as Unknown, not rejected."""
-        assert media.parse('{"kind":"TranscriptionData","transcriptionData":{}}') == (
-            media.Unknown("TranscriptionData")
+        assert acs_media.parse('{"kind":"TranscriptionData","transcriptionData":{}}') == (
+            acs_media.Unknown("TranscriptionData")
         )
 
     @pytest.mark.parametrize(
@@ -104,21 +106,21 @@ class TestInbound:
     )
     def test_malformed_frames_raise_wire_error(self, text: str | bytes, reason: str) -> None:
         """Every malformed frame fails with a WireError that says what is wrong."""
-        with pytest.raises(media.WireError, match=reason):
-            media.parse(text)
+        with pytest.raises(acs_media.WireError, match=reason):
+            acs_media.parse(text)
 
 
 class TestOutbound:
     def test_audio_data_is_canonical_json(self) -> None:
         """Outbound audio uses the canonical shape with base64 PCM."""
-        assert json.loads(media.audio_data(PCM)) == {
+        assert json.loads(acs_media.audio_data(PCM)) == {
             "kind": "AudioData",
             "audioData": {"data": b64(PCM)},
         }
 
     def test_stop_audio_is_canonical_json(self) -> None:
         """StopAudio is the documented flush message."""
-        assert json.loads(media.STOP_AUDIO) == {
+        assert json.loads(acs_media.STOP_AUDIO) == {
             "kind": "StopAudio",
             "audioData": None,
             "stopAudio": {},

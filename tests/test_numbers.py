@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from callbridge.telephony.numbers import is_e164, mask, number_from_identifier, parse_e164
+from callbridge.core.numbers import is_e164, mask, number_from_identifier, parse_e164
 
 
 @pytest.mark.parametrize(

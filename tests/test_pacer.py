@@ -7,7 +7,8 @@ import random
 
 import pytest
 
-from callbridge.bridge.pacer import FRAME_MS, FramePacer, OutFrame, PacerCore
+from callbridge.bridge.pacer import FramePacer
+from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
 
 T0 = 1000.0
 FRAME_S = FRAME_MS / 1000

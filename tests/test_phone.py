@@ -28,6 +28,7 @@ import pytest
 from aiohttp import web
 
 from callbridge.assets import AGENT_LINES, CALLER_LINES, asset_path, read_wav, transcript
+from callbridge.core import acs_media
 from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.script import (
     FRAME_S,
@@ -40,7 +41,6 @@ from callbridge.sim.script import (
     Say,
     ScriptRunner,
 )
-from callbridge.telephony import media
 
 DELAY_S = 0.060  # the phone's default playout delay
 CALL_TIMEOUT_S = 10.0
@@ -58,7 +58,7 @@ class FakeBridge:
 
     agent: Agent
     headers: dict[str, str] = field(default_factory=dict)
-    received: list[tuple[float, media.InboundMessage]] = field(default_factory=list)
+    received: list[tuple[float, acs_media.InboundMessage]] = field(default_factory=list)
     speech: asyncio.Event = field(default_factory=asyncio.Event)
     speech_at: float | None = None
     sent_at: list[float] = field(default_factory=list)
@@ -73,9 +73,13 @@ class FakeBridge:
         agent = asyncio.create_task(self.agent(self, ws))
         async for msg in ws:
             at = time.monotonic()
-            message = media.parse(msg.data)
+            message = acs_media.parse(msg.data)
             self.received.append((at, message))
-            if isinstance(message, media.AudioData) and not message.silent and not self.speech_at:
+            if (
+                isinstance(message, acs_media.AudioData)
+                and not message.silent
+                and not self.speech_at
+            ):
                 self.speech_at = at
                 self.speech.set()
         agent.cancel()
@@ -83,8 +87,8 @@ class FakeBridge:
             await agent
         return ws
 
-    def audio(self) -> list[tuple[float, media.AudioData]]:
-        return [(t, m) for t, m in self.received if isinstance(m, media.AudioData)]
+    def audio(self) -> list[tuple[float, acs_media.AudioData]]:
+        return [(t, m) for t, m in self.received if isinstance(m, acs_media.AudioData)]
 
 
 async def call(agent: Agent, **options: Any) -> tuple[CallRecord, FakeBridge]:
@@ -182,14 +186,16 @@ def test_metadata_comes_first(protocol_call: tuple[CallRecord, FakeBridge]) -> N
     """AudioMetadata is the first message and announces the call's rate and frame size."""
     record, bridge = protocol_call
     first = bridge.received[0][1]
-    assert first == media.AudioMetadata(
+    assert first == acs_media.AudioMetadata(
         sample_rate=record.sample_rate,
         channels=1,
         encoding="PCM",
         frame_bytes=record.sample_rate // 50 * 2,
-        subscription_id=first.subscription_id if isinstance(first, media.AudioMetadata) else None,
+        subscription_id=first.subscription_id
+        if isinstance(first, acs_media.AudioMetadata)
+        else None,
     )
-    assert not any(isinstance(m, media.AudioMetadata) for _, m in bridge.received[1:])
+    assert not any(isinstance(m, acs_media.AudioMetadata) for _, m in bridge.received[1:])
 
 
 def test_frames_are_20ms_with_silent_flags(protocol_call: tuple[CallRecord, FakeBridge]) -> None:
@@ -224,7 +230,7 @@ def test_dtmf_and_hangup(protocol_call: tuple[CallRecord, FakeBridge]) -> None:
     kinds = [type(m).__name__ for _, m in bridge.received]
     assert kinds.count("DtmfData") == 1
     assert kinds.index("DtmfData") == 1 + 20  # after the metadata and frames 0..19
-    assert bridge.received[kinds.index("DtmfData")][1] == media.DtmfData("5", "4:+15555550100")
+    assert bridge.received[kinds.index("DtmfData")][1] == acs_media.DtmfData("5", "4:+15555550100")
     assert record.frames_sent == 30  # frames 0..29: hang-up at 0.4 s + 0.2 s
     assert (record.ended_by, record.close_code) == ("phone", 1000)
     assert record.bad_message_count == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.recording import FLUSH_INTERVAL_S, CallRecorder, read_recording
+from callbridge.adapters.recording import FLUSH_INTERVAL_S, CallRecorder, read_recording
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.recorded import (
     BARGE_IN_PAD_MS,

@@ -17,8 +17,7 @@ from azure.ai.voicelive.models import ServerEventResponseAudioDelta
 from structlog.testing import capture_logs
 
 from callbridge import __version__
-from callbridge.bridge.pacer import FRAME_MS, OutFrame, PacerCore
-from callbridge.recording import (
+from callbridge.adapters.recording import (
     CALLER_SYNC_TOLERANCE_S,
     FLUSH_INTERVAL_S,
     PARTIAL_SUFFIX,
@@ -34,7 +33,8 @@ from callbridge.recording import (
     TranscriptRecord,
     read_recording,
 )
-from callbridge.routing import AgentProfile
+from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
+from callbridge.core.profiles import AgentProfile
 from callbridge.sim.demo import demo_script
 from callbridge.sim.harness import LocalStack
 

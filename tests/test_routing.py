@@ -8,16 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from callbridge.routing import (
+from callbridge.core.profiles import (
     BUILTIN_TOOLS,
     DEFAULT_INSTRUCTIONS,
     AgentProfile,
     CallLimits,
     Routing,
-    RoutingError,
     VoiceLiveAgent,
-    load_routing,
 )
+from callbridge.process.routing_file import RoutingError, load_routing
 
 BASE = AgentProfile(
     instructions="Base instructions.",

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from callbridge.routing import AgentProfile
+from callbridge.core.profiles import AgentProfile
 from callbridge.sim import scenario as scenario_module
 from callbridge.sim.report import BargeInReport, CallReport, CallSetup, Pacing
 from callbridge.sim.scenario import (

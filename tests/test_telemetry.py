@@ -31,10 +31,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 from structlog.testing import capture_logs
 
-from callbridge import telemetry
+from callbridge.adapters import telemetry
+from callbridge.adapters.telemetry import CallSummary, CallTelemetry, Telemetry
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say
-from callbridge.telemetry import CallSummary, CallTelemetry, Telemetry
 
 CALL_ID = "call-conn-abc"
 CORRELATION_ID = "corr-def"

@@ -47,17 +47,18 @@ from azure.ai.voicelive.models import (
     UserMessageItem,
 )
 
-from callbridge.bridge.codec import Codec, make_codec
-from callbridge.bridge.framer import Framer
-from callbridge.bridge.pacer import FramePacer, Heard, ItemKey, OutFrame
-from callbridge.config import PacingSettings
-from callbridge.recording import CallRecorder
-from callbridge.routing import AgentProfile
-from callbridge.tasks import OwnedTasks
-from callbridge.telemetry import CallSummary, CallTelemetry
-from callbridge.telephony import media
-from callbridge.voice.session import greeting_request, session_request, verbatim_request
-from callbridge.voice.tools import END_CALL, TRANSFER_CALL, profile_tools, run_tool
+from callbridge.adapters.recording import CallRecorder
+from callbridge.adapters.telemetry import CallSummary, CallTelemetry
+from callbridge.adapters.voice_live import greeting_request, session_request, verbatim_request
+from callbridge.bridge.pacer import FramePacer
+from callbridge.core import acs_media
+from callbridge.core.codec import Codec, make_codec
+from callbridge.core.framer import Framer
+from callbridge.core.pacing import Heard, ItemKey, OutFrame
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import PacingSettings
+from callbridge.core.tasks import OwnedTasks
+from callbridge.tools import END_CALL, TRANSFER_CALL, profile_tools, run_tool
 
 log = structlog.get_logger(__name__)
 
@@ -218,7 +219,9 @@ class CallBridge:
         if first is None:
             return self.stats
         rate = (
-            first.sample_rate if isinstance(first, media.AudioMetadata) else media.DEFAULT_ACS_RATE
+            first.sample_rate
+            if isinstance(first, acs_media.AudioMetadata)
+            else acs_media.DEFAULT_ACS_RATE
         )
         self._codec = make_codec(self._profile.audio_format, rate)
         self._framer = Framer(self._codec.acs_frame_bytes)
@@ -240,7 +243,7 @@ class CallBridge:
                     list(self._tools.values()),
                 )
             )
-        if isinstance(first, media.AudioData):
+        if isinstance(first, acs_media.AudioData):
             await self._forward_caller_audio(first)
         self._helpers.spawn(self._time_limit(), "time-limit")
         try:
@@ -263,13 +266,15 @@ class CallBridge:
         self._log_summary()
         return self.stats
 
-    async def _await_first_audio_message(self) -> media.AudioMetadata | media.AudioData | None:
+    async def _await_first_audio_message(
+        self,
+    ) -> acs_media.AudioMetadata | acs_media.AudioData | None:
         """ACS sends ``AudioMetadata`` first; tolerate its absence (then the rate is 16 kHz)."""
         try:
             async with asyncio.timeout(METADATA_TIMEOUT_S):
                 async for message in self._acs:
                     parsed = self._parse_media(message)
-                    if isinstance(parsed, media.AudioMetadata | media.AudioData):
+                    if isinstance(parsed, acs_media.AudioMetadata | acs_media.AudioData):
                         return parsed
                     if parsed is _CLOSED:
                         return None
@@ -278,18 +283,18 @@ class CallBridge:
             await self._acs.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"no media")
         return None
 
-    def _parse_media(self, message: aiohttp.WSMessage) -> media.InboundMessage | object | None:
+    def _parse_media(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
         """Parse one WebSocket message; malformed ones are logged, counted and skipped (None)."""
         if message.type is aiohttp.WSMsgType.TEXT:
             try:
-                parsed = media.parse(message.data)
-            except media.WireError as exc:
+                parsed = acs_media.parse(message.data)
+            except acs_media.WireError as exc:
                 self.stats.malformed_media += 1
                 log.warning(
                     "acs.malformed_frame", reason=str(exc), count=self.stats.malformed_media
                 )
                 return None
-            if isinstance(parsed, media.Unknown):
+            if isinstance(parsed, acs_media.Unknown):
                 self.stats.unknown_media += 1
                 log.info("acs.unknown_frame", kind=parsed.kind)
                 return None
@@ -306,11 +311,11 @@ class CallBridge:
         async for message in self._acs:
             parsed = self._parse_media(message)
             match parsed:
-                case media.AudioData():
+                case acs_media.AudioData():
                     await self._forward_caller_audio(parsed)
-                case media.DtmfData(digit=digit):
+                case acs_media.DtmfData(digit=digit):
                     self._on_dtmf(digit)
-                case media.AudioMetadata(sample_rate=rate) if rate != self._codec.acs_rate:
+                case acs_media.AudioMetadata(sample_rate=rate) if rate != self._codec.acs_rate:
                     self.stats.malformed_media += 1
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)
                 case _ if parsed is _CLOSED:
@@ -342,7 +347,7 @@ class CallBridge:
             response_id=self._item_response.get(item_id),
         )
 
-    async def _forward_caller_audio(self, frame: media.AudioData) -> None:
+    async def _forward_caller_audio(self, frame: acs_media.AudioData) -> None:
         if self._recorder is not None:
             self._recorder.caller_audio(frame.pcm, silent=frame.silent)
         self.stats.caller_frames += 1
@@ -454,7 +459,7 @@ class CallBridge:
         keep = self._recorder is not None
         for frame in self._framer.push(pcm):
             self._pacer.push(
-                OutFrame(key, frame_ms, media.audio_data(frame), frame if keep else b"")
+                OutFrame(key, frame_ms, acs_media.audio_data(frame), frame if keep else b"")
             )
 
     def _end_of_item(self, key: ItemKey) -> None:
@@ -466,7 +471,9 @@ class CallBridge:
         if rest is not None:
             pcm, real = rest
             kept = pcm if self._recorder is not None else b""
-            self._pacer.push(OutFrame(key, self._codec.pcm_ms(real), media.audio_data(pcm), kept))
+            self._pacer.push(
+                OutFrame(key, self._codec.pcm_ms(real), acs_media.audio_data(pcm), kept)
+            )
 
     async def _interrupt_agent(self) -> None:
         """Barge-in: stop the caller's playback, stop generation, tell the model what was heard."""
@@ -481,7 +488,7 @@ class CallBridge:
                     self._telemetry.barge_in(heard_ms=0.0, truncated=False)
             return
         cut = self._pacer.flush()
-        await self._acs.send_str(media.STOP_AUDIO)
+        await self._acs.send_str(acs_media.STOP_AUDIO)
         if self._recorder is not None:
             self._recorder.stop_audio()
         self._codec.decoder.reset()

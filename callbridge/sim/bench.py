@@ -25,9 +25,9 @@ from typing import Any
 
 import aiohttp
 
-from callbridge.config import PacingSettings
-from callbridge.observability import configure_logging
-from callbridge.routing import AudioFormat
+from callbridge.core.profiles import AudioFormat
+from callbridge.core.settings import PacingSettings
+from callbridge.process.logs import configure_logging
 from callbridge.sim.acs import AcsStandin
 from callbridge.sim.harness import (
     DEFAULT_PROFILE,

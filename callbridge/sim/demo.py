@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from callbridge.routing import AgentProfile, AudioFormat, MediaRate
+from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.report import render_text
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Say, Step

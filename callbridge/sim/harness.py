@@ -19,18 +19,17 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from callbridge.app import create_app
 from callbridge.assets import asset_path
-from callbridge.bridge.codec import decoder_delay_ms
-from callbridge.config import (
+from callbridge.core.call_token import mint_call_token
+from callbridge.core.codec import decoder_delay_ms
+from callbridge.core.profiles import AgentProfile, AudioFormat, Routing
+from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
     PacingSettings,
     Settings,
     VoiceLiveSettings,
 )
-from callbridge.routing import AgentProfile, AudioFormat, Routing
-from callbridge.services import SERVICES
 from callbridge.sim.acs import AcsStandin, SimCall
 from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, build_call_report, call_setup
@@ -42,9 +41,10 @@ from callbridge.sim.voicelive import (
     VoiceLiveEmulator,
     load_turns,
 )
-from callbridge.telephony.auth import mint_call_token
-from callbridge.telephony.outbound import API_KEY_HEADER
-from callbridge.telephony.webhook import SECRET_HEADER
+from callbridge.web.app import create_app
+from callbridge.web.outbound import API_KEY_HEADER
+from callbridge.web.replica import REPLICA
+from callbridge.web.webhook import SECRET_HEADER
 
 LOOPBACK = "127.0.0.1"
 EMULATOR_KEY = "local-emulator-key"
@@ -300,8 +300,8 @@ class LocalStack:
             redirect_to=routing.redirect_to,
         )
         if self._runner is not None:
-            services = self._runner.app[SERVICES]
-            services.settings = replace(services.settings, routing=self.routing)
+            replica = self._runner.app[REPLICA]
+            replica.settings = replace(replica.settings, routing=self.routing)
         return number
 
     async def finish(self, sim: SimCall, *, timeout_s: float = CALL_TIMEOUT_S) -> CallResult:

@@ -1,8 +1,8 @@
 """Recorded calls as scenarios: replay a call recording against today's callbridge.
 
 :func:`scenario_from_recording` rebuilds a call from its recording folder (see
-:mod:`callbridge.recording`) as a :class:`~callbridge.sim.scenario.Scenario`: the same caller,
-the same agent, and expectations that are what happened on the recorded call. Run through a
+:mod:`callbridge.adapters.recording`) as a :class:`~callbridge.sim.scenario.Scenario`: the same
+caller, the same agent, and expectations that are what happened on the recorded call. Run through a
 ``LocalStack``, a change in callbridge's behaviour shows as a failed expectation::
 
     scenario = scenario_from_recording(Path("recordings/20261121T101500Z_4c1f0b00"))
@@ -114,8 +114,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeGuard, get_args
 
-from callbridge.config import PacingSettings
-from callbridge.recording import (
+from callbridge.adapters.recording import (
     AGENT_WAV,
     CALLER_SYNC_TOLERANCE_S,
     CALLER_WAV,
@@ -136,7 +135,8 @@ from callbridge.recording import (
     TranscriptRecord,
     read_recording,
 )
-from callbridge.routing import BUILTIN_TOOLS, AudioFormat, MediaRate
+from callbridge.core.profiles import BUILTIN_TOOLS, AudioFormat, MediaRate
+from callbridge.core.settings import PacingSettings
 from callbridge.sim.scenario import (
     DEFAULT_RESPONSE_DELAY_MS,
     DEFAULT_STREAM_SPEED,

@@ -1,11 +1,11 @@
 """``callbridge replay``: run scenario files and call recordings as calls, and judge them.
 
-A *source* is a scenario file (``*.toml``, see :mod:`callbridge.sim.scenario`) or a recording
-folder (one holding ``meta.json``, see :mod:`callbridge.recording`), which becomes a scenario
-whose expectations are what happened on the recorded call. Each source is one call through the
-real server path on a :class:`~callbridge.sim.harness.LocalStack`: IncomingCall, answer, media
-socket, the bridge, the Voice Live emulator. Its report is then checked against the scenario's
-``[expect]`` table.
+A *source* is a scenario file (``*.toml``, see :mod:`callbridge.sim.scenario`) or a
+recording folder (one holding ``meta.json``, see :mod:`callbridge.adapters.recording`), which
+becomes a scenario whose expectations are what happened on the recorded call. Each source is
+one call through the real server path on a :class:`~callbridge.sim.harness.LocalStack`:
+IncomingCall, answer, media socket, the bridge, the Voice Live emulator. Its report is then
+checked against the scenario's ``[expect]`` table.
 
 Arguments are expanded so that ``callbridge replay tests/calls/*`` works as a shell glob does:
 
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
 
-from callbridge.routing import Routing
+from callbridge.core.profiles import Routing
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.report import CallReport, render_text
 from callbridge.sim.scenario import (
@@ -47,7 +47,7 @@ from callbridge.sim.scenario import (
     load_scenario,
 )
 from callbridge.sim.script import At
-from callbridge.voice.tools import check_tools
+from callbridge.tools import check_tools
 
 RECORDING_META: Final = "meta.json"
 """The file that makes a folder a call recording."""

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from callbridge.core.numbers import mask
 from callbridge.sim.acs import SimCall
 from callbridge.sim.phone import CallRecord, StopRecord
 from callbridge.sim.voicelive import EmulatorSession, SpeechRecord
-from callbridge.telephony.numbers import mask
 
 
 @dataclass(frozen=True, slots=True)

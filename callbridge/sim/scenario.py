@@ -84,14 +84,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, TypeGuard, cast, get_args
 
-from callbridge.routing import (
-    BUILTIN_TOOLS,
-    AgentProfile,
-    AudioFormat,
-    MediaRate,
-    did_you_mean,
-    read_toml_file,
-)
+from callbridge.core.numbers import parse_e164
+from callbridge.core.profiles import BUILTIN_TOOLS, AgentProfile, AudioFormat, MediaRate
+from callbridge.process.toml_file import did_you_mean, read_toml_file
 from callbridge.sim.report import BargeInReport, CallReport
 from callbridge.sim.script import (
     AfterAgentDone,
@@ -105,7 +100,6 @@ from callbridge.sim.script import (
     Trigger,
 )
 from callbridge.sim.voicelive.audio import AgentTurn, ToolCall
-from callbridge.telephony.numbers import parse_e164
 
 EndedBy = Literal["caller", "agent", "transfer"]
 """Who a scenario expects to end the call."""

@@ -23,10 +23,10 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.identity.aio import DefaultAzureCredential
 
-from callbridge.config import Settings
-from callbridge.routing import AgentProfile
-from callbridge.telephony.auth import Direction, mint_call_token
-from callbridge.telephony.numbers import mask
+from callbridge.core.call_token import Direction, mint_call_token
+from callbridge.core.numbers import mask
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import Settings
 
 log = structlog.get_logger(__name__)
 

@@ -18,6 +18,7 @@ from azure.ai.voicelive.models import (
     AudioNoiseReduction,
     AzureSemanticVad,
     AzureStandardVoice,
+    FunctionTool,
     Modality,
     OpenAIVoice,
     OpenAIVoiceName,
@@ -28,10 +29,10 @@ from azure.ai.voicelive.models import (
 from azure.core.credentials import AzureKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
-from callbridge.bridge.codec import Codec
-from callbridge.config import VoiceLiveSettings
-from callbridge.routing import AgentProfile
-from callbridge.voice.tools import Tool
+from callbridge.core.codec import Codec
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import VoiceLiveSettings
+from callbridge.tools import Tool
 
 API_VERSION = "2026-07-15"
 
@@ -68,8 +69,14 @@ def session_request(
         input_audio_noise_reduction=AudioNoiseReduction(type="azure_deep_noise_suppression"),
         input_audio_echo_cancellation=AudioEchoCancellation(),
         input_audio_transcription=AudioInputTranscriptionOptions(model=transcription_model),
-        tools=[spec.definition() for spec in tools],
+        tools=[_function_tool(spec) for spec in tools],
         tool_choice="auto",
+    )
+
+
+def _function_tool(spec: Tool) -> FunctionTool:
+    return FunctionTool(
+        name=spec.name, description=spec.description, parameters=dict(spec.parameters)
     )
 
 

@@ -15,12 +15,12 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from callbridge.routing import AgentProfile
-from callbridge.services import SERVICES, Services
-from callbridge.telemetry import record_answer_latency, record_rejected
-from callbridge.telephony.control import RejectReason
-from callbridge.telephony.jwt_auth import JwtError, SigningKeysUnavailable, bearer_token
-from callbridge.telephony.numbers import mask, number_from_identifier
+from callbridge.adapters.call_automation import RejectReason
+from callbridge.adapters.telemetry import record_answer_latency, record_rejected
+from callbridge.core.jwt_policy import JwtError, SigningKeysUnavailable, bearer_token
+from callbridge.core.numbers import mask, number_from_identifier
+from callbridge.core.profiles import AgentProfile
+from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +32,8 @@ INCOMING_CALL_EVENT = "Microsoft.Communication.IncomingCall"
 
 
 async def incoming_call(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    await _require_event_grid(request, services)
+    replica = request.app[REPLICA]
+    await _require_event_grid(request, replica)
     try:
         body = await request.json()
     except ValueError:
@@ -54,7 +54,7 @@ async def incoming_call(request: web.Request) -> web.Response:
             log.info("webhook.subscription_validated")
             return web.json_response({"validationResponse": code})
         if event_type == INCOMING_CALL_EVENT:
-            _on_incoming_call(services, data)
+            _on_incoming_call(replica, data)
         else:
             log.info("webhook.ignored_event", event_type=str(event_type))
     return web.Response(status=200)
@@ -62,14 +62,14 @@ async def incoming_call(request: web.Request) -> web.Response:
 
 async def cloud_events_handshake(request: web.Request) -> web.Response:
     """The CloudEvents-schema handshake: allow the origin Event Grid announces."""
-    await _require_event_grid(request, request.app[SERVICES])
+    await _require_event_grid(request, request.app[REPLICA])
     origin = request.headers.get("WebHook-Request-Origin", "")
     return web.Response(status=200, headers={"WebHook-Allowed-Origin": origin})
 
 
-async def _require_event_grid(request: web.Request, services: Services) -> None:
+async def _require_event_grid(request: web.Request, replica: Replica) -> None:
     """The shared secret (header or query parameter) or an Entra ID token, if auth is on."""
-    auth = services.settings.auth
+    auth = replica.settings.auth
     if not auth.enabled:
         return
     if auth.webhook_secret is not None:
@@ -77,9 +77,9 @@ async def _require_event_grid(request: web.Request, services: Services) -> None:
         if hmac.compare_digest(presented.encode(), auth.webhook_secret.encode()):
             return
     reason = "wrong or missing secret"
-    if services.webhook_jwt is not None:
+    if replica.webhook_jwt is not None:
         try:
-            await services.webhook_jwt.validate(bearer_token(request.headers))
+            await replica.webhook_jwt.validate(bearer_token(request.headers))
         except SigningKeysUnavailable as exc:
             log.error("webhook.signing_keys_unavailable", error=str(exc))
             raise web.HTTPServiceUnavailable(text="signing keys unavailable") from None
@@ -91,71 +91,71 @@ async def _require_event_grid(request: web.Request, services: Services) -> None:
     raise web.HTTPUnauthorized(text="unauthorized")
 
 
-def _on_incoming_call(services: Services, data: Mapping[str, Any]) -> None:
+def _on_incoming_call(replica: Replica, data: Mapping[str, Any]) -> None:
     context = data.get("incomingCallContext")
     correlation_id = data.get("correlationId")
     if not isinstance(context, str) or not isinstance(correlation_id, str):
         log.warning("webhook.malformed_event", reason="IncomingCall without context or id")
         return
-    if not services.incoming.first_time(correlation_id):
+    if not replica.incoming.first_time(correlation_id):
         log.info("call.duplicate_delivery", correlation_id=correlation_id)
         return
     to = data.get("to")
     dialed = number_from_identifier(to) if isinstance(to, Mapping) else None
-    routing = services.settings.routing
+    routing = replica.settings.routing
     profile = routing.profile_for(dialed) if dialed is not None else None
     fields = {"correlation_id": correlation_id, "to": mask(dialed or "")}
     if profile is None:
         if routing.redirect_to is not None:
             log.info("call.unrouted_redirecting", **fields, target=mask(routing.redirect_to))
-            services.tasks.spawn(
-                _redirect(services, context, routing.redirect_to, correlation_id), "redirect"
+            replica.tasks.spawn(
+                _redirect(replica, context, routing.redirect_to, correlation_id), "redirect"
             )
         else:
             log.info("call.unrouted_rejecting", **fields)
-            services.tasks.spawn(_reject(services, context, correlation_id, "none"), "reject")
+            replica.tasks.spawn(_reject(replica, context, correlation_id, "none"), "reject")
         return
-    if not services.accepting_calls():
-        log.warning("call.busy", **fields, draining=services.draining)
-        services.tasks.spawn(_reject(services, context, correlation_id, "busy"), "reject")
+    if not replica.accepting_calls():
+        log.warning("call.busy", **fields, draining=replica.draining)
+        replica.tasks.spawn(_reject(replica, context, correlation_id, "busy"), "reject")
         return
     log.info("call.incoming", **fields, profile=profile.name)
-    services.prewarm.start(correlation_id, profile)
-    services.answering += 1
-    services.tasks.spawn(_answer(services, context, correlation_id, profile), "answer")
+    replica.prewarm.start(correlation_id, profile)
+    replica.answering += 1
+    replica.tasks.spawn(_answer(replica, context, correlation_id, profile), "answer")
 
 
 async def _answer(
-    services: Services, context: str, correlation_id: str, profile: AgentProfile
+    replica: Replica, context: str, correlation_id: str, profile: AgentProfile
 ) -> None:
     with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
         received = time.monotonic()
         try:
-            call_id = await services.control.answer(
+            call_id = await replica.control.answer(
                 context, correlation_id=correlation_id, profile=profile
             )
         except Exception as exc:  # ACS refused or is unreachable: nothing else to do for it
             log.error("call.answer_failed", error=str(exc) or type(exc).__name__)
-            await services.prewarm.discard(correlation_id)
+            await replica.prewarm.discard(correlation_id)
             return
         finally:
-            services.answering -= 1
+            replica.answering -= 1
         record_answer_latency((time.monotonic() - received) * 1000, direction="inbound")
         log.info("call.answered", call_connection_id=call_id, profile=profile.name)
 
 
 async def _reject(
-    services: Services, context: str, correlation_id: str, reason: RejectReason
+    replica: Replica, context: str, correlation_id: str, reason: RejectReason
 ) -> None:
     record_rejected("unrouted" if reason == "none" else reason)
     try:
-        await services.control.reject(context, reason)
+        await replica.control.reject(context, reason)
     except Exception as exc:  # the call may have stopped ringing already
         log.error("call.reject_failed", correlation_id=correlation_id, error=str(exc))
 
 
-async def _redirect(services: Services, context: str, target: str, correlation_id: str) -> None:
+async def _redirect(replica: Replica, context: str, target: str, correlation_id: str) -> None:
     try:
-        await services.control.redirect(context, target)
+        await replica.control.redirect(context, target)
     except Exception as exc:  # the call may have stopped ringing already
         log.error("call.redirect_failed", correlation_id=correlation_id, error=str(exc))

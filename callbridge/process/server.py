@@ -19,9 +19,9 @@ import signal
 import structlog
 from aiohttp import web
 
-from callbridge.app import create_app
-from callbridge.config import Settings
-from callbridge.services import SERVICES, Services
+from callbridge.core.settings import Settings
+from callbridge.web.app import create_app
+from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         await site.start()
         log.info("server.started", host=settings.host, port=settings.port)
         await stop.wait()
-        await drain(app[SERVICES])
+        await drain(app[REPLICA])
     finally:
         await runner.cleanup()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -53,20 +53,20 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         log.info("server.stopped")
 
 
-async def drain(services: Services) -> None:
+async def drain(replica: Replica) -> None:
     """Refuse new calls, give the running ones the drain budget, then end the rest."""
-    services.draining = True
-    budget = services.settings.drain_s
-    log.info("server.draining", calls=len(services.bridges), drain_s=budget)
+    replica.draining = True
+    budget = replica.settings.drain_s
+    log.info("server.draining", calls=len(replica.bridges), drain_s=budget)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(budget):
             # Calls end on their own schedule; nothing signals "the last one", so poll.
-            while services.sockets:  # noqa: ASYNC110
+            while replica.sockets:  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_S)
-    remaining = list(services.bridges.values())
+    remaining = list(replica.bridges.values())
     if remaining:
         log.info("server.ending_calls", calls=len(remaining))
-        goodbye = services.settings.drain_goodbye
+        goodbye = replica.settings.drain_goodbye
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(END_CALLS_TIMEOUT_S):
                 await asyncio.gather(

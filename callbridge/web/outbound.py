@@ -13,11 +13,11 @@ import structlog
 from aiohttp import web
 from azure.core.exceptions import HttpResponseError
 
-from callbridge.routing import AgentProfile, Routing
-from callbridge.services import SERVICES
-from callbridge.telephony.control import CallControl, PlacedCall
-from callbridge.telephony.numbers import mask, parse_e164
-from callbridge.voice.prewarm import Prewarmer
+from callbridge.adapters.call_automation import CallControl, PlacedCall
+from callbridge.adapters.prewarm import Prewarmer
+from callbridge.core.numbers import mask, parse_e164
+from callbridge.core.profiles import AgentProfile, Routing
+from callbridge.web.replica import REPLICA
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +73,8 @@ async def place_call(
 
 async def create_call(request: web.Request) -> web.Response:
     """``POST /api/calls`` with ``{"to": "+1...", "profile": "name"?}`` → 201 with the ids."""
-    services = request.app[SERVICES]
-    auth = services.settings.auth
+    replica = request.app[REPLICA]
+    auth = replica.settings.auth
     if auth.enabled:
         presented = request.headers.get(API_KEY_HEADER, "")
         if auth.api_key is None:
@@ -83,8 +83,8 @@ async def create_call(request: web.Request) -> web.Response:
         if not hmac.compare_digest(presented.encode(), auth.api_key.encode()):
             log.warning("outbound.unauthorized")
             raise web.HTTPUnauthorized(text="unauthorized")
-    if not services.accepting_calls():
-        log.warning("outbound.busy", draining=services.draining)
+    if not replica.accepting_calls():
+        log.warning("outbound.busy", draining=replica.draining)
         raise web.HTTPServiceUnavailable(text="busy: at the call limit or shutting down")
     try:
         body = await request.json()
@@ -96,7 +96,7 @@ async def create_call(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text='expected {"to": "+E164", "profile": "name"?}')
     try:
         placed = await place_call(
-            services.control, services.settings.routing, to, profile, services.prewarm
+            replica.control, replica.settings.routing, to, profile, replica.prewarm
         )
     except DialError as exc:
         log.warning("outbound.refused", reason=str(exc), to=mask(to))

@@ -1,93 +1,40 @@
-"""Agent profiles, and the routing table that picks one for each dialed number.
+"""The routing file: which agent profile answers each dialed number (TOML).
 
-One callbridge deployment can answer several numbers with different agents. The routing file
-(TOML) maps each dialed number to a named profile; a profile overrides only what differs from
-the profile built from environment variables. The file is validated once, at start-up, and
-every problem is reported together, so a bad file stops the service before the first call
-rather than misrouting it.
+A profile overrides only what differs from the profile built from environment variables. The
+file is validated once, at start-up, and every problem is reported together, so a bad file stops
+the service before the first call rather than misrouting it.
 """
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final, Literal, TypeGuard, get_args
+from typing import Any, Final, get_args
 
-from callbridge.telephony.numbers import is_e164, parse_e164
-
-AudioFormat = Literal["g711_ulaw", "pcm16"]
-"""The audio format between callbridge and Voice Live."""
-
-DEFAULT_INSTRUCTIONS = (
-    "You are a friendly, concise phone agent. The caller hears you through a phone line: "
-    "keep answers short, speak naturally, and never read out markup or lists."
+from callbridge.core.numbers import parse_e164
+from callbridge.core.profiles import (
+    BUILTIN_TOOLS,
+    AgentProfile,
+    AudioFormat,
+    CallLimits,
+    MediaRate,
+    Routing,
+    Unrouted,
+    VoiceLiveAgent,
 )
-
-DEFAULT_VOICE = "en-US-Ava:DragonHDLatestNeural"
-
-MediaRate = Literal[16000, 24000]
-"""The PCM16 rates ACS media streaming offers (``pcm16KMono`` / ``pcm24KMono``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceLiveAgent:
-    """A Voice Live agent (Azure AI Foundry) that answers instead of a bare model."""
-
-    name: str
-    project: str
-    version: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallLimits:
-    """Bounds on one call, so a stuck or abusive call cannot hold a replica's capacity."""
-
-    max_call_s: float = 3600.0
-    """The call is ended (goodbye, then hang-up) after this long."""
-    tool_timeout_s: float = 10.0
-    """A tool that takes longer returns an error result to the model."""
-
-
-@dataclass(frozen=True, slots=True)
-class AgentProfile:
-    """Who answers a call: prompt, voice, greeting, model or agent, tools and audio format."""
-
-    name: str = "default"
-    instructions: str = DEFAULT_INSTRUCTIONS
-    voice: str = DEFAULT_VOICE
-    greeting: str | None = None
-    """Spoken verbatim first; without it the model greets in its own words."""
-    audio_format: AudioFormat = "g711_ulaw"
-    """The audio format between callbridge and Voice Live."""
-    media_rate: MediaRate = 16000
-    """The PCM16 rate ACS streams at for this profile's calls."""
-    model: str | None = None
-    """Overrides ``VOICE_LIVE_MODEL`` for this profile; ignored when ``agent`` is set."""
-    agent: VoiceLiveAgent | None = None
-    tools: tuple[str, ...] = ()
-    """Tool names offered to the model: ``end_call``, ``transfer_call`` or user tools."""
-    tools_module: str | None = None
-    """Importable Python module whose tools (see ``callbridge.voice.tools``) the profile may use."""
-    transfer_to: str | None = None
-    """E.164 number (or ACS raw id) that ``transfer_call`` transfers the caller to."""
-    limits: CallLimits = CallLimits()
-    record: bool = False
-    """Record this profile's calls (see ``callbridge.recording``): off by default, since a
-    recording holds the caller's voice and words."""
-
-
-BUILTIN_TOOLS: Final = ("end_call", "transfer_call")
-"""Tools callbridge implements itself; any other tool name comes from a profile's tools_module."""
-
-Unrouted = Literal["reject", "redirect"]
-"""What happens to a call to a number that no listed route or default profile covers."""
+from callbridge.process.toml_file import (
+    E164_RULE,
+    Key,
+    Problems,
+    TomlReader,
+    did_you_mean,
+    dotted,
+    is_number,
+    read_toml_file,
+)
 
 
 class RoutingError(ValueError):
@@ -102,74 +49,6 @@ class RoutingError(ValueError):
         self.problems = tuple(problems)
 
 
-@dataclass(frozen=True, slots=True)
-class Routing:
-    """Which agent profile answers a call, by the number the caller dialed."""
-
-    profiles: Mapping[str, AgentProfile]
-    """Every profile, by name (``AgentProfile.name``)."""
-    numbers: Mapping[str, str]
-    """Canonical E.164 number -> profile name."""
-    default_profile: str | None
-    """Answers every number that ``numbers`` does not list; None leaves those unrouted."""
-    redirect_to: str | None = None
-    """E.164 number that unrouted calls are redirected to; None rejects them."""
-
-    def __post_init__(self) -> None:
-        # Copied and read-only: one table is shared by every call and must not change under them.
-        object.__setattr__(self, "profiles", MappingProxyType(dict(self.profiles)))
-        object.__setattr__(self, "numbers", MappingProxyType(dict(self.numbers)))
-        problems = [
-            f"profiles[{key!r}] is named {profile.name!r}"
-            for key, profile in self.profiles.items()
-            if profile.name != key
-        ]
-        problems += [
-            f"numbers[{number!r}] is not E.164 or names an unknown profile {name!r}"
-            for number, name in self.numbers.items()
-            if not is_e164(number) or name not in self.profiles
-        ]
-        if self.default_profile is not None and self.default_profile not in self.profiles:
-            problems.append(f"default_profile {self.default_profile!r} is not a profile")
-        if self.redirect_to is not None and not is_e164(self.redirect_to):
-            problems.append("redirect_to is not an E.164 number")
-        if problems:
-            raise ValueError("inconsistent routing: " + "; ".join(problems))
-
-    def profile_for(self, dialed: str) -> AgentProfile | None:
-        """The profile that answers a call to ``dialed`` (E.164 or ACS raw id ``4:+...``).
-
-        A listed number gets its own profile, any other number the default profile. None means
-        nobody answers: redirect the call to ``redirect_to`` if set, otherwise reject it.
-        """
-        number = parse_e164(dialed)
-        name = self.numbers.get(number) if number is not None else None
-        if name is None:
-            name = self.default_profile
-        return None if name is None else self.profiles[name]
-
-    def profile(self, name: str) -> AgentProfile:
-        """The profile called ``name``, e.g. the one a call's token was signed for.
-
-        Raises:
-            KeyError: if there is no such profile.
-        """
-        try:
-            return self.profiles[name]
-        except KeyError:
-            raise KeyError(f"unknown agent profile {name!r}") from None
-
-    @classmethod
-    def single(cls, profile: AgentProfile) -> Routing:
-        """Routing without a file: ``profile`` answers every number."""
-        return cls(
-            profiles={profile.name: profile},
-            numbers={},
-            default_profile=profile.name,
-            redirect_to=None,
-        )
-
-
 def load_routing(path: Path, base: AgentProfile) -> Routing:
     """Read and validate the routing file at ``path``.
 
@@ -181,18 +60,13 @@ def load_routing(path: Path, base: AgentProfile) -> Routing:
     Raises:
         RoutingError: listing every problem in the file, not just the first.
     """
-    problems = _Problems(path)
+    problems = Problems(path)
     document = read_toml_file(path, problems.file, "routing")
     routing = None if document is None else _Loader(path, base, problems).routing(document)
     if routing is None or problems.lines:
         raise RoutingError(problems.lines)
     return routing
 
-
-# --- Reading the file ----------------------------------------------------------------------
-
-Key = tuple[str, ...]
-"""A dotted key as its parts: ``("profiles", "support", "media_rate")``."""
 
 _TOP_KEYS: Final = ("default_profile", "unrouted", "redirect_to", "numbers", "profiles")
 _PROFILE_KEYS: Final = (
@@ -219,91 +93,16 @@ _PROFILE_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Profile names travel in signed call tokens and in logs, so they stay short and plain."""
 _TOOL_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")
 """The function-name rule of realtime tool definitions."""
-_BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
-_E164_RULE: Final = 'an E.164 number: "+", country code, number (e.g. "+18005550100")'
 _MAX_SHOWN: Final = 40
 
 
-def read_toml_file(path: Path, report: Callable[[str], None], kind: str) -> dict[str, Any] | None:
-    """A configuration file's TOML document, or None after reporting why it cannot be used.
+class _Loader(TomlReader):
+    """Turns a parsed routing document into a ``Routing``, recording every problem on the way."""
 
-    ``kind`` names the file in the messages (``"routing"``, ``"scenario"``).
-    """
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        report(f"cannot read the {kind} file: {exc.strerror or exc}")
-        return None
-    except UnicodeDecodeError:
-        report("not UTF-8 text (TOML files are UTF-8)")
-        return None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # tomllib's message already says where: "(at line N, column M)".
-        report(f"invalid TOML: {exc}")
-        return None
-
-
-def _dotted(key: Key) -> str:
-    """``key`` as TOML writes it: bare parts as they are, others quoted."""
-    return ".".join(part if _BARE_KEY.fullmatch(part) else json.dumps(part) for part in key)
-
-
-def _show(value: object) -> str:
-    """``value`` as TOML would write it, shortened so a long prompt does not flood the error."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        if len(value) > _MAX_SHOWN:
-            value = value[: _MAX_SHOWN - 1] + "\N{HORIZONTAL ELLIPSIS}"
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(_show(item) for item in value) + "]"
-    if isinstance(value, dict):
-        return "{...}"
-    return str(value)
-
-
-def did_you_mean(word: str, options: Sequence[str]) -> str:
-    """``; did you mean "x"?`` when an option is close to ``word``, else nothing."""
-    close = difflib.get_close_matches(word, options, n=1)
-    return f'; did you mean "{close[0]}"?' if close else ""
-
-
-def _is_number(value: object) -> TypeGuard[int | float]:
-    # bool is an int subclass: `max_call_s = true` must not read as one second.
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-class _Problems:
-    """Collects problems as ``<file>: <dotted.key> = <value>: <what is wrong>`` lines."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.lines: list[str] = []
-
-    def file(self, problem: str) -> None:
-        self.lines.append(f"{self.path}: {problem}")
-
-    def add(self, key: Key, problem: str, *value: object) -> None:
-        """Record ``problem`` at ``key``; a ``value``, if given, is shown after the key."""
-        shown = "".join(f" = {_show(item)}" for item in value[:1])
-        self.lines.append(f"{self.path}: {_dotted(key)}{shown}: {problem}")
-
-
-class _Loader:
-    """Turns a parsed routing document into a ``Routing``, recording every problem on the way.
-
-    Every reader takes the table and the full dotted key of the value it reads, and returns
-    None both when the key is absent and when its value is invalid (after recording why). The
-    loader then carries on, so one run reports every problem in the file.
-    """
-
-    def __init__(self, path: Path, base: AgentProfile, problems: _Problems) -> None:
+    def __init__(self, path: Path, base: AgentProfile, problems: Problems) -> None:
+        super().__init__(problems)
         self.path = path
         self.base = base
-        self.problems = problems
 
     # -- the whole file --
 
@@ -342,7 +141,7 @@ class _Loader:
             name = self.profile_name(table, key, names)
             number = parse_e164(written)
             if number is None:
-                self.problems.add(key, f"the number must be {_E164_RULE}", target)
+                self.problems.add(key, f"the number must be {E164_RULE}", target)
             elif number in written_as:
                 # Two spellings of one line: which profile answers would depend on key order.
                 self.problems.add(key, f'same number as "{written_as[number]}"', target)
@@ -391,7 +190,7 @@ class _Loader:
         """The profile ``[profiles.<name>]``: ``base`` with the table's keys applied."""
         key = ("profiles", name)
         if not isinstance(raw, dict):
-            self.problems.add(key, f"must be a table ([{_dotted(key)}])", raw)
+            self.problems.add(key, f"must be a table ([{dotted(key)}])", raw)
             return None
         if not _PROFILE_NAME.fullmatch(name):
             self.problems.add(
@@ -539,7 +338,7 @@ class _Loader:
             value = table.get(name)
             if value is None:
                 continue
-            if _is_number(value) and 0 < value < math.inf:
+            if is_number(value) and 0 < value < math.inf:
                 changes[name] = float(value)
             else:
                 self.problems.add((*key, name), "must be a positive number of seconds", value)
@@ -560,57 +359,3 @@ class _Loader:
         if name is None or project is None:
             return None
         return VoiceLiveAgent(name=name, project=project, version=version)
-
-    # -- typed values --
-
-    def unknown_keys(self, table: Mapping[str, Any], key: Key, allowed: Sequence[str]) -> None:
-        """Report keys of ``table`` that are not in ``allowed``, with the closest valid key.
-
-        Unknown keys are errors, not warnings: a misspelt ``greting`` silently ignored would
-        leave callers hearing the wrong greeting, with nothing in the logs to say why.
-        """
-        for name in table:
-            if name not in allowed:
-                hint = did_you_mean(name, allowed) or f"; valid keys: {', '.join(allowed)}"
-                self.problems.add((*key, name), f"unknown key{hint}")
-
-    def string(self, table: Mapping[str, Any], key: Key) -> str | None:
-        value = table.get(key[-1])
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            quote = f' (quote it: "{value}")' if _is_number(value) else ""
-            self.problems.add(key, f"must be a string{quote}", value)
-            return None
-        if not value.strip():
-            self.problems.add(key, "must not be empty; remove the key instead", value)
-            return None
-        return value
-
-    def choice(self, table: Mapping[str, Any], key: Key, allowed: Sequence[str]) -> str | None:
-        value = table.get(key[-1])
-        if value is None:
-            return None
-        if not isinstance(value, str) or value not in allowed:
-            options = " or ".join(f'"{option}"' for option in allowed)
-            self.problems.add(key, f"must be {options}", value)
-            return None
-        return value
-
-    def e164(self, table: Mapping[str, Any], key: Key) -> str | None:
-        value = self.string(table, key)
-        if value is None:
-            return None
-        number = parse_e164(value)
-        if number is None:
-            self.problems.add(key, f"must be {_E164_RULE}", value)
-        return number
-
-    def table(self, table: Mapping[str, Any], key: Key) -> dict[str, Any] | None:
-        value = table.get(key[-1])
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            self.problems.add(key, f"must be a table ([{_dotted(key)}])", value)
-            return None
-        return value

@@ -4,7 +4,7 @@ Built-ins act on the call itself and are carried out by the bridge (it knows whe
 has heard the goodbye): ``end_call`` and ``transfer_call``. User tools are async functions in an
 importable module named by the profile's ``tools_module``, marked with :func:`tool`::
 
-    from callbridge.voice.tools import tool
+    from callbridge.tools import tool
 
     @tool(
         description="Look up the status of an order.",
@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import structlog
-from azure.ai.voicelive.models import FunctionTool
 
-from callbridge.routing import AgentProfile, Routing
+from callbridge.core.profiles import AgentProfile, Routing
 
 log = structlog.get_logger(__name__)
 
@@ -61,11 +60,6 @@ class Tool:
     )
     handler: ToolHandler | None = None
     """None for the built-ins, which the bridge carries out itself."""
-
-    def definition(self) -> FunctionTool:
-        return FunctionTool(
-            name=self.name, description=self.description, parameters=dict(self.parameters)
-        )
 
 
 END_CALL = Tool(

@@ -17,15 +17,15 @@ from aiohttp import web
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
+from callbridge.adapters.prewarm import PrewarmedSession
+from callbridge.adapters.recording import CallRecorder
+from callbridge.adapters.telemetry import CallSummary, CallTelemetry
+from callbridge.adapters.voice_live import open_voice_live
 from callbridge.bridge.call import CallBridge
-from callbridge.config import Settings
-from callbridge.recording import CallRecorder
-from callbridge.routing import AgentProfile
-from callbridge.services import SERVICES, Services
-from callbridge.telemetry import CallSummary, CallTelemetry
-from callbridge.telephony.auth import AuthError, verify_call_token
-from callbridge.voice.prewarm import PrewarmedSession
-from callbridge.voice.session import open_voice_live
+from callbridge.core.call_token import AuthError, verify_call_token
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import Settings
+from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
@@ -34,17 +34,17 @@ _MAX_MEDIA_MESSAGE = 256 * 1024
 
 
 async def media_socket(request: web.Request) -> web.WebSocketResponse:
-    services = request.app[SERVICES]
+    replica = request.app[REPLICA]
     call_id = request.headers.get("x-ms-call-connection-id") or f"local-{uuid.uuid4()}"
     correlation_id = request.headers.get("x-ms-call-correlation-id")
     with structlog.contextvars.bound_contextvars(
         call_connection_id=call_id, correlation_id=correlation_id
     ):
-        await services.require_acs_token(request)
-        profile = _call_profile(request, services, correlation_id)
+        await replica.require_acs_token(request)
+        profile = _call_profile(request, replica, correlation_id)
         acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
         await acs.prepare(request)
-        services.sockets.add(acs)
+        replica.sockets.add(acs)
         log.info("call.media_connected", profile=profile.name)
         telemetry = CallTelemetry(
             call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
@@ -53,7 +53,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
         try:
             with telemetry.activate():
                 summary = await _bridge(
-                    services,
+                    replica,
                     acs,
                     profile=profile,
                     call_id=call_id,
@@ -62,7 +62,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
                 )
         finally:
             telemetry.end(summary)
-            services.sockets.discard(acs)
+            replica.sockets.discard(acs)
             if not acs.closed:
                 await acs.close()
             log.info("call.media_closed", close_code=acs.close_code)
@@ -70,7 +70,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
 
 
 def _call_profile(
-    request: web.Request, services: Services, correlation_id: str | None
+    request: web.Request, replica: Replica, correlation_id: str | None
 ) -> AgentProfile:
     """The profile named by the request's call token, checked against the call it is for.
 
@@ -78,7 +78,7 @@ def _call_profile(
         web.HTTPUnauthorized: missing, forged, expired token, or one minted for another call.
         web.HTTPForbidden: the token names a profile this deployment no longer has.
     """
-    settings = services.settings
+    settings = replica.settings
     try:
         claims = verify_call_token(request.query.get("token", ""), settings.auth.signing_key)
         if settings.auth.enabled:
@@ -100,7 +100,7 @@ def _call_profile(
 
 
 async def _bridge(
-    services: Services,
+    replica: Replica,
     acs: web.WebSocketResponse,
     *,
     profile: AgentProfile,
@@ -109,10 +109,10 @@ async def _bridge(
     telemetry: CallTelemetry,
 ) -> CallSummary:
     """Bridge the call until it ends; its figures for telemetry."""
-    settings = services.settings
-    prewarmed = await services.prewarm.claim(correlation_id, profile)
+    settings = replica.settings
+    prewarmed = await replica.prewarm.claim(correlation_id, profile)
     try:
-        async with _voice_session(services, profile, correlation_id, prewarmed) as (
+        async with _voice_session(replica, profile, correlation_id, prewarmed) as (
             voice,
             configured_rate,
         ):
@@ -122,22 +122,22 @@ async def _bridge(
                 profile=profile,
                 pacing=settings.pacing,
                 transcription_model=settings.voice_live.transcription_model,
-                actions=services.control.actions(call_id),
+                actions=replica.control.actions(call_id),
                 configured_rate=configured_rate,
                 telemetry=telemetry,
                 open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
             )
-            services.bridges[call_id] = bridge
+            replica.bridges[call_id] = bridge
             try:
                 await bridge.run()
             finally:
-                services.bridges.pop(call_id, None)
+                replica.bridges.pop(call_id, None)
             return bridge.summary()
     except (TimeoutError, VoiceLiveConnectionError) as exc:
         log.error("voice_live.unavailable", error=str(exc) or type(exc).__name__)
         # No agent can talk on this call: hang up rather than leave the caller in silence.
         try:
-            await services.control.hang_up(call_id)
+            await replica.control.hang_up(call_id)
         except Exception as hang_up_error:  # logged; the socket is closed regardless
             log.warning("acs.hang_up_failed", error=str(hang_up_error))
         await acs.close(
@@ -176,7 +176,7 @@ def _recorder_opener(
 
 @asynccontextmanager
 async def _voice_session(
-    services: Services,
+    replica: Replica,
     profile: AgentProfile,
     correlation_id: str,
     prewarmed: PrewarmedSession | None,
@@ -196,6 +196,6 @@ async def _voice_session(
                 await prewarmed.release()
             return
     async with open_voice_live(
-        services.settings.voice_live, profile, correlation_id=correlation_id
+        replica.settings.voice_live, profile, correlation_id=correlation_id
     ) as connection:
         yield connection, None

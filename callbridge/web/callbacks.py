@@ -13,8 +13,8 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from callbridge.services import SERVICES, Services
-from callbridge.telephony.auth import AuthError, CallClaims, verify_call_token
+from callbridge.core.call_token import AuthError, CallClaims, verify_call_token
+from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
@@ -22,9 +22,9 @@ _PREFIX = "Microsoft.Communication."
 
 
 async def callback(request: web.Request) -> web.Response:
-    services = request.app[SERVICES]
-    claims = _call_claims(request, services)
-    await services.require_acs_token(request)
+    replica = request.app[REPLICA]
+    claims = _call_claims(request, replica)
+    await replica.require_acs_token(request)
     try:
         body = await request.json()
     except ValueError:
@@ -46,22 +46,22 @@ async def callback(request: web.Request) -> web.Response:
                 log.warning("callback.unauthorized", reason=str(exc))
                 raise web.HTTPUnauthorized(text="unauthorized") from None
     for event in events:
-        await _handle(services, str(event.get("type", "")), event["data"])
+        await _handle(replica, str(event.get("type", "")), event["data"])
     return web.Response(status=200)
 
 
-def _call_claims(request: web.Request, services: Services) -> CallClaims | None:
+def _call_claims(request: web.Request, replica: Replica) -> CallClaims | None:
     """The path's call token, which ties the callback to the call it was issued for."""
-    if not services.settings.auth.enabled:
+    if not replica.settings.auth.enabled:
         return None
     try:
-        return verify_call_token(request.match_info["token"], services.settings.auth.signing_key)
+        return verify_call_token(request.match_info["token"], replica.settings.auth.signing_key)
     except AuthError as exc:
         log.warning("callback.unauthorized", reason=str(exc))
         raise web.HTTPUnauthorized(text="unauthorized") from None
 
 
-async def _handle(services: Services, event_type: str, data: Mapping[str, Any]) -> None:
+async def _handle(replica: Replica, event_type: str, data: Mapping[str, Any]) -> None:
     call_id = _text(data, "callConnectionId")
     correlation_id = _text(data, "correlationId")
     name = event_type.removeprefix(_PREFIX)
@@ -79,17 +79,17 @@ async def _handle(services: Services, event_type: str, data: Mapping[str, Any]) 
                 # The call is connected but no audio can flow: nobody can talk to the agent.
                 log.error("call.media_failed", **_result_fields(result))
                 if call_id is not None:
-                    services.tasks.spawn(_hang_up(services, call_id), "hang-up")
-                await _forget(services, correlation_id)
+                    replica.tasks.spawn(_hang_up(replica, call_id), "hang-up")
+                await _forget(replica, correlation_id)
             case "AnswerFailed" | "CreateCallFailed":
                 log.error("call.setup_failed", event_type=name, **_result_fields(result))
-                await _forget(services, correlation_id)
+                await _forget(replica, correlation_id)
             case "CallDisconnected":
                 log.info("call.disconnected")
-                await _forget(services, correlation_id)
+                await _forget(replica, correlation_id)
             case "CallTransferFailed":
                 log.error("call.transfer_failed", **_result_fields(result))
-                bridge = services.bridges.get(call_id or "")
+                bridge = replica.bridges.get(call_id or "")
                 if bridge is not None:
                     await bridge.transfer_failed()
             case "PlayFailed":
@@ -98,17 +98,17 @@ async def _handle(services: Services, event_type: str, data: Mapping[str, Any]) 
                 log.info("callback.ignored_event", event_type=event_type)
 
 
-async def _hang_up(services: Services, call_id: str) -> None:
+async def _hang_up(replica: Replica, call_id: str) -> None:
     try:
-        await services.control.hang_up(call_id)
+        await replica.control.hang_up(call_id)
     except Exception as exc:  # logged; ACS ends an idle call on its own eventually
         log.error("acs.hang_up_failed", call_connection_id=call_id, error=str(exc))
 
 
-async def _forget(services: Services, correlation_id: str | None) -> None:
+async def _forget(replica: Replica, correlation_id: str | None) -> None:
     """The call will never (again) open a media socket: close its pre-warmed session."""
     if correlation_id is not None:
-        await services.prewarm.discard(correlation_id)
+        await replica.prewarm.discard(correlation_id)
 
 
 def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:

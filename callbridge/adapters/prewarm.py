@@ -15,11 +15,11 @@ from collections.abc import Callable
 import structlog
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
-from callbridge.bridge.codec import make_codec
-from callbridge.config import VoiceLiveSettings
-from callbridge.routing import AgentProfile
-from callbridge.voice.session import open_voice_live, session_request
-from callbridge.voice.tools import profile_tools
+from callbridge.adapters.voice_live import open_voice_live, session_request
+from callbridge.core.codec import make_codec
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import VoiceLiveSettings
+from callbridge.tools import profile_tools
 
 log = structlog.get_logger(__name__)
 

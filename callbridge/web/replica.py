@@ -14,20 +14,19 @@ from dataclasses import dataclass, field
 import structlog
 from aiohttp import web
 
+from callbridge.adapters.call_automation import CallControl
+from callbridge.adapters.jwt_validation import JwksCache, JwtValidator
+from callbridge.adapters.prewarm import Prewarmer
 from callbridge.bridge.call import CallBridge
-from callbridge.config import Settings
-from callbridge.tasks import OwnedTasks
-from callbridge.telephony.control import CallControl
-from callbridge.telephony.jwt_auth import (
-    JwksCache,
+from callbridge.core.jwt_policy import (
     JwtError,
-    JwtValidator,
     SigningKeysUnavailable,
     acs_policy,
     bearer_token,
     event_grid_entra_policy,
 )
-from callbridge.voice.prewarm import Prewarmer
+from callbridge.core.settings import Settings
+from callbridge.core.tasks import OwnedTasks
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +59,7 @@ class RecentKeys:
 
 
 @dataclass
-class Services:
+class Replica:
     """One replica's shared state, built when the app starts and closed when it stops."""
 
     settings: Settings
@@ -79,7 +78,7 @@ class Services:
     answering: int = 0
     """Calls accepted here whose media socket has not arrived yet (counted against the limit)."""
     draining: bool = False
-    """Set on SIGTERM: no new calls; the ones in progress finish (see ``callbridge.server``)."""
+    """Set on SIGTERM: no new calls; the ones in progress finish (``callbridge.process.server``)."""
 
     def accepting_calls(self) -> bool:
         """Whether this replica takes another call: not draining and under the call limit."""
@@ -105,7 +104,7 @@ class Services:
             raise web.HTTPUnauthorized(text="unauthorized") from None
 
 
-SERVICES = web.AppKey("services", Services)
+REPLICA = web.AppKey("replica", Replica)
 
 
 def _route(request: web.Request) -> str:
@@ -115,7 +114,7 @@ def _route(request: web.Request) -> str:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_replica(settings: Settings) -> AsyncIterator[Replica]:
     """Create the shared clients; on exit, stop background work and close them all."""
     async with AsyncExitStack() as stack:
         control = CallControl(settings)
@@ -138,6 +137,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 entra_keys = JwksCache(entra_policy.jwks_url)
                 stack.push_async_callback(entra_keys.close)
                 webhook_jwt = JwtValidator(entra_policy, entra_keys)
-        services = Services(settings, control, prewarm, acs_jwt, webhook_jwt)
-        stack.push_async_callback(services.tasks.aclose, SHUTDOWN_TIMEOUT_S)
-        yield services
+        replica = Replica(settings, control, prewarm, acs_jwt, webhook_jwt)
+        stack.push_async_callback(replica.tasks.aclose, SHUTDOWN_TIMEOUT_S)
+        yield replica

@@ -1,0 +1,228 @@
+"""The pacing core: when each agent frame is due, and what the caller has heard (sans-IO).
+
+ACS never acknowledges playback, so callbridge decides when each 20 ms frame leaves and
+derives from that when the caller hears it:
+
+- Frame ``n`` of a talk spurt is *due* at ``anchor + n * 20 ms`` on the monotonic clock and is
+  released up to ``lead_ms`` early, so ACS always holds a small cushion and never starves.
+- The caller hears a frame from its due time plus ACS's playout delay (an estimate, configurable).
+- If releasing falls more than one frame behind the grid (the event loop stalled, or the model's
+  audio arrived late), the grid is re-anchored at *now* rather than bursting the backlog out.
+- A ledger keeps, per ``(item_id, content_index)``, where that item's frames sit on the grid, so
+  the heard position of the item at time ``t`` is known to within a frame.
+
+``PacerCore`` is sans-IO: every method takes ``now``, so tests need no clock.
+``callbridge.bridge.pacer.FramePacer`` drives it on the event loop.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+FRAME_MS = 20
+_FRAME_S = FRAME_MS / 1000
+
+ItemKey = tuple[str, int]
+"""``(item_id, content_index)`` of a Voice Live audio content part."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutFrame:
+    """One frame ready for ACS: the prebuilt wire message and the agent audio it carries."""
+
+    key: ItemKey
+    audio_ms: float
+    message: str
+    pcm: bytes = b""
+    """The frame's PCM, kept only when the call is recorded."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """How much of one agent audio item the caller had heard when playback was cut."""
+
+    item_id: str
+    content_index: int
+    heard_ms: float
+    released_ms: float
+
+
+@dataclass(slots=True)
+class PacerStats:
+    """Counters for metrics and reports."""
+
+    frames: int = 0
+    spurts: int = 0
+    reanchors: int = 0
+    """Times the pacer fell more than a frame behind while it had audio queued."""
+    starved: int = 0
+    """Times the queue ran dry mid-item and audio came back after it was due."""
+    max_late_ms: float = 0.0
+    """Worst release lateness, in ms, against the earliest moment each frame could go."""
+
+
+@dataclass(slots=True)
+class _ItemLedger:
+    """Where one item's released frames sit on the grid: ``(start_due, audio_ms)`` runs."""
+
+    runs: list[tuple[float, float]] = field(default_factory=list)
+    last_due: float = float("-inf")
+    released_ms: float = 0.0
+
+    def add(self, due: float, audio_ms: float) -> None:
+        # Frames of a run are back to back, so a run is fully described by its start and length.
+        if self.runs and abs(due - self.last_due - _FRAME_S) < 1e-6:
+            start, length = self.runs[-1]
+            self.runs[-1] = (start, length + audio_ms)
+        else:
+            self.runs.append((due, audio_ms))
+        self.last_due = due
+        self.released_ms += audio_ms
+
+    def heard_ms(self, now: float, playout_delay_s: float) -> float:
+        heard = 0.0
+        for start, length in self.runs:
+            heard += min(length, max(0.0, (now - start - playout_delay_s) * 1000))
+        return heard
+
+    def ends_at(self, playout_delay_s: float) -> float:
+        start, length = self.runs[-1]
+        return start + playout_delay_s + length / 1000
+
+
+class PacerCore:
+    """The pacing decisions and the ledger, with time passed in explicitly."""
+
+    __slots__ = (
+        "_anchor",
+        "_drained",
+        "_index",
+        "_last_key",
+        "_lead_s",
+        "_ledger",
+        "_playout_delay_s",
+        "_queue",
+        "stats",
+    )
+
+    def __init__(self, *, lead_ms: float = 40.0, playout_delay_ms: float = 60.0) -> None:
+        if lead_ms < 0 or playout_delay_ms < 0:
+            raise ValueError("lead_ms and playout_delay_ms must be >= 0")
+        self._lead_s = lead_ms / 1000
+        self._playout_delay_s = playout_delay_ms / 1000
+        self._queue: deque[OutFrame] = deque()
+        self._ledger: dict[ItemKey, _ItemLedger] = {}
+        self._anchor: float | None = None
+        self._index = 0
+        self._drained = True
+        self._last_key: ItemKey | None = None
+        self.stats = PacerStats()
+
+    @property
+    def queued_frames(self) -> int:
+        return len(self._queue)
+
+    def push(self, frame: OutFrame) -> None:
+        """Queue a frame; it is released by ``poll`` when due."""
+        self._queue.append(frame)
+
+    def _due(self, index: int) -> float:
+        assert self._anchor is not None
+        return self._anchor + index * _FRAME_S
+
+    def poll(self, now: float) -> tuple[list[OutFrame], float | None]:
+        """Release the frames that may go now.
+
+        Returns:
+            The frames to send, in order, and when to poll next (``None``: nothing queued).
+        """
+        if not self._queue:
+            return [], None
+        if self._anchor is None:
+            self._start_spurt(now)
+        elif now > self._due(self._index) + _FRAME_S:
+            # Behind by more than a frame: re-anchor, never burst the backlog at the caller.
+            if not self._drained:
+                self.stats.reanchors += 1
+            elif self._queue[0].key == self._last_key:
+                self.stats.starved += 1
+            self._start_spurt(now)
+        released: list[OutFrame] = []
+        while self._queue:
+            due = self._due(self._index)
+            if now < due - self._lead_s:
+                break
+            frame = self._queue.popleft()
+            self._record(frame, due)
+            # Measured from when the frame could first go: lead-fill frames at the start of a
+            # spurt were not late, they did not exist earlier.
+            late_ms = (now - max(due - self._lead_s, self._anchor or now)) * 1000
+            self.stats.max_late_ms = max(self.stats.max_late_ms, late_ms)
+            self._index += 1
+            released.append(frame)
+        if released:
+            self._last_key = released[-1].key
+        # Drained: the model's audio, not the pacer, decides when the grid continues.
+        self._drained = not self._queue
+        wake = self._due(self._index) - self._lead_s if self._queue else None
+        return released, wake
+
+    def _start_spurt(self, now: float) -> None:
+        self._anchor = now
+        self._index = 0
+        self.stats.spurts += 1
+        self._prune(now)
+
+    def _record(self, frame: OutFrame, due: float) -> None:
+        ledger = self._ledger.get(frame.key)
+        if ledger is None:
+            ledger = self._ledger[frame.key] = _ItemLedger()
+        ledger.add(due, frame.audio_ms)
+        self.stats.frames += 1
+
+    def _prune(self, now: float) -> None:
+        # Items the caller has heard to the end can no longer be interrupted.
+        done = [
+            key
+            for key, ledger in self._ledger.items()
+            if ledger.ends_at(self._playout_delay_s) <= now
+        ]
+        for key in done:
+            del self._ledger[key]
+
+    def is_playing(self, now: float) -> bool:
+        """True while agent audio is queued here or still playing out at ACS."""
+        if self._queue:
+            return True
+        return any(ledger.ends_at(self._playout_delay_s) > now for ledger in self._ledger.values())
+
+    def heard_ms(self, key: ItemKey, now: float) -> float:
+        """Estimated ms of the item the caller has heard by ``now``."""
+        ledger = self._ledger.get(key)
+        return ledger.heard_ms(now, self._playout_delay_s) if ledger else 0.0
+
+    def flush(self, now: float) -> list[Heard]:
+        """Drop everything queued and forget the grid (barge-in).
+
+        Returns:
+            For every item not yet heard to its end, what the caller heard of it by ``now``.
+        """
+        cut = [
+            Heard(
+                item_id=key[0],
+                content_index=key[1],
+                heard_ms=ledger.heard_ms(now, self._playout_delay_s),
+                released_ms=ledger.released_ms,
+            )
+            for key, ledger in self._ledger.items()
+            if ledger.ends_at(self._playout_delay_s) > now
+        ]
+        for key in dict.fromkeys(frame.key for frame in self._queue):
+            if key not in self._ledger:
+                cut.append(Heard(key[0], key[1], heard_ms=0.0, released_ms=0.0))
+        self._queue.clear()
+        self._ledger.clear()
+        self._anchor = None
+        self._index = 0
+        return cut

@@ -1,0 +1,105 @@
+"""callbridge's settings: what a deployment is configured with, as plain typed values.
+
+Loading and validating them (environment variables, the routing file) is
+``callbridge.process.config``; everything below the process layer only reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from callbridge.core.jwt_policy import ACS_ISSUER, ACS_JWKS_URL
+from callbridge.core.profiles import Routing
+
+LogFormat = Literal["auto", "console", "json"]
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceLiveSettings:
+    """Where and how to reach Azure AI Voice Live."""
+
+    endpoint: str
+    model: str
+    api_key: str | None = field(default=None, repr=False)
+    """Without a key, Entra ID (``DefaultAzureCredential``) is used."""
+    transcription_model: str = "azure-speech"
+    connect_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AcsSettings:
+    """Where and how to reach Azure Communication Services' Call Automation."""
+
+    endpoint: str
+    """``https://<resource>.communication.azure.com``."""
+    access_key: str | None = field(default=None, repr=False)
+    """Without a key, Entra ID (``DefaultAzureCredential``) is used."""
+    resource_id: str | None = None
+    """The resource's immutable id: the audience of the JWTs ACS signs its requests with."""
+    jwt_issuer: str = ACS_ISSUER
+    jwks_url: str = ACS_JWKS_URL
+    caller_id: str | None = None
+    """The ACS number outbound calls come from (E.164)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EntraWebhookAuth:
+    """Event Grid delivers with an Entra ID token issued for this app registration."""
+
+    tenant_id: str
+    audience: str
+
+
+@dataclass(frozen=True, slots=True)
+class PacingSettings:
+    """The frame pacer's timing model (see ``callbridge.bridge.pacer``)."""
+
+    lead_ms: float = 40.0
+    """How far ahead of real time agent audio may be released to ACS."""
+    playout_delay_ms: float = 60.0
+    """Estimated time from a frame being due to the caller hearing it (ACS's playout buffer)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Who may reach which endpoint. Everything is checked unless ``enabled`` is False."""
+
+    enabled: bool = True
+    signing_key: bytes = field(default=b"", repr=False)
+    """Signs per-call tokens; every replica of a deployment shares it."""
+    webhook_secret: str | None = field(default=None, repr=False)
+    """Shared secret Event Grid sends with each delivery (header or query parameter)."""
+    webhook_entra: EntraWebhookAuth | None = None
+    api_key: str | None = field(default=None, repr=False)
+    """Guards ``POST /api/calls``; outbound calling over HTTP is off without it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``callbridge serve`` needs."""
+
+    voice_live: VoiceLiveSettings
+    acs: AcsSettings
+    auth: AuthSettings
+    public_url: str
+    """Where ACS and Event Grid reach this deployment, e.g. ``https://callbridge.example.com``."""
+    routing: Routing
+    pacing: PacingSettings = PacingSettings()
+    prewarm_ttl_s: float = 10.0
+    """A pre-warmed Voice Live session not claimed by a media socket within this is closed."""
+    max_calls: int = 50
+    """Concurrent calls per replica; above it new calls are rejected as busy."""
+    drain_s: float = 120.0
+    """On SIGTERM, calls in progress may go on this long before they are ended."""
+    drain_goodbye: str | None = None
+    """Spoken to callers whose call is ended by a shutdown, before the hang-up."""
+    recordings_dir: Path | None = None
+    """Where calls of profiles with ``record`` on are recorded."""
+    appinsights_connection_string: str | None = field(default=None, repr=False)
+    """Exports metrics and traces to Application Insights (needs ``callbridge[azure]``)."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: LogFormat = "auto"
+    log_level: str = "INFO"
