@@ -135,7 +135,7 @@ class CallControl:
 
 
 class AcsCallActions:
-    """Hang up or transfer one call, by its connection id (see ``bridge.call.CallActions``)."""
+    """Hang up or transfer one call, by its connection id (``bridge.actions.CallActions``)."""
 
     def __init__(self, client: CallAutomationClient, call_connection_id: str) -> None:
         self._connection = client.get_call_connection(call_connection_id)

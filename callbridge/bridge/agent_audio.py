@@ -1,0 +1,101 @@
+"""The agent's voice on its way to the caller: Voice Live audio -> PCM frames -> the pacer.
+
+Audio deltas arrive in whatever sizes the model streams them. Each is decoded (stateful, one
+decoder per call), cut into whole 20 ms ACS frames, built into the outbound ``AudioData``
+message once, and queued on the pacer, which releases it in real time. Audio of a response the
+caller spoke over is dropped here, so the caller never hears it.
+"""
+
+from __future__ import annotations
+
+import time
+
+from azure.ai.voicelive.models import ServerEventResponseAudioDelta
+
+from callbridge.adapters.telemetry import CallTelemetry
+from callbridge.bridge.event_fields import integer, text
+from callbridge.bridge.pacer import FramePacer
+from callbridge.bridge.responses import Responses
+from callbridge.bridge.stats import CallStats
+from callbridge.core import acs_media
+from callbridge.core.codec import Codec
+from callbridge.core.framer import Framer
+from callbridge.core.pacing import ItemKey, OutFrame
+
+
+class AgentAudio:
+    """Decodes, frames and queues one call's agent audio; owns the codec's agent direction."""
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        pacer: FramePacer,
+        responses: Responses,
+        stats: CallStats,
+        telemetry: CallTelemetry | None,
+        keep_pcm: bool,
+        started_at: float,
+    ) -> None:
+        """``keep_pcm``: keep each frame's PCM on it, for the call's recording.
+        ``started_at``: the monotonic time the call's first audio is measured from."""
+        self._codec = codec
+        self._framer = Framer(codec.acs_frame_bytes)
+        self._pacer = pacer
+        self._responses = responses
+        self._stats = stats
+        self._telemetry = telemetry
+        self._keep_pcm = keep_pcm
+        self._started_at = started_at
+        self._first_audio_queued = False
+
+    def on_delta(self, event: ServerEventResponseAudioDelta) -> None:
+        """Queue one ``response.audio.delta`` for the caller.
+
+        Raises:
+            ValueError, TypeError: the delta carries no base64 audio, or malformed ids.
+        """
+        response_id = text(event.response_id)
+        audio = event.delta
+        if not isinstance(audio, bytes):
+            raise ValueError("response.audio.delta carries no base64 audio")
+        audio_ms = self._codec.output_ms(len(audio))
+        if self._responses.is_muted(response_id):
+            # Late audio of an interrupted response: the caller must never hear it.
+            self._stats.dropped_agent_audio_ms += audio_ms
+            return
+        key = (text(event.item_id), integer(event.content_index))
+        self._responses.item_response[key[0]] = response_id
+        received = self._responses.received_ms
+        received[key] = received.get(key, 0.0) + audio_ms
+        self._stats.agent_audio_ms += audio_ms
+        self._queue_whole_frames(key, self._codec.decoder.decode(audio))
+
+    def end_of_item(self, key: ItemKey) -> None:
+        """The item's audio is complete: release what the codec and framer still hold."""
+        if self._responses.is_muted(self._responses.item_response.get(key[0])):
+            return
+        self._queue_whole_frames(key, self._codec.decoder.flush())
+        rest = self._framer.flush()
+        if rest is not None:
+            pcm, real = rest
+            kept = pcm if self._keep_pcm else b""
+            self._pacer.push(
+                OutFrame(key, self._codec.pcm_ms(real), acs_media.audio_data(pcm), kept)
+            )
+
+    def discard_partial(self) -> None:
+        """Forget audio not yet made into frames (the pacer was flushed: a barge-in)."""
+        self._codec.decoder.reset()
+        self._framer.clear()
+
+    def _queue_whole_frames(self, key: ItemKey, pcm: bytes) -> None:
+        if not self._first_audio_queued and self._telemetry is not None:
+            self._first_audio_queued = True
+            self._telemetry.first_audio((time.monotonic() - self._started_at) * 1000)
+        frame_ms = self._codec.frame_ms
+        keep = self._keep_pcm
+        for frame in self._framer.push(pcm):
+            self._pacer.push(
+                OutFrame(key, frame_ms, acs_media.audio_data(frame), frame if keep else b"")
+            )

@@ -1,0 +1,95 @@
+"""What happened on one call, as the bridge saw it: counters, barge-ins and tool calls.
+
+Logged when the call ends (``call.ended``) and turned into telemetry; tests and reports judge
+the call from the stand-ins' own records instead, never from these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import structlog
+
+from callbridge.adapters.telemetry import CallSummary
+from callbridge.core.pacing import PacerStats
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class BargeIn:
+    """One interruption: what was cut, and what Voice Live was told."""
+
+    item_id: str
+    heard_ms: float
+    audio_end_ms: int
+    received_ms: float
+    cancelled_response: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStat:
+    """One tool call: which, and whether it succeeded."""
+
+    name: str
+    call_id: str
+    ok: bool
+
+
+@dataclass(slots=True)
+class CallStats:
+    """What happened on one call; logged when it ends and read by tests and reports."""
+
+    caller_frames: int = 0
+    silent_frames: int = 0
+    malformed_media: int = 0
+    unknown_media: int = 0
+    dtmf_digits: int = 0
+    tool_calls: list[ToolCallStat] = field(default_factory=list)
+    ended_by: str | None = None
+    """Why the bridge ended the call: ``end_call``, ``transfer_call``, ``time_limit``,
+    ``voice_session_ended`` or ``shutdown``; None when the caller (or ACS) did."""
+    malformed_events: int = 0
+    voice_live_errors: int = 0
+    agent_audio_ms: float = 0.0
+    dropped_agent_audio_ms: float = 0.0
+    barge_ins: list[BargeIn] = field(default_factory=list)
+
+
+def call_summary(stats: CallStats, pacing: PacerStats | None) -> CallSummary:
+    """The call's figures for telemetry (pacing figures only once media flowed)."""
+    return CallSummary(
+        caller_frames=stats.caller_frames,
+        malformed_media=stats.malformed_media,
+        malformed_events=stats.malformed_events,
+        voice_live_errors=stats.voice_live_errors,
+        dropped_agent_audio_ms=stats.dropped_agent_audio_ms,
+        barge_ins=len(stats.barge_ins),
+        tool_calls=len(stats.tool_calls),
+        pacer_max_late_ms=pacing.max_late_ms if pacing else None,
+        pacer_reanchors=pacing.reanchors if pacing else 0,
+        pacer_starved=pacing.starved if pacing else 0,
+        ended_by=stats.ended_by,
+    )
+
+
+def log_call_ended(stats: CallStats, pacing: PacerStats) -> None:
+    log.info(
+        "call.ended",
+        caller_frames=stats.caller_frames,
+        silent_frames=stats.silent_frames,
+        malformed_media=stats.malformed_media,
+        malformed_events=stats.malformed_events,
+        voice_live_errors=stats.voice_live_errors,
+        agent_audio_ms=round(stats.agent_audio_ms),
+        dropped_agent_audio_ms=round(stats.dropped_agent_audio_ms),
+        barge_ins=len(stats.barge_ins),
+        dtmf_digits=stats.dtmf_digits,
+        tool_calls=len(stats.tool_calls),
+        ended_by=stats.ended_by,
+        frames_sent=pacing.frames,
+        spurts=pacing.spurts,
+        pacer_reanchors=pacing.reanchors,
+        pacer_starved=pacing.starved,
+        pacer_max_late_ms=round(pacing.max_late_ms, 1),
+    )
