@@ -12,12 +12,12 @@ from pathlib import Path
 from azure.core.exceptions import HttpResponseError
 
 from callbridge.adapters.call_automation import CallControl, PlacedCall
-from callbridge.adapters.telemetry import configure_telemetry
 from callbridge.core.numbers import mask
 from callbridge.core.settings import Settings
 from callbridge.process.config import ConfigError, load_settings
 from callbridge.process.logs import configure_logging
 from callbridge.process.server import serve
+from callbridge.process.telemetry_export import configure_telemetry
 from callbridge.sim.bench import has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns

@@ -33,6 +33,7 @@ from structlog.testing import capture_logs
 
 from callbridge.adapters import telemetry
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry, Telemetry
+from callbridge.process import telemetry_export
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say
 
@@ -133,7 +134,7 @@ def otel() -> Iterator[Otel]:
 @pytest.fixture(autouse=True)
 def fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """``configure_telemetry`` acts once per process; each test starts unconfigured."""
-    monkeypatch.setattr(telemetry, "_process", telemetry._ProcessState())
+    monkeypatch.setattr(telemetry_export, "_process", telemetry_export._ProcessState())
 
 
 def start_call(otel: Otel) -> CallTelemetry:
@@ -348,12 +349,12 @@ def test_without_opentelemetry_everything_is_a_no_op(monkeypatch: pytest.MonkeyP
 
 
 def test_configure_without_a_connection_string_changes_nothing() -> None:
-    providers = (trace.get_tracer_provider(), telemetry._process.configured)
+    providers = (trace.get_tracer_provider(), telemetry_export._process.configured)
     with capture_logs() as logs:
-        telemetry.configure_telemetry(None)
-        telemetry.configure_telemetry("")
+        telemetry_export.configure_telemetry(None)
+        telemetry_export.configure_telemetry("")
     assert logs == []
-    assert (trace.get_tracer_provider(), telemetry._process.configured) == providers
+    assert (trace.get_tracer_provider(), telemetry_export._process.configured) == providers
 
 
 def test_configure_without_the_exporter_warns_once_and_carries_on(
@@ -361,8 +362,12 @@ def test_configure_without_the_exporter_warns_once_and_carries_on(
 ) -> None:
     monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", None)
     with capture_logs() as logs:
-        telemetry.configure_telemetry("InstrumentationKey=00000000-0000-0000-0000-000000000000")
-        telemetry.configure_telemetry("InstrumentationKey=00000000-0000-0000-0000-000000000000")
+        telemetry_export.configure_telemetry(
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+        )
+        telemetry_export.configure_telemetry(
+            "InstrumentationKey=00000000-0000-0000-0000-000000000000"
+        )
     assert [(log["log_level"], log["event"]) for log in logs] == [
         ("warning", "telemetry.exporter_missing")
     ]
@@ -390,8 +395,8 @@ def test_configure_with_the_exporter_sets_up_azure_monitor_once(
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     calls = fake_exporter(monkeypatch)
-    telemetry.configure_telemetry("InstrumentationKey=abc")
-    telemetry.configure_telemetry("InstrumentationKey=abc")
+    telemetry_export.configure_telemetry("InstrumentationKey=abc")
+    telemetry_export.configure_telemetry("InstrumentationKey=abc")
 
     (kwargs,) = calls
     assert kwargs["connection_string"] == "InstrumentationKey=abc"
@@ -407,7 +412,7 @@ def test_configure_leaves_the_service_name_to_the_environment(
     monkeypatch.setenv("OTEL_SERVICE_NAME", "callbridge-prod")
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.version=2.0,deployment.env=prod")
     calls = fake_exporter(monkeypatch)
-    telemetry.configure_telemetry("InstrumentationKey=abc")
+    telemetry_export.configure_telemetry("InstrumentationKey=abc")
 
     attributes = calls[0]["resource"].attributes
     assert attributes["service.name"] == "callbridge-prod"
@@ -418,7 +423,7 @@ def test_configure_leaves_the_service_name_to_the_environment(
 def test_a_rejected_configuration_is_logged_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_exporter(monkeypatch, fail=True)
     with capture_logs() as logs:
-        telemetry.configure_telemetry("InstrumentationKey=not-a-key")
+        telemetry_export.configure_telemetry("InstrumentationKey=not-a-key")
     assert [(log["log_level"], log["event"]) for log in logs] == [
         ("error", "telemetry.configure_failed")
     ]

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 ACS_RATES = (16000, 24000)
+"""PCM16 sample rates ACS can stream at (``pcm16KMono``, ``pcm24KMono``)."""
 DEFAULT_ACS_RATE = 16000
+"""The service default when ``audioFormat`` is omitted."""
 
 
 class WireError(ValueError):
