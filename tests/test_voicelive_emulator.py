@@ -166,6 +166,16 @@ async def sdk_client(
             await manager.__aexit__(None, None, None)
 
 
+@asynccontextmanager
+async def session_client(
+    emulator: VoiceLiveEmulator, headers: Mapping[str, str] | None = None
+) -> AsyncIterator[Client]:
+    """An SDK client connected to ``emulator`` whose ``session.created`` has arrived."""
+    async with sdk_client(emulator, headers=headers) as client:
+        await client.expect(ServerEventSessionCreated)
+        yield client
+
+
 async def use_g711(client: Client, **turn_detection: Any) -> ServerEventSessionUpdated:
     await client.conn.session.update(
         session={
@@ -249,8 +259,7 @@ async def test_session_created_then_updated(make_emulator: EmulatorFactory) -> N
 
 async def test_input_format_cannot_change_after_audio(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await append_ulaw(client, ULAW_SILENCE * 160)
         await client.conn.session.update(session={"input_audio_format": "g711_ulaw"})
         error = await client.expect(ServerEventError)
@@ -266,8 +275,7 @@ async def test_g711_caller_turn_drives_vad_and_a_scripted_response(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await use_g711(client)
         # 0.5 s silence, 1 s of 300 Hz at -12 dBFS, 1 s silence: onset at 500 ms.
         await append_ulaw(client, ULAW_SILENCE * 4000 + ulaw_tone(1.0) + ULAW_SILENCE * 8000)
@@ -310,8 +318,7 @@ async def test_g711_caller_turn_drives_vad_and_a_scripted_response(
 
 async def test_caller_transcription_arrives_after_commit(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator(caller_transcripts=[])
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await use_g711(client, create_response=False)
         await append_ulaw(client, ulaw_tone(1.4) + ULAW_SILENCE * 5000)
         committed = await client.expect(ServerEventInputAudioBufferCommitted)
@@ -328,8 +335,7 @@ async def test_pcm16_16k_input_split_mid_sample_still_detects_speech(
 ) -> None:
     emulator = await make_emulator()
     pcm = bytes(2 * 8000) + tone_pcm16(300, 0.5, 16000) + bytes(2 * 16000)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.session.update(
             session={"input_audio_sampling_rate": 16000, "turn_detection": ServerVad()}
         )
@@ -351,8 +357,7 @@ async def test_response_create_plays_the_greeting_faster_than_real_time(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         events = await client.until(ServerEventResponseDone)
     assert_response_shape(events)
@@ -373,8 +378,7 @@ async def test_later_responses_take_the_next_turns_then_repeat_the_last(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator(speed=50.0)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         transcripts = []
         for _ in range(3):
             await client.conn.response.create()
@@ -386,8 +390,7 @@ async def test_later_responses_take_the_next_turns_then_repeat_the_last(
 
 async def test_response_cancel_mid_response(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator(speed=1.0)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         first_delta = await client.expect(ServerEventResponseAudioDelta)
         await client.conn.response.cancel()
@@ -425,8 +428,7 @@ async def test_response_cancel_without_active_response_is_an_error(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.cancel()
         error = await client.expect(ServerEventError)
     assert error.error.type == "invalid_request_error"
@@ -436,8 +438,7 @@ async def test_response_cancel_without_active_response_is_an_error(
 
 async def test_response_create_while_active_is_an_error(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator(speed=1.0)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         await client.conn.response.create()
         error = await client.expect(ServerEventError)
@@ -452,8 +453,7 @@ async def test_barge_in_cancels_the_response_only_with_interrupt_response(
     make_emulator: EmulatorFactory, interrupt_response: bool, expected_status: str
 ) -> None:
     emulator = await make_emulator(speed=4.0)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await use_g711(client, interrupt_response=interrupt_response, create_response=False)
         await client.conn.response.create()
         await client.expect(ServerEventResponseAudioDelta)
@@ -475,8 +475,7 @@ async def test_barge_in_cancels_the_response_only_with_interrupt_response(
 
 async def test_truncate_after_full_playback(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         done = await client.expect(ServerEventResponseDone)
         item_id = done["response"]["output"][0]["id"]
@@ -505,8 +504,7 @@ async def test_truncate_after_full_playback(make_emulator: EmulatorFactory) -> N
 
 async def test_truncate_unknown_item_is_an_error(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.conversation.item.truncate(
             item_id="item_nope", audio_end_ms=0, content_index=0
         )
@@ -519,8 +517,7 @@ async def test_conversation_item_create_and_commit_and_clear(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.conversation.item.create(
             item=UserMessageItem(content=[InputTextContentPart(text="Hi there")])
         )
@@ -664,8 +661,7 @@ async def test_send_raw_injects_a_malformed_frame_into_a_live_connection(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         session = await asyncio.wait_for(emulator.wait_for_session(0), NETWORK_TIMEOUT_S)
         await session.send_raw("{not json")
         with pytest.raises(VoiceLiveConnectionError, match="Failed to parse message"):
@@ -677,8 +673,7 @@ async def test_send_raw_injects_a_malformed_frame_into_a_live_connection(
 
 async def test_stop_closes_live_connections(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator(speed=1.0)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         await client.expect(ServerEventResponseAudioDelta)
         async with asyncio.timeout(NETWORK_TIMEOUT_S):
@@ -717,8 +712,7 @@ async def test_serve_emulator_runs_until_cancelled() -> None:
 
 async def test_event_log_records_both_directions(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator) as client:
         await client.conn.response.create()
         await client.expect(ServerEventResponseDone)
     record = emulator.sessions[0]
@@ -735,10 +729,10 @@ async def test_session_records_the_client_request_id_of_the_upgrade(
     make_emulator: EmulatorFactory,
 ) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator, headers={"x-ms-client-request-id": "call-123"}) as client:
-        await client.expect(ServerEventSessionCreated)
-    async with sdk_client(emulator) as client:
-        await client.expect(ServerEventSessionCreated)
+    async with session_client(emulator, headers={"x-ms-client-request-id": "call-123"}):
+        pass
+    async with session_client(emulator):
+        pass
     tagged, untagged = emulator.sessions
     assert tagged.client_request_id == "call-123"
     assert untagged.client_request_id is None
@@ -748,12 +742,11 @@ async def test_session_records_the_client_request_id_of_the_upgrade(
 
 async def test_only_the_latest_closed_sessions_are_kept(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator(max_sessions_kept=1)
-    async with sdk_client(emulator, headers={CLIENT_REQUEST_ID_HEADER: "open"}) as still_open:
-        await still_open.expect(ServerEventSessionCreated)
+    async with session_client(emulator, headers={CLIENT_REQUEST_ID_HEADER: "open"}):
         for call in range(3):
             headers = {CLIENT_REQUEST_ID_HEADER: f"call-{call}"}
-            async with sdk_client(emulator, headers=headers) as client:
-                await client.expect(ServerEventSessionCreated)
+            async with session_client(emulator, headers=headers):
+                pass
             await asyncio.wait_for(emulator.sessions[-1].wait_closed(), NETWORK_TIMEOUT_S)
         assert [(s.index, s.client_request_id) for s in emulator.sessions] == [
             (0, "open"),

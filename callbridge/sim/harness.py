@@ -2,16 +2,19 @@
 
 Used by ``callbridge demo``, the end-to-end tests and users' own tests. The bridge is the real
 aiohttp application on a real socket; only ACS and Voice Live are stand-ins.
+
+How a call is judged is :mod:`callbridge.sim.judge`'s job, and the loopback address, keys,
+ports and a ``callbridge serve`` environment are :mod:`callbridge.sim.loopback`'s; their
+public names are re-exported here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -20,9 +23,7 @@ import aiohttp
 from aiohttp import web
 
 from callbridge.assets import asset_path
-from callbridge.core.call_token import mint_call_token
-from callbridge.core.codec import decoder_delay_ms
-from callbridge.core.profiles import AgentProfile, AudioFormat, Routing
+from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
@@ -31,26 +32,45 @@ from callbridge.core.settings import (
     VoiceLiveSettings,
 )
 from callbridge.sim.acs import AcsStandin, SimCall
-from callbridge.sim.phone import CallRecord, Phone
-from callbridge.sim.report import CallReport, build_call_report, call_setup
-from callbridge.sim.script import Step
-from callbridge.sim.voicelive import (
-    AgentTurn,
-    EmulatorSession,
-    ToolCall,
-    VoiceLiveEmulator,
-    load_turns,
+from callbridge.sim.judge import CallResult, judge_call
+from callbridge.sim.loopback import (
+    EMULATOR_KEY,
+    LOOPBACK,
+    MEDIA_TOKEN_S,
+    free_port,
+    serve_env,
+    signed_media_url,
 )
+from callbridge.sim.phone import Phone
+from callbridge.sim.report import call_setup
+from callbridge.sim.script import Step
+from callbridge.sim.voicelive import AgentTurn, ToolCall, VoiceLiveEmulator, load_turns
 from callbridge.web.app import create_app
 from callbridge.web.outbound import API_KEY_HEADER
 from callbridge.web.replica import REPLICA
 from callbridge.web.webhook import SECRET_HEADER
 
-LOOPBACK = "127.0.0.1"
-EMULATOR_KEY = "local-emulator-key"
-SESSION_CLOSE_TIMEOUT_S = 10.0
+__all__ = [
+    "CALL_TIMEOUT_S",
+    "DEFAULT_PACING",
+    "DEFAULT_PROFILE",
+    "DEMO_AGENT_TURNS",
+    "DEMO_CALLER_LINES",
+    "DIALED_NUMBER",
+    "EMULATOR_KEY",
+    "LOOPBACK",
+    "MEDIA_TOKEN_S",
+    "CallResult",
+    "LocalStack",
+    "demo_caller_transcripts",
+    "demo_turns",
+    "free_port",
+    "judge_call",
+    "serve_env",
+    "signed_media_url",
+]
+
 CALL_TIMEOUT_S = 90.0
-MEDIA_TOKEN_S = 24 * 3600
 DEFAULT_PACING = PacingSettings()
 DEFAULT_PROFILE = AgentProfile(tools=("end_call",))
 DIALED_NUMBER = "+18005550100"
@@ -75,19 +95,6 @@ def demo_turns() -> list[AgentTurn]:
 def demo_caller_transcripts() -> list[str]:
     """What the shipped caller lines say, as the emulator's transcription of them."""
     return [asset_path(name).with_suffix(".txt").read_text().strip() for name in DEMO_CALLER_LINES]
-
-
-@dataclass(frozen=True, slots=True)
-class CallResult:
-    """One finished simulated call: the witnesses' records and the report built from them."""
-
-    record: CallRecord
-    """The phone's record: what the caller said and heard."""
-    session: EmulatorSession
-    """Voice Live's record: what the bridge sent and was told."""
-    report: CallReport
-    acs: SimCall | None = None
-    """ACS's record of the call (IncomingCall, REST operations, callbacks), when it had one."""
 
 
 class LocalStack:
@@ -359,65 +366,3 @@ class LocalStack:
         """Run a media-only call (see ``phone``) to its end and judge it."""
         profile = self.routing.profile(self.routing.default_profile or DEFAULT_PROFILE.name)
         return await judge_call(await phone.run(), self.emulator, profile.audio_format)
-
-
-def free_port() -> int:
-    """A loopback TCP port that was free a moment ago (for a server in another process)."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def serve_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[str, str]:
-    """The variables that point a ``callbridge serve`` process on ``port`` at the stand-ins:
-    the Voice Live emulator at ``endpoint`` and ``acs``, with ``secret`` signing its tokens and
-    guarding its webhook. Callers add their own settings on top."""
-    return {
-        "AZURE_VOICE_LIVE_ENDPOINT": endpoint,
-        "AZURE_VOICE_LIVE_API_KEY": EMULATOR_KEY,
-        "ACS_ENDPOINT": acs.endpoint,
-        "ACS_ACCESS_KEY": acs.access_key,
-        "ACS_RESOURCE_ID": acs.resource_id,
-        "ACS_JWT_ISSUER": acs.issuer,
-        "ACS_JWKS_URL": acs.jwks_url,
-        "CALLBRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
-        "CALLBRIDGE_HOST": LOOPBACK,
-        "CALLBRIDGE_PORT": str(port),
-        "CALLBRIDGE_SIGNING_KEY": secret,
-        "CALLBRIDGE_WEBHOOK_SECRET": secret,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-    }
-
-
-def signed_media_url(ws_url: str, signing_key: bytes, correlation_id: str, profile: str) -> str:
-    """A media socket URL carrying a signed token for the call with ``correlation_id``."""
-    token = mint_call_token(signing_key, call_key=correlation_id, profile=profile)
-    return f"{ws_url}?token={token}"
-
-
-async def judge_call(
-    record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
-) -> CallResult:
-    """Pair a finished call's phone record with its emulator session and build the report."""
-    session = await finished_session(emulator, record.correlation_id)
-    report = build_call_report(
-        record,
-        session,
-        audio_format=audio_format,
-        codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
-    )
-    return CallResult(record, session, report)
-
-
-async def finished_session(emulator: VoiceLiveEmulator, correlation_id: str) -> EmulatorSession:
-    """The emulator's record of a call that has ended, once the bridge has closed it."""
-    # The bridge opens Voice Live before it relays any audio, so by the time a call has
-    # ended its session exists; it closes shortly after the media socket does.
-    session = emulator.session_for(correlation_id)
-    if session is None:
-        raise RuntimeError(f"the bridge opened no Voice Live session for call {correlation_id}")
-    async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
-        await session.wait_closed()
-    return session

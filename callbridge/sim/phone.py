@@ -9,37 +9,40 @@ caller heard, when, and what each StopAudio cut.
 All times are ``time.monotonic()`` seconds. Each bridge message is stamped the moment it is
 received and playback is computed from those stamps, never simulated with sleeps, so the record
 is exact (sub-millisecond) whatever the event loop's timer resolution.
+
+The messages on the socket are written and parsed by ``callbridge.sim.media_messages``; the
+record's types are in ``callbridge.sim.call_record`` (all re-exported here).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
-import json
 import time
 import uuid
-import wave
 from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from datetime import UTC, datetime
+from typing import Literal
 
 import aiohttp
 import numpy as np
-import numpy.typing as npt
 import structlog
 
-from callbridge.sim.playout import Arrival, Playout, Spurt, StopRecord
-from callbridge.sim.script import (
-    FRAME_MS,
-    FRAME_S,
-    TIME_SLACK_S,
-    ScriptRunner,
-    Step,
-    StepRecord,
+from callbridge.sim.call_record import BadMessage, CallRecord, EndedBy
+from callbridge.sim.media_messages import (
+    BridgeMessage,
+    BridgeMessageError,
+    PlayAudio,
+    StopAudio,
+    audio_message,
+    dtmf_message,
+    frame_timestamp,
+    metadata_message,
+    parse_bridge_message,
 )
+from callbridge.sim.playout import Arrival, Playout, Spurt, StopRecord
+from callbridge.sim.script import FRAME_MS, FRAME_S, TIME_SLACK_S, ScriptRunner, Step
 
 __all__ = [
     "DEFAULT_PARTICIPANT",
@@ -68,158 +71,6 @@ DEFAULT_PARTICIPANT = "4:+15555550100"
 
 _MAX_BAD_SAMPLES = 20  # keep a few offending messages for the report, count them all
 _SAMPLE_CHARS = 200
-
-
-# --- What the bridge sends: parsed the way ACS does --------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PlayAudio:
-    """Agent audio to queue for the caller (PCM16 at the stream's rate)."""
-
-    pcm: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StopAudio:
-    """Drop all audio queued for the caller."""
-
-
-BridgeMessage: TypeAlias = PlayAudio | StopAudio
-
-
-class BridgeMessageError(ValueError):
-    """A message from the bridge that ACS would not play: the bridge has a bug."""
-
-
-def parse_bridge_message(text: str) -> BridgeMessage:
-    """Parse one text frame sent by the bridge.
-
-    Keys and the ``kind`` value match case-insensitively and extra or null fields are ignored,
-    because ACS accepts every casing its SDKs and samples use.
-
-    Raises:
-        BridgeMessageError: not JSON, an unknown kind, or audio that is not base64 PCM16.
-    """
-    try:
-        raw = json.loads(text)
-    except ValueError as exc:
-        raise BridgeMessageError("not JSON") from exc
-    if not isinstance(raw, dict):
-        raise BridgeMessageError("not a JSON object")
-    message = _fold(raw)
-    kind = message.get("kind")
-    if not isinstance(kind, str):
-        raise BridgeMessageError("missing kind")
-    match kind.lower():
-        case "audiodata":
-            return PlayAudio(_audio_payload(message.get("audiodata")))
-        case "stopaudio":
-            return StopAudio()
-        case _:
-            raise BridgeMessageError(f"unknown kind {kind!r}")
-
-
-def _fold(mapping: dict[Any, Any]) -> dict[str, Any]:
-    return {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
-
-
-def _audio_payload(body: object) -> bytes:
-    if not isinstance(body, dict):
-        raise BridgeMessageError("missing audioData body")
-    data = _fold(body).get("data")
-    if not isinstance(data, str):
-        raise BridgeMessageError("audioData.data is not a string")
-    try:
-        pcm = base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
-        raise BridgeMessageError("audioData.data is not base64") from exc
-    if not pcm:
-        raise BridgeMessageError("audioData.data is empty")
-    if len(pcm) % 2:
-        raise BridgeMessageError("audioData.data is not whole PCM16 samples")
-    return pcm
-
-
-# --- Records --------------------------------------------------------------------------------
-
-
-EndedBy: TypeAlias = Literal["phone", "bridge", "timeout", "remote"]
-"""Who ended the call: the phone hung up after its script, the bridge closed,
-``max_duration_s`` ran out, or the network ended it (``run(hangup=...)``: the app hung up or
-transferred the call through ACS)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BadMessage:
-    """A message from the bridge that ACS would not understand."""
-
-    at: float
-    reason: str
-    sample: str
-    """Its first 200 characters."""
-
-
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """Everything the phone observed during one call (times are ``time.monotonic()`` s)."""
-
-    call_connection_id: str
-    correlation_id: str
-    sample_rate: int
-    ws_opened_at: float
-    ws_closed_at: float
-    ended_by: EndedBy
-    close_code: int | None
-    """WebSocket close code (1000 when the phone hung up normally)."""
-    spurts: list[Spurt]
-    stops: list[StopRecord]
-    arrivals: list[Arrival]
-    """Every ``AudioData`` message from the bridge, in order."""
-    bad_message_count: int
-    """Malformed or unknown messages from the bridge; a correct bridge sends none."""
-    bad_messages: list[BadMessage]
-    """The first few of them."""
-    steps: list[StepRecord]
-    frames_sent: int
-    silent_frames_sent: int
-    late_frames: int
-    """Caller frames sent more than a frame late: the phone's own loop was starved, so its
-    timing figures for this call are suspect."""
-    caller_audio: npt.NDArray[np.int16] = field(repr=False)
-    """What the caller said, sample-aligned on ``ws_opened_at``."""
-    heard_audio: npt.NDArray[np.int16] = field(repr=False)
-    """What the caller heard, sample-aligned on ``ws_opened_at``."""
-
-    @property
-    def first_audio_heard_at(self) -> float | None:
-        """When the caller started hearing the agent (None if it never did)."""
-        return self.spurts[0].started_at if self.spurts else None
-
-    @property
-    def jitter_ms(self) -> list[float]:
-        """Jitter samples of every spurt, in order."""
-        return [sample for spurt in self.spurts for sample in spurt.jitter_ms]
-
-    @property
-    def underruns(self) -> int:
-        """Underruns within spurts, over the whole call."""
-        return sum(spurt.underruns for spurt in self.spurts)
-
-    def write_stereo_wav(self, path: Path | str) -> None:
-        """Write left = the caller as sent, right = what the caller heard, at the call's rate."""
-        frames = max(len(self.caller_audio), len(self.heard_audio))
-        stereo = np.zeros((frames, 2), dtype="<i2")
-        stereo[: len(self.caller_audio), 0] = self.caller_audio
-        stereo[: len(self.heard_audio), 1] = self.heard_audio
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(2)
-            wav.setsampwidth(2)
-            wav.setframerate(self.sample_rate)
-            wav.writeframes(stereo.tobytes())
-
-
-# --- The phone --------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +186,7 @@ class _Call:
 
     async def run(self) -> CallRecord:
         self._log.info("phone.connected", sample_rate=self._phone.sample_rate)
-        await self._ws.send_str(self._metadata_message())
+        await self._ws.send_str(metadata_message(self._phone.sample_rate, self._frame_bytes))
         sender = asyncio.create_task(self._send_loop(), name="phone-send")
         receiver = asyncio.create_task(self._receive_loop(), name="phone-receive")
         remote = asyncio.create_task(self._remote_hangup(), name="phone-remote-hangup")
@@ -386,7 +237,9 @@ class _Call:
                 self._playout.advance(now)
                 tick = self._runner.tick(due, self._playout)
                 for digit in tick.digits:
-                    await self._ws.send_str(self._dtmf_message(frame, digit))
+                    stamp = frame_timestamp(self._wall_opened_at, frame)
+                    participant = self._phone.participant_raw_id
+                    await self._ws.send_str(dtmf_message(stamp, participant, digit))
                 if tick.hangup:
                     self._ended_by = "phone"
                     return
@@ -441,20 +294,6 @@ class _Call:
             self._bad.append(BadMessage(at, reason, sample))
             self._log.warning("phone.bad_message", reason=reason, sample=sample)
 
-    def _metadata_message(self) -> str:
-        return _dumps(
-            {
-                "kind": "AudioMetadata",
-                "audioMetadata": {
-                    "subscriptionId": str(uuid.uuid4()),
-                    "encoding": "PCM",
-                    "sampleRate": self._phone.sample_rate,
-                    "channels": 1,
-                    "length": self._frame_bytes,
-                },
-            }
-        )
-
     def _audio_message(self, frame: int, pcm: bytes | None) -> str:
         self._frames_sent += 1
         if pcm is None:
@@ -464,34 +303,9 @@ class _Call:
         else:
             self._sent += pcm
             data = base64.b64encode(pcm).decode("ascii")
-        return _dumps(
-            {
-                "kind": "AudioData",
-                "audioData": {
-                    "timestamp": self._timestamp(frame),
-                    "participantRawID": self._phone.participant_raw_id,
-                    "data": data,
-                    "silent": pcm is None,
-                },
-            }
-        )
-
-    def _dtmf_message(self, frame: int, digit: str) -> str:
-        return _dumps(
-            {
-                "kind": "DtmfData",
-                "dtmfData": {
-                    "timestamp": self._timestamp(frame),
-                    "participantRawID": self._phone.participant_raw_id,
-                    "data": digit,
-                },
-            }
-        )
-
-    def _timestamp(self, frame: int) -> str:
-        """The frame's capture time, as ACS writes it: ISO 8601 UTC to the millisecond."""
-        stamp = self._wall_opened_at + timedelta(seconds=frame * FRAME_S)
-        return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = frame_timestamp(self._wall_opened_at, frame)
+        participant = self._phone.participant_raw_id
+        return audio_message(stamp, participant, data, silent=pcm is None)
 
     def _record(self, ended_at: float) -> CallRecord:
         self._playout.finish(ended_at)
@@ -527,7 +341,3 @@ class _Call:
             late_frames=self._late_frames,
         )
         return record
-
-
-def _dumps(message: dict[str, Any]) -> str:
-    return json.dumps(message, separators=(",", ":"))

@@ -57,11 +57,14 @@ recognition and ``:startMediaStreaming`` are not emulated (501).
 Modules: :mod:`.hmac_auth` (request signatures), :mod:`.signing` (JWTs, JWKS),
 :mod:`.errors` (ACS error bodies), :mod:`.payload` (reading requests, identifiers),
 :mod:`.options` (answer/create options), :mod:`.events` (Event Grid and CloudEvents JSON),
-:mod:`.delivery` (POSTs to the app), :mod:`.records` (what tests read), :mod:`.calls` (one
-call's life), :mod:`.rest` (the REST surface), :mod:`.server` (the stand-in).
+:mod:`.delivery` (POSTs to the app), :mod:`.records` (what tests read), :mod:`.call_inputs`
+(a call's party, callee, environment and overrides), :mod:`.call_state` (one call's record and
+its callbacks), :mod:`.call_flows` (what ACS does in the background), :mod:`.calls` (the REST
+requests on one call), :mod:`.rest` (the REST surface), :mod:`.server` (the stand-in).
 """
 
-from callbridge.sim.acs.calls import Callee, CallOverrides, Party, SimCall
+from callbridge.sim.acs.call_inputs import Callee, CallOverrides, Party
+from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.errors import AcsError
 from callbridge.sim.acs.records import (
     CallbackRecord,

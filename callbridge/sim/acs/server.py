@@ -17,7 +17,8 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
-from callbridge.sim.acs.calls import Callee, CallEnv, CallOverrides, Party, SimCall
+from callbridge.sim.acs.call_inputs import Callee, CallEnv, CallOverrides, Party
+from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.delivery import Poster
 from callbridge.sim.acs.events import subscription_validation_event
 from callbridge.sim.acs.hmac_auth import decode_access_key

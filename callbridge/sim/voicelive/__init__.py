@@ -58,8 +58,9 @@ instrument.
 
 Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.records` (what tests
 read), :mod:`.protocol` (constants, settings, session config), :mod:`.wire` (sending, event
-log), :mod:`.conversation` (items), :mod:`.responses` (streaming), :mod:`.connection` (one
-socket's protocol), :mod:`.server` (auth, upgrade, the emulator).
+log), :mod:`.conversation` (items), :mod:`.response_parts` (a response's JSON and deltas),
+:mod:`.responses` (streaming), :mod:`.connection` (one socket's protocol), :mod:`.server`
+(auth, upgrade, the emulator).
 """
 
 from callbridge.sim.voicelive.audio import (

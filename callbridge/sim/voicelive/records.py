@@ -6,14 +6,19 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import Any, Literal, Protocol, TypeAlias
 
 from aiohttp import WSCloseCode
 
-if TYPE_CHECKING:
-    from callbridge.sim.voicelive.wire import Wire
-
 Direction: TypeAlias = Literal["sent", "received"]
+
+
+class SocketSide(Protocol):
+    """What a session's test hooks need from its connection's socket side (the ``Wire``)."""
+
+    def send_raw(self, text: str) -> None: ...
+
+    def request_close(self, code: int, reason: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ class EmulatorSession:
     offered_tools: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
-    _wire: Wire | None = field(default=None, repr=False)
+    _wire: SocketSide | None = field(default=None, repr=False)
     _closed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -203,7 +208,7 @@ class EmulatorSession:
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    def _attach(self, wire: Wire) -> None:
+    def _attach(self, wire: SocketSide) -> None:
         self._wire = wire
 
     def _mark_closed(self) -> None:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import Any
 
 import structlog
 
@@ -27,27 +25,18 @@ from callbridge.sim.voicelive.records import (
     ResponseRecord,
     ToolCallRecord,
 )
+from callbridge.sim.voicelive.response_parts import (
+    ActiveResponse,
+    argument_pieces,
+    audio_chunks,
+    content_ids,
+    response_object,
+    tool_refusal,
+    transcript_pieces,
+)
 from callbridge.sim.voicelive.wire import Wire, cancel_and_wait
 
 _log = structlog.get_logger(__name__)
-
-_ARGUMENT_DELTA_CHARS: Final = 8  # arguments stream in small pieces, like model tokens
-
-
-@dataclass(eq=False, slots=True)
-class _ActiveResponse:
-    record: ResponseRecord
-    audio: bytes
-    audio_format: AudioFormat
-    transcript: str
-    tool_call: ToolCall | None
-    offered_tools: tuple[str, ...]
-    tool_choice: object
-    output_added: bool = False
-    message_closed: bool = False
-    transcript_sent: str = ""
-    audio_bytes_emitted: int = 0
-    output: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Responses:
@@ -73,7 +62,7 @@ class Responses:
         self._ids = ids
         self._settings = settings
         self._record = record
-        self._active: _ActiveResponse | None = None
+        self._active: ActiveResponse | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = 0
 
@@ -125,7 +114,7 @@ class Responses:
         config = self._record.config
         tools = params.get("tools")
         tool_choice = params.get("tool_choice")
-        response = _ActiveResponse(
+        response = ActiveResponse(
             record=record,
             audio=audio,
             audio_format=fmt,
@@ -135,7 +124,7 @@ class Responses:
             tool_choice=config.get("tool_choice", "auto") if tool_choice is None else tool_choice,
         )
         self._active = response
-        self._wire.emit({"type": "response.created", "response": _response_object(response)})
+        self._wire.emit({"type": "response.created", "response": response_object(response)})
         self._task = asyncio.create_task(
             self._run(response), name=f"voicelive-emulator-{record.response_id}"
         )
@@ -151,20 +140,20 @@ class Responses:
     async def close(self) -> None:
         await cancel_and_wait(self._task)
 
-    async def _run(self, response: _ActiveResponse) -> None:
+    async def _run(self, response: ActiveResponse) -> None:
         try:
             await self._stream(response)
         except Exception as exc:
             # A bug in a background task must not vanish silently with the task.
             self._wire.record_internal_error(f"streaming {response.record.response_id}", exc)
 
-    async def _stream(self, response: _ActiveResponse) -> None:
+    async def _stream(self, response: ActiveResponse) -> None:
         await asyncio.sleep(self._settings.response_delay_ms / 1000)
         self._open_output_item(response)
         bytes_per_ms = response.audio_format.bytes_per_ms
-        chunks = list(_chunks(response.audio, bytes_per_ms, self._settings.chunk_pattern_ms))
-        pieces = _transcript_pieces(response.transcript, len(chunks))
-        ids = _content_ids(response.record)
+        chunks = list(audio_chunks(response.audio, bytes_per_ms, self._settings.chunk_pattern_ms))
+        pieces = transcript_pieces(response.transcript, len(chunks))
+        ids = content_ids(response.record)
         loop = asyncio.get_running_loop()
         started = loop.time()
         audio_ms_emitted = 0.0
@@ -184,7 +173,7 @@ class Responses:
             self._call_tool(response, response.tool_call)
         self._finish(response, "completed")
 
-    def _open_output_item(self, response: _ActiveResponse) -> None:
+    def _open_output_item(self, response: ActiveResponse) -> None:
         record = response.record
         item = message_item(record.item_id, "assistant", "in_progress", [])
         created = self._conversation.add(record.item_id, item, response=record)
@@ -201,29 +190,29 @@ class Responses:
         self._wire.emit(
             {
                 "type": "response.content_part.added",
-                **_content_ids(record),
+                **content_ids(record),
                 "part": {"type": "audio", "transcript": ""},
             }
         )
 
-    def _emit_audio_delta(self, response: _ActiveResponse, chunk: bytes) -> None:
+    def _emit_audio_delta(self, response: ActiveResponse, chunk: bytes) -> None:
         record = response.record
         response.audio_bytes_emitted += len(chunk)
         self._wire.emit(
             {
                 "type": "response.audio.delta",
-                **_content_ids(record),
+                **content_ids(record),
                 "delta": base64.b64encode(chunk).decode("ascii"),
             },
             on_sent=lambda at: record.note_audio_sent(at, len(chunk)),
             audio_bytes=len(chunk),
         )
 
-    def _close_message_item(self, response: _ActiveResponse, item_status: str) -> None:
+    def _close_message_item(self, response: ActiveResponse, item_status: str) -> None:
         """Emit the closing events of the assistant audio item (output 0)."""
         record = response.record
         part = {"type": "audio", "transcript": response.transcript_sent}
-        ids = _content_ids(record)
+        ids = content_ids(record)
         self._wire.emit({"type": "response.audio.done", **ids})
         self._wire.emit(
             {
@@ -246,10 +235,10 @@ class Responses:
         response.output.append(item)
         response.message_closed = True
 
-    def _call_tool(self, response: _ActiveResponse, call: ToolCall) -> None:
+    def _call_tool(self, response: ActiveResponse, call: ToolCall) -> None:
         """Emit a ``function_call`` output item, as the model does, if the call is allowed."""
         record = response.record
-        refusal = _tool_refusal(call.name, response.offered_tools, response.tool_choice)
+        refusal = tool_refusal(call.name, response.offered_tools, response.tool_choice)
         if refusal is not None:
             note = (
                 f"{record.response_id}: turn {record.turn_index} scripts a call to "
@@ -279,7 +268,7 @@ class Responses:
             "output_index": output_index,
             "call_id": call_id,
         }
-        for piece in _argument_pieces(arguments):
+        for piece in argument_pieces(arguments):
             self._wire.emit(
                 {"type": "response.function_call_arguments.delta", **ids, "delta": piece}
             )
@@ -323,7 +312,7 @@ class Responses:
             name=call.name,
         )
 
-    def _finish(self, response: _ActiveResponse, status: str, reason: str | None = None) -> None:
+    def _finish(self, response: ActiveResponse, status: str, reason: str | None = None) -> None:
         """Emit whatever closing events the response still owes, then ``response.done``."""
         record = response.record
         if response.output_added and not response.message_closed:
@@ -337,100 +326,7 @@ class Responses:
             record.done_at = at
 
         self._wire.emit(
-            {"type": "response.done", "response": _response_object(response, reason)},
+            {"type": "response.done", "response": response_object(response, reason)},
             on_sent=mark_done,
         )
         self._active = None
-
-
-def _tool_refusal(name: str, offered: Sequence[str], tool_choice: object) -> str | None:
-    """Why the model cannot call ``name`` in this response, or None when it can."""
-    if name not in offered:
-        return f"the response offers no such function tool (offered: {list(offered)})"
-    if tool_choice == "none":
-        return "tool_choice is 'none'"
-    if isinstance(tool_choice, Mapping) and tool_choice.get("name") not in (None, name):
-        return f"tool_choice forces {tool_choice['name']!r}"
-    return None
-
-
-def _argument_pieces(arguments: str) -> list[str]:
-    """The arguments JSON cut into the pieces of ``response.function_call_arguments.delta``."""
-    size = _ARGUMENT_DELTA_CHARS
-    return [arguments[i : i + size] for i in range(0, len(arguments), size)] or [""]
-
-
-def _content_ids(record: ResponseRecord) -> dict[str, Any]:
-    return {
-        "response_id": record.response_id,
-        "item_id": record.item_id,
-        "output_index": 0,
-        "content_index": 0,
-    }
-
-
-def _response_object(response: _ActiveResponse, cancel_reason: str | None = None) -> dict[str, Any]:
-    record = response.record
-    body: dict[str, Any] = {
-        "id": record.response_id,
-        "object": "realtime.response",
-        "status": record.status,
-        "status_details": None,
-        "output": list(response.output),
-        "modalities": ["text", "audio"],
-        "output_audio_format": record.output_format,
-    }
-    if record.status == "cancelled":
-        body["status_details"] = {
-            "type": "cancelled",
-            "reason": cancel_reason or "client_cancelled",
-        }
-    if record.status != "in_progress":
-        body["usage"] = _usage(response)
-    return body
-
-
-def _usage(response: _ActiveResponse) -> dict[str, Any]:
-    # Plausible, deterministic counts: ~1 audio token per 50 ms, ~1 text token per word or
-    # per 4 characters of function call arguments.
-    text_tokens = len(response.transcript_sent.split()) + sum(
-        -(-len(item["arguments"]) // 4)
-        for item in response.output
-        if item["type"] == "function_call"
-    )
-    audio_tokens = round(response.audio_bytes_emitted / response.audio_format.bytes_per_ms / 50)
-    output_tokens = text_tokens + audio_tokens
-    zero_details = {"text_tokens": 0, "audio_tokens": 0, "image_tokens": 0}
-    return {
-        "total_tokens": output_tokens,
-        "input_tokens": 0,
-        "output_tokens": output_tokens,
-        "input_token_details": {
-            "cached_tokens": 0,
-            **zero_details,
-            "cached_tokens_details": dict(zero_details),
-        },
-        "output_token_details": {"text_tokens": text_tokens, "audio_tokens": audio_tokens},
-    }
-
-
-def _chunks(audio: bytes, bytes_per_ms: int, pattern_ms: Sequence[int]) -> Iterator[bytes]:
-    """Cut audio into irregular chunks (cycling ``pattern_ms``), like the service's deltas."""
-    offset = 0
-    index = 0
-    while offset < len(audio):
-        size = pattern_ms[index % len(pattern_ms)] * bytes_per_ms
-        yield audio[offset : offset + size]
-        offset += size
-        index += 1
-
-
-_WORD_WITH_LEADING_SPACE: Final = re.compile(r"\s*\S+")
-
-
-def _transcript_pieces(transcript: str, count: int) -> list[str]:
-    """Split a transcript into ``count`` pieces (some maybe empty) that join back exactly."""
-    words = _WORD_WITH_LEADING_SPACE.findall(transcript)
-    # Ceiling division front-loads the words, so the first audio delta has text with it.
-    bounds = [-(-i * len(words) // count) for i in range(count + 1)]
-    return ["".join(words[bounds[i] : bounds[i + 1]]) for i in range(count)]

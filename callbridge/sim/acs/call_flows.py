@@ -1,0 +1,178 @@
+"""What ACS does in the background once a call is answered, dialled or transferred.
+
+It rings (and misses the call if nobody answers), dials a callee, connects the call and posts
+``CallConnected``, opens the media WebSocket with a ``Phone`` (the caller's side) and posts
+the ``MediaStreaming*`` events, waits for the call to end and posts ``CallDisconnected``, and
+plays out a transfer. The flows never raise for the app's sake: a refused media socket becomes
+``MediaStreamingFailed``, a failing callback endpoint is recorded in ``callbacks``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Final
+
+import aiohttp
+
+from callbridge.sim.acs.call_inputs import Callee
+from callbridge.sim.acs.call_state import CallState
+from callbridge.sim.acs.events import (
+    CALL_ENDED,
+    CALLEE_NO_ANSWER,
+    CALLEE_UNKNOWN,
+    MEDIA_SOCKET_FAILED,
+    TRANSFER_FAILED,
+    media_streaming_update,
+    transfer_details,
+)
+from callbridge.sim.acs.options import MediaOptions
+from callbridge.sim.acs.payload import RAW_ID_PHONE_PREFIX, Identifier
+from callbridge.sim.acs.signing import MEDIA_TOKEN_LIFETIME_S
+from callbridge.sim.phone import Phone
+
+_MEDIA_HANDSHAKE_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+
+class CallFlows(CallState):
+    """The background flows of one call; the REST requests of ``SimCall`` start them."""
+
+    async def _ring(self, ring_timeout_s: float) -> None:
+        await asyncio.sleep(ring_timeout_s)
+        if self.outcome is None:
+            self.outcome = "missed"
+            self.finish()
+
+    async def _dial(self, callee: Callee | None) -> None:
+        try:
+            if callee is not None:
+                await asyncio.sleep(callee.ring_s)
+            if self.ended_by is not None:  # the app hung up while it rang
+                self.outcome = "failed"
+                await self._post("CallDisconnected", result=CALL_ENDED)
+                return
+            if callee is None or not callee.answer:
+                self.outcome = "failed"
+                self.state = "disconnected"
+                result = CALLEE_UNKNOWN if callee is None else CALLEE_NO_ANSWER
+                await self._post("CreateCallFailed", result=result)
+                return
+            self.outcome = "answered"
+            self.answered_at = time.monotonic()
+            await self._connect()
+        finally:
+            self.finish()
+
+    async def _connect(self) -> None:
+        """The connected call: CallConnected, media, and CallDisconnected once it ends."""
+        try:
+            if self.ended_by is None:  # not hung up already, between answer and now
+                self.state = "connected"
+            self.connected_at = time.monotonic()
+            self._changed()
+            await self._post("CallConnected")
+            media = self.setup.media if self.setup else None
+            if media is not None and media.start and self.ended_by is None:
+                await self._stream(media)
+            await self._wait_for_end()
+            await self._post("CallDisconnected", result=CALL_ENDED)
+        finally:
+            self.finish()
+
+    async def _stream(self, media: MediaOptions) -> None:
+        """Open the media socket as ACS does, and run the call's audio until it closes."""
+        assert self.call_connection_id is not None  # assigned at answer or create
+        phone = Phone(
+            media.transport_url,
+            script=self.party.script,
+            sample_rate=media.sample_rate,
+            headers={"Authorization": f"Bearer {self._media_token()}"},
+            call_connection_id=self.call_connection_id,
+            correlation_id=self.correlation_id,
+            participant_raw_id=RAW_ID_PHONE_PREFIX + self.party.number,
+            hangup_after_s=self.party.hangup_after_s,
+            max_duration_s=self.party.max_duration_s,
+            connect_timeout_s=self._env.media_connect_timeout_s,
+        )
+        connected = asyncio.Event()
+        run = asyncio.create_task(
+            phone.run(hangup=self._hangup, connected=connected),
+            name=f"acs-phone-{self.call_connection_id}",
+        )
+        opened = asyncio.create_task(connected.wait(), name=f"acs-media-{self.call_connection_id}")
+        try:
+            await asyncio.wait({run, opened}, return_when=asyncio.FIRST_COMPLETED)
+            if connected.is_set():
+                self._streaming = True
+                await self._post(
+                    "MediaStreamingStarted",
+                    extra=media_streaming_update("mediaStreamingStarted", "subscriptionStarted"),
+                )
+            try:
+                record = await run
+            except _MEDIA_HANDSHAKE_ERRORS as exc:
+                if connected.is_set():
+                    raise
+                await self._media_refused(exc)
+                return
+        finally:
+            self._streaming = False
+            for task in (run, opened):
+                task.cancel()
+            await asyncio.gather(run, opened, return_exceptions=True)
+        self.media = record
+        await self._post(
+            "MediaStreamingStopped",
+            extra=media_streaming_update("mediaStreamingStopped", "subscriptionStopped"),
+        )
+        if record.ended_by in ("phone", "timeout"):
+            self._end("caller")
+
+    async def _media_refused(self, exc: Exception) -> None:
+        self.media_error = f"{type(exc).__name__}: {exc}"
+        self._log.info("acs_standin.media_refused", error=self.media_error)
+        await self._post(
+            "MediaStreamingFailed",
+            result=MEDIA_SOCKET_FAILED,
+            extra=media_streaming_update(
+                "mediaStreamingFailed", "initialWebSocketConnectionFailed"
+            ),
+        )
+
+    async def _wait_for_end(self) -> None:
+        """Until someone ends the call; without media the caller gives up in the end."""
+        assert self.connected_at is not None
+        remaining = self.connected_at + self.party.max_duration_s - time.monotonic()
+        try:
+            async with asyncio.timeout(remaining):
+                await self._hangup.wait()
+        except TimeoutError:
+            self._end("caller")
+
+    async def _transfer(
+        self, target: Identifier, operation_context: str | None, callback_uri: str | None
+    ) -> None:
+        if self.ended_by is not None:  # the call ended before the transfer could start
+            return
+        if self._overrides.fail_transfer:
+            if self.state == "transferring":
+                self.state = "connected"
+            await self._post(
+                "CallTransferFailed",
+                result=TRANSFER_FAILED,
+                operation_context=operation_context,
+                url=callback_uri,
+            )
+            return
+        self.state = "transferAccepted"
+        await self._post(
+            "CallTransferAccepted",
+            operation_context=operation_context,
+            extra=transfer_details(target, self.party.number),
+            url=callback_uri,
+        )
+        self._end("transfer")
+
+    def _media_token(self) -> str:
+        """The JWT on the media upgrade: the call's override if it has one, else a valid one."""
+        return self._bearer(self._overrides.media_token, MEDIA_TOKEN_LIFETIME_S)

@@ -1,0 +1,71 @@
+"""What a call through the stand-in is made from, besides ACS's own ids and state.
+
+The person on the line (``Party``), how a dialled number behaves (``Callee``), what the
+stand-in lends each call (``CallEnv``) and a call's departures from ACS's normal behaviour
+(``CallOverrides``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from callbridge.sim.acs.delivery import Poster
+from callbridge.sim.acs.signing import Signer, TokenSource
+from callbridge.sim.script import Step
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """The person on the phone line, an inbound caller or an outbound callee.
+
+    Once media flows, their ``Phone`` follows ``script``, then hangs up ``hangup_after_s``
+    after its last step (a ``Hangup`` step, sooner). Without media they wait
+    ``max_duration_s`` from the moment the call connected, then hang up.
+    """
+
+    number: str
+    """E.164, e.g. ``+14255550123``."""
+    script: Sequence[Step] = ()
+    hangup_after_s: float = 2.0
+    max_duration_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Callee:
+    """How a dialled number behaves (``AcsStandin.on_dial``)."""
+
+    party: Party
+    answer: bool = True
+    """False: it rings ``ring_s`` and the call fails with ``CreateCallFailed``."""
+    ring_s: float = 0.0
+    """How long it rings before it picks up (or gives up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnv:
+    """What a call needs from the stand-in that owns it."""
+
+    poster: Poster
+    signer: Signer
+    spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+    """Run a background flow that the stand-in cancels and awaits when it stops."""
+    bot_id: str
+    """The raw id of the ACS identity that answers and places calls."""
+    topic: str
+    """The Event Grid topic of the ACS resource."""
+    media_connect_timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallOverrides:
+    """Per-call departures from ACS's normal behaviour, for negative tests."""
+
+    media_token: TokenSource | None = None
+    """Sent as ``Authorization: Bearer`` on the media upgrade instead of a valid token."""
+    callback_token: TokenSource | None = None
+    """Sent as ``Authorization: Bearer`` on every callback instead of a valid token."""
+    fail_transfer: bool = False
+    """Transfers fail (``CallTransferFailed``) instead of taking the caller away."""

@@ -1,0 +1,91 @@
+"""What the simulated phone observed on one call: the ``CallRecord`` and its parts.
+
+All times are ``time.monotonic()`` seconds.
+"""
+
+from __future__ import annotations
+
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+
+from callbridge.sim.playout import Arrival, Spurt, StopRecord
+from callbridge.sim.script import StepRecord
+
+EndedBy: TypeAlias = Literal["phone", "bridge", "timeout", "remote"]
+"""Who ended the call: the phone hung up after its script, the bridge closed,
+``max_duration_s`` ran out, or the network ended it (``run(hangup=...)``: the app hung up or
+transferred the call through ACS)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadMessage:
+    """A message from the bridge that ACS would not understand."""
+
+    at: float
+    reason: str
+    sample: str
+    """Its first 200 characters."""
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """Everything the phone observed during one call (times are ``time.monotonic()`` s)."""
+
+    call_connection_id: str
+    correlation_id: str
+    sample_rate: int
+    ws_opened_at: float
+    ws_closed_at: float
+    ended_by: EndedBy
+    close_code: int | None
+    """WebSocket close code (1000 when the phone hung up normally)."""
+    spurts: list[Spurt]
+    stops: list[StopRecord]
+    arrivals: list[Arrival]
+    """Every ``AudioData`` message from the bridge, in order."""
+    bad_message_count: int
+    """Malformed or unknown messages from the bridge; a correct bridge sends none."""
+    bad_messages: list[BadMessage]
+    """The first few of them."""
+    steps: list[StepRecord]
+    frames_sent: int
+    silent_frames_sent: int
+    late_frames: int
+    """Caller frames sent more than a frame late: the phone's own loop was starved, so its
+    timing figures for this call are suspect."""
+    caller_audio: npt.NDArray[np.int16] = field(repr=False)
+    """What the caller said, sample-aligned on ``ws_opened_at``."""
+    heard_audio: npt.NDArray[np.int16] = field(repr=False)
+    """What the caller heard, sample-aligned on ``ws_opened_at``."""
+
+    @property
+    def first_audio_heard_at(self) -> float | None:
+        """When the caller started hearing the agent (None if it never did)."""
+        return self.spurts[0].started_at if self.spurts else None
+
+    @property
+    def jitter_ms(self) -> list[float]:
+        """Jitter samples of every spurt, in order."""
+        return [sample for spurt in self.spurts for sample in spurt.jitter_ms]
+
+    @property
+    def underruns(self) -> int:
+        """Underruns within spurts, over the whole call."""
+        return sum(spurt.underruns for spurt in self.spurts)
+
+    def write_stereo_wav(self, path: Path | str) -> None:
+        """Write left = the caller as sent, right = what the caller heard, at the call's rate."""
+        frames = max(len(self.caller_audio), len(self.heard_audio))
+        stereo = np.zeros((frames, 2), dtype="<i2")
+        stereo[: len(self.caller_audio), 0] = self.caller_audio
+        stereo[: len(self.heard_audio), 1] = self.heard_audio
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(self.sample_rate)
+            wav.writeframes(stereo.tobytes())
