@@ -1,4 +1,5 @@
-"""The code base stays ruff- and mypy-clean: checked in the suite so CI enforces it."""
+"""The code base stays ruff- and mypy-clean and keeps its layers: checked in the suite so CI
+enforces it."""
 
 from __future__ import annotations
 
@@ -12,18 +13,20 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(
-    "command",
+    "arguments",
     [
-        ["ruff", "check", "."],
-        ["ruff", "format", "--check", "."],
-        ["mypy"],
+        ["-m", "ruff", "check", "."],
+        ["-m", "ruff", "format", "--check", "."],
+        ["-m", "mypy"],
+        # The contracts in pyproject.toml; import-linter's console script is this function.
+        ["-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contracts"],
 )
-def test_static_checks_pass(command: list[str]) -> None:
-    """ruff (lint and format) and mypy --strict report nothing."""
+def test_static_checks_pass(arguments: list[str]) -> None:
+    """ruff (lint and format), mypy --strict and the import contracts report nothing."""
     result = subprocess.run(
-        [sys.executable, "-m", *command],
+        [sys.executable, *arguments],
         cwd=ROOT,
         capture_output=True,
         text=True,
