@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from callbridge.core.call_token import mint_call_token
 from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
+from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Dtmf, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall
@@ -143,9 +146,13 @@ async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> Non
     assert media["startMediaStreaming"]
     assert media["enableDtmfTones"]
     assert media["audioChannelType"] == "mixed"
-    assert media["transportUrl"].startswith(local.ws_url + "?token=")
+    # The call token is in the path: no Microsoft sample dials a transportUrl with a query.
+    transport_url = urlsplit(media["transportUrl"])
+    assert transport_url.query == ""
+    assert transport_url.path.startswith("/ws/")
+    assert media["transportUrl"].startswith("wss" + local.public_url.removeprefix("https") + "/ws/")
     assert sim.request_body is not None
-    assert sim.request_body["callbackUri"].startswith(f"{local.base_url}/api/callbacks/")
+    assert sim.request_body["callbackUri"].startswith(f"{local.public_url}/api/callbacks/")
     assert result.record.sample_rate == 24000
     assert all(callback.status == 200 for callback in sim.callbacks)
     assert sim.callback_names[:2] == ["CallConnected", "MediaStreamingStarted"]
@@ -333,7 +340,7 @@ async def test_media_socket_refuses_bad_acs_tokens_before_starting(bad: str) -> 
     assert local.emulator.sessions == ()
 
 
-@pytest.mark.parametrize("query", ["", "?token=nope", "?token={other}"])
+@pytest.mark.parametrize("query", ["", "/nope", "/{other}", "?token=nope", "?token={other}"])
 async def test_media_socket_refuses_bad_call_tokens(query: str) -> None:
     """A valid ACS JWT is not enough: the call token must be genuine and for this call."""
     async with stack() as local, aiohttp.ClientSession() as http:
@@ -347,6 +354,47 @@ async def test_media_socket_refuses_bad_call_tokens(query: str) -> None:
                 await http.ws_connect(local.ws_url + query.format(other=other), headers=headers)
     assert refused.value.status == 401
     assert local.emulator.sessions == ()
+
+
+async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_deprecated() -> None:
+    """The old transportUrl form (``/ws?token=``) is bridged for one more release, logged as
+    deprecated."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        token = mint_call_token(local.signing_key, call_key="c1", profile="default")
+        headers = {
+            "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
+            "x-ms-call-correlation-id": "c1",
+        }
+        with capture_logs() as logs:
+            async with asyncio.timeout(10):
+                ws = await http.ws_connect(f"{local.ws_url}?token={token}", headers=headers)
+                await ws.close()
+    assert [line["event"] for line in logs if line["event"].startswith("media.")] == [
+        "media.deprecated_query_token"
+    ]
+    assert [line["log_level"] for line in logs if line["event"] == "call.media_connected"] == [
+        "info"
+    ]
+
+
+async def test_a_session_update_voice_live_refuses_ends_the_call_at_once() -> None:
+    """Voice Live answers session.update with an error: callbridge logs the offending field
+    and hangs up, instead of leaving the caller in silence."""
+    local = stack()
+    # azure-speech with gpt-realtime: start-up checks refuse this pair; the stack lets it
+    # through, as an older callbridge or a changed service table would.
+    local.transcription_model = "azure-speech"
+    async with local:
+        with capture_logs() as logs:
+            sim = await ended(await local.ring([]))
+    rejected = [line for line in logs if line["event"] == "voice_live.session_rejected"]
+    assert [line["param"] for line in rejected] == ["session.input_audio_transcription.model"]
+    ending = [line for line in logs if line["event"] == "call.hanging_up"]
+    assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
+    assert sim.ended_by == "app_terminate"
+    assert sim.media is not None
+    assert sim.media.spurts == []  # nothing was said: no greeting from a broken session
+    assert sim.media.ended_by == "remote"  # ACS ended it, not the phone giving up
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:
@@ -366,7 +414,8 @@ async def test_callbacks_refuse_forged_tokens_and_replayed_call_tokens() -> None
         sim = await local.ring([Hangup(At(2.0))])
         await sim.wait_callback("MediaStreamingStarted", CALL_TIMEOUT_S)
         assert sim.request_body is not None
-        own_url = sim.request_body["callbackUri"]
+        # Posted as the ingress forwards them: straight to the bridge's plain-HTTP port.
+        own_url = through_ingress(sim.request_body["callbackUri"])
         other_url = f"{local.base_url}/api/callbacks/" + mint_call_token(
             local.signing_key, call_key="another-call", profile="default"
         )

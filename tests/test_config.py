@@ -199,3 +199,87 @@ def test_recording_is_off_by_default_and_needs_a_folder(tmp_path: Path) -> None:
         {**BASE, "CALLBRIDGE_RECORD": "on", "CALLBRIDGE_RECORDINGS_DIR": str(tmp_path)}
     )
     assert settings.recordings_dir == tmp_path
+
+
+def test_public_url_must_be_https_while_authentication_is_on() -> None:
+    """Call Automation calls back only HTTPS endpoints; http:// is for local development."""
+    with pytest.raises(ConfigError, match="CALLBRIDGE_PUBLIC_URL must be an https:// URL"):
+        load_settings({**BASE, "CALLBRIDGE_PUBLIC_URL": "http://callbridge.example.com"})
+    settings = load_settings(
+        {"CALLBRIDGE_AUTH": "off", **BASE, "CALLBRIDGE_PUBLIC_URL": "http://127.0.0.1:8000"}
+    )
+    assert settings.public_url == "http://127.0.0.1:8000"
+
+
+@pytest.mark.parametrize(
+    ("model", "transcription"),
+    [
+        ("gpt-realtime", "whisper-1"),
+        ("gpt-realtime-mini", "whisper-1"),
+        ("gpt-4o-mini-realtime-preview", "whisper-1"),
+        ("gpt-4.1", "azure-speech"),
+        ("phi4-mm-realtime", "azure-speech"),
+    ],
+)
+def test_transcription_model_defaults_to_one_the_session_model_takes(
+    model: str, transcription: str
+) -> None:
+    """The Voice Live reference's table: the realtime family takes whisper-1 and kin, every
+    other model azure-speech."""
+    settings = load_settings({**BASE, "VOICE_LIVE_MODEL": model})
+    profile = settings.routing.profile("default")
+    assert settings.voice_live.transcription_model is None
+    assert settings.voice_live.transcription_model_for(profile) == transcription
+
+
+@pytest.mark.parametrize(
+    ("model", "transcription"),
+    [("gpt-realtime", "azure-speech"), ("gpt-4.1", "whisper-1"), ("gpt-4.1", "gpt-4o-transcribe")],
+)
+def test_an_incompatible_transcription_model_fails_start_up_naming_both_settings(
+    model: str, transcription: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {**BASE, "VOICE_LIVE_MODEL": model, "VOICE_LIVE_TRANSCRIPTION_MODEL": transcription}
+        )
+    message = str(caught.value)
+    assert f"VOICE_LIVE_TRANSCRIPTION_MODEL={transcription!r}" in message
+    assert f"VOICE_LIVE_MODEL={model!r}" in message
+
+
+def test_a_compatible_transcription_model_is_used_as_configured() -> None:
+    settings = load_settings(
+        {**BASE, "VOICE_LIVE_MODEL": "gpt-4.1", "VOICE_LIVE_TRANSCRIPTION_MODEL": "mai-transcribe"}
+    )
+    profile = settings.routing.profile("default")
+    assert settings.voice_live.transcription_model_for(profile) == "mai-transcribe"
+
+
+def test_routed_profiles_are_checked_against_their_own_model_or_agent(tmp_path: Path) -> None:
+    """A profile's model or agent decides what transcription it takes; an agent also needs
+    Entra ID, since Voice Live agents refuse key authentication."""
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        'default_profile = "sales"\n'
+        '[profiles.sales]\nmodel = "gpt-4.1"\n'
+        '[profiles.support]\nagent = { name = "helper", project = "callcenter" }\n'
+    )
+    env = {**BASE, "CALLBRIDGE_ROUTES": str(routes)}
+    settings = load_settings(env)
+    voice_live = settings.voice_live
+    assert voice_live.transcription_model_for(settings.routing.profile("sales")) == "azure-speech"
+    assert voice_live.transcription_model_for(settings.routing.profile("support")) == (
+        "azure-speech"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            {**env, "VOICE_LIVE_TRANSCRIPTION_MODEL": "whisper-1", "AZURE_VOICE_LIVE_API_KEY": "k"}
+        )
+    message = str(caught.value)
+    assert "profiles.sales.model = 'gpt-4.1'" in message
+    assert "VOICE_LIVE_TRANSCRIPTION_MODEL='whisper-1' does not work with the routing file's" in (
+        message
+    )
+    assert "profiles.support.agent needs Entra ID" in message
+    assert "AZURE_VOICE_LIVE_API_KEY is set" in message

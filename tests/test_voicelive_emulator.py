@@ -16,6 +16,7 @@ import pytest
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.ai.voicelive.models import (
+    AzureSemanticVad,
     InputTextContentPart,
     ServerEvent,
     ServerEventConversationItemCreated,
@@ -35,7 +36,7 @@ from azure.ai.voicelive.models import (
     ServerVad,
     UserMessageItem,
 )
-from azure.core.credentials import AzureKeyCredential
+from azure.core.credentials import AccessToken, AzureKeyCredential
 
 from callbridge.sim.validate import validate_server_event
 from callbridge.sim.voicelive import (
@@ -148,12 +149,15 @@ def of_class(events: list[ServerEvent], event_class: type[EventT]) -> list[Event
 
 @asynccontextmanager
 async def sdk_client(
-    emulator: VoiceLiveEmulator, api_key: str = API_KEY, headers: Mapping[str, str] | None = None
+    emulator: VoiceLiveEmulator,
+    api_key: str = API_KEY,
+    headers: Mapping[str, str] | None = None,
+    model: str = "gpt-realtime",
 ) -> AsyncIterator[Client]:
     manager = connect(
         endpoint=emulator.endpoint,
         credential=AzureKeyCredential(api_key),
-        model="gpt-realtime",
+        model=model,
         api_version=API_VERSION,
         headers=headers,
     )
@@ -168,10 +172,12 @@ async def sdk_client(
 
 @asynccontextmanager
 async def session_client(
-    emulator: VoiceLiveEmulator, headers: Mapping[str, str] | None = None
+    emulator: VoiceLiveEmulator,
+    headers: Mapping[str, str] | None = None,
+    model: str = "gpt-realtime",
 ) -> AsyncIterator[Client]:
     """An SDK client connected to ``emulator`` whose ``session.created`` has arrived."""
-    async with sdk_client(emulator, headers=headers) as client:
+    async with sdk_client(emulator, headers=headers, model=model) as client:
         await client.expect(ServerEventSessionCreated)
         yield client
 
@@ -251,7 +257,8 @@ async def test_session_created_then_updated(make_emulator: EmulatorFactory) -> N
         assert (session["input_audio_format"], session["output_audio_format"]) == ("g711_ulaw",) * 2
         assert session["input_audio_sampling_rate"] == 8000
         assert session["turn_detection"]["silence_duration_ms"] == 400
-        assert session["turn_detection"]["prefix_padding_ms"] == 300  # defaults filled in
+        # Defaults filled in: server_vad's prefix padding is 400 ms since api-version 2026-04-10.
+        assert session["turn_detection"]["prefix_padding_ms"] == 400
     record = emulator.sessions[0]
     assert record.config["input_audio_format"] == "g711_ulaw"
     assert emulator.violations == []
@@ -264,6 +271,117 @@ async def test_input_format_cannot_change_after_audio(make_emulator: EmulatorFac
         await client.conn.session.update(session={"input_audio_format": "g711_ulaw"})
         error = await client.expect(ServerEventError)
         assert "cannot change mid-session" in error.error.message
+
+
+async def test_azure_semantic_vad_gets_its_own_documented_defaults(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """azure_semantic_vad: prefix padding 420 ms and speech duration 80 ms (API reference
+    2026-07-15), not server_vad's."""
+    emulator = await make_emulator()
+    async with session_client(emulator) as client:
+        await client.conn.session.update(session={"turn_detection": AzureSemanticVad()})
+        updated = await client.expect(ServerEventSessionUpdated)
+    turn_detection = updated["session"]["turn_detection"]
+    assert (turn_detection["prefix_padding_ms"], turn_detection["speech_duration_ms"]) == (420, 80)
+    assert emulator.violations == []
+
+
+@pytest.mark.parametrize(
+    ("model", "refused", "accepted"),
+    [("gpt-realtime", "azure-speech", "whisper-1"), ("gpt-4.1", "whisper-1", "azure-speech")],
+)
+async def test_transcription_model_must_be_one_the_session_model_takes(
+    make_emulator: EmulatorFactory, model: str, refused: str, accepted: str
+) -> None:
+    """The reference's table: a pair it does not list gets an error naming the field, and no
+    session.updated; the session keeps its configuration."""
+    emulator = await make_emulator()
+    async with session_client(emulator, model=model) as client:
+        await client.conn.session.update(
+            session={"input_audio_transcription": {"model": refused}}, event_id="bad-update"
+        )
+        error = (await client.until(ServerEventError))[-1]
+        await client.conn.session.update(session={"input_audio_transcription": {"model": accepted}})
+        following = await client.next()
+    assert isinstance(error, ServerEventError)
+    assert error.error.param == "session.input_audio_transcription.model"
+    assert error.error.event_id == "bad-update"
+    assert isinstance(following, ServerEventSessionUpdated)  # none came for the refused one
+    assert following["session"]["input_audio_transcription"]["model"] == accepted
+
+
+class _EntraToken:
+    """Stands for DefaultAzureCredential: the emulator takes any bearer token as a login."""
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken("entra-token", 2_000_000_000)
+
+    async def close(self) -> None:
+        pass
+
+    async def __aenter__(self) -> _EntraToken:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        pass
+
+
+@asynccontextmanager
+async def agent_client(
+    emulator: VoiceLiveEmulator, credential: AzureKeyCredential | _EntraToken
+) -> AsyncIterator[Client]:
+    manager = connect(
+        endpoint=emulator.endpoint,
+        credential=credential,
+        api_version=API_VERSION,
+        agent_name="helper",
+        project_name="callcenter",
+    )
+    async with asyncio.timeout(NETWORK_TIMEOUT_S):
+        conn = await manager.__aenter__()
+    try:
+        client = Client(conn)
+        await client.expect(ServerEventSessionCreated)
+        yield client
+    finally:
+        async with asyncio.timeout(NETWORK_TIMEOUT_S):
+            await manager.__aexit__(None, None, None)
+
+
+async def test_agent_sessions_refuse_key_authentication(make_emulator: EmulatorFactory) -> None:
+    """The agents how-to: key-based authentication isn't supported in agent mode."""
+    emulator = await make_emulator()
+    with pytest.raises(VoiceLiveConnectionError, match="401"):
+        async with agent_client(emulator, AzureKeyCredential(API_KEY)):
+            pass
+    assert emulator.sessions == ()
+
+
+async def test_agent_sessions_refuse_instructions_and_take_the_agents_transcription(
+    make_emulator: EmulatorFactory,
+) -> None:
+    """The how-to: instructions aren't supported with a custom agent; an agent takes
+    azure-speech (the reference's table), not whisper-1."""
+    emulator = await make_emulator()
+    async with agent_client(emulator, _EntraToken()) as client:
+        errors = []
+        for update in (
+            {"instructions": "Be brief."},
+            {"input_audio_transcription": {"model": "whisper-1"}},
+        ):
+            await client.conn.session.update(session=update)
+            errors.append((await client.until(ServerEventError))[-1])
+        await client.conn.session.update(
+            session={"input_audio_transcription": {"model": "azure-speech"}, "voice": "alloy"}
+        )
+        updated = await client.next()
+    assert [error["error"]["param"] for error in errors] == [
+        "session.instructions",
+        "session.input_audio_transcription.model",
+    ]
+    assert isinstance(updated, ServerEventSessionUpdated)
+    assert emulator.sessions[0].agent == "helper"
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,7 +403,7 @@ async def test_g711_caller_turn_drives_vad_and_a_scripted_response(
     stopped = first(events, ServerEventInputAudioBufferSpeechStopped)
     committed = first(events, ServerEventInputAudioBufferCommitted)
     user_item = first(events, ServerEventConversationItemCreated)
-    assert started.audio_start_ms == 500 - 300  # onset minus prefix_padding_ms
+    assert started.audio_start_ms == 500 - 400  # onset minus prefix_padding_ms
     assert stopped.audio_end_ms == 1500 + 500  # end of tone plus silence_duration_ms
     assert started.item_id == stopped.item_id == committed.item_id == user_item["item"]["id"]
     assert user_item["item"]["role"] == "user"
@@ -303,7 +421,7 @@ async def test_g711_caller_turn_drives_vad_and_a_scripted_response(
 
     record = emulator.sessions[0]
     speech = record.speech[0]
-    assert (speech.audio_start_ms, speech.audio_end_ms) == (200, 2000)
+    assert (speech.audio_start_ms, speech.audio_end_ms) == (100, 2000)
     assert speech.transcript == CALLER_SAYS
     assert len(record.speech_started_sent_at) == 1
     response = record.responses[0]
@@ -345,7 +463,7 @@ async def test_pcm16_16k_input_split_mid_sample_still_detects_speech(
             await client.conn.input_audio_buffer.append(audio=base64.b64encode(chunk).decode())
         started = await client.expect(ServerEventInputAudioBufferSpeechStarted)
         stopped = await client.expect(ServerEventInputAudioBufferSpeechStopped)
-    assert (started.audio_start_ms, stopped.audio_end_ms) == (500 - 300, 1000 + 500)
+    assert (started.audio_start_ms, stopped.audio_end_ms) == (500 - 400, 1000 + 500)
 
 
 # --------------------------------------------------------------------------------------------

@@ -66,7 +66,9 @@ class CallControl:
         # https://host -> wss://host, http://host -> ws://host (the URL is validated at start-up).
         ws_base = "ws" + self._settings.public_url.removeprefix("http")
         return MediaStreamingOptions(
-            transport_url=f"{ws_base}/ws?token={token}",
+            # The token goes in the path: every Microsoft sample dials a bare path, and no
+            # document says ACS keeps a query string on the transportUrl.
+            transport_url=f"{ws_base}/ws/{token}",
             transport_type=StreamingTransportType.WEBSOCKET,
             content_type=MediaStreamingContentType.AUDIO,
             audio_channel_type=MediaStreamingAudioChannelType.MIXED,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 from azure.ai.voicelive.aio import VoiceLiveConnection
 
-from callbridge.adapters.voice_live import open_voice_live, session_request
+from callbridge.adapters.voice_live import configure_session, open_voice_live, session_request
 from callbridge.core.codec import make_codec
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import VoiceLiveSettings
@@ -77,13 +77,14 @@ class PrewarmedSession:
                 settings, self.profile, correlation_id=self.correlation_id
             ) as connection:
                 codec = make_codec(self.profile.audio_format, self.profile.media_rate)
-                await connection.session.update(
-                    session=session_request(
+                await configure_session(
+                    connection,
+                    session_request(
                         self.profile,
                         codec,
-                        settings.transcription_model,
+                        settings.transcription_model_for(self.profile),
                         profile_tools(self.profile),
-                    )
+                    ),
                 )
                 self._ready.set_result(connection)
                 try:

@@ -36,6 +36,10 @@ from callbridge.tools import Tool
 
 API_VERSION = "2026-07-15"
 
+SESSION_UPDATE_EVENT_ID = "callbridge-session-update"
+"""The ``event_id`` of callbridge's ``session.update``: the reference says an ``error`` carries
+the ``event_id`` of the client event that caused it."""
+
 _OPENAI_VOICES = frozenset(voice.value for voice in OpenAIVoiceName)
 
 
@@ -53,10 +57,14 @@ def session_request(
     Turn detection is told not to cancel or truncate on its own: the service assumes its audio
     is heard the moment it is produced, while a phone line plays it later. callbridge knows what
     the caller heard, so it owns barge-in (cancel only if active, truncate to the heard ms).
+
+    An agent's session carries no ``instructions``: the agent has its own, and the service
+    refuses them (``core.session_rules.AGENT_OWNED_FIELDS``).
     """
+    owned_by_profile = {} if profile.agent is not None else {"instructions": profile.instructions}
     return RequestSession(
         modalities=[Modality.TEXT, Modality.AUDIO],
-        instructions=profile.instructions,
+        **owned_by_profile,
         voice=_voice(profile.voice),
         input_audio_format=codec.voice_live_input_format,
         input_audio_sampling_rate=codec.voice_live_input_rate,
@@ -72,6 +80,11 @@ def session_request(
         tools=[_function_tool(spec) for spec in tools],
         tool_choice="auto",
     )
+
+
+async def configure_session(connection: VoiceLiveConnection, request: RequestSession) -> None:
+    """Send ``session.update``, tagged so an ``error`` it causes can be told from others."""
+    await connection.session.update(session=request, event_id=SESSION_UPDATE_EVENT_ID)
 
 
 def _function_tool(spec: Tool) -> FunctionTool:
@@ -135,7 +148,7 @@ async def open_voice_live(
                 credential=credential,
                 api_version=API_VERSION,
                 headers=headers,
-                model=profile.model or settings.model,
+                model=settings.session_model(profile),
             )
         async with asyncio.timeout(settings.connect_timeout_s):
             connection = await stack.enter_async_context(manager)

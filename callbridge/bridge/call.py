@@ -42,7 +42,12 @@ from azure.ai.voicelive.models import (
 
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry
-from callbridge.adapters.voice_live import greeting_request, session_request
+from callbridge.adapters.voice_live import (
+    SESSION_UPDATE_EVENT_ID,
+    configure_session,
+    greeting_request,
+    session_request,
+)
 from callbridge.bridge.actions import AgentActions, CallActions, hang_up
 from callbridge.bridge.agent_audio import AgentAudio
 from callbridge.bridge.caller_audio import CallerAudio
@@ -61,6 +66,9 @@ from callbridge.core.tasks import OwnedTasks
 from callbridge.tools import profile_tools
 
 log = structlog.get_logger(__name__)
+
+SESSION_CONFIGURED_TIMEOUT_S = 5.0
+"""How long the session may take to confirm its configuration before the call ends."""
 
 MAX_UNREADABLE_IN_A_ROW = 100
 """Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
@@ -116,7 +124,8 @@ class CallBridge:
         self._helpers = OwnedTasks()
         self._responses = Responses(voice)
         self._caller = CallerAudio(acs=acs, voice=voice, stats=self.stats)
-        self._greeted = False
+        self._session_ready = asyncio.Event()
+        """Set on the first ``session.updated``: the agent is configured and greets."""
         self._media: _Media | None = None
         """Set once the first media frame says which rate ACS uses."""
 
@@ -133,17 +142,19 @@ class CallBridge:
         media = self._media = self._start_media(rate)
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
         if rate != self._configured_rate:
-            await self._voice.session.update(
-                session=session_request(
+            await configure_session(
+                self._voice,
+                session_request(
                     self._profile,
                     media.codec,
                     self._transcription_model,
                     list(self._tools.values()),
-                )
+                ),
             )
         if isinstance(first, acs_media.AudioData):
             await self._caller.forward(media.codec, first, self._recorder)
         self._helpers.spawn(media.actions.time_limit(), "time-limit")
+        self._helpers.spawn(self._await_session(media), "session-watchdog")
         try:
             await _run_until_first_done(
                 caller=self._caller.pump(media.codec, media.keypad, self._recorder),
@@ -281,8 +292,8 @@ class CallBridge:
                 await media.actions.after_response(response_id)
             case ServerEventResponseFunctionCallArgumentsDone():
                 media.actions.on_tool_call(event)
-            case ServerEventSessionUpdated() if not self._greeted:
-                self._greeted = True
+            case ServerEventSessionUpdated() if not self._session_ready.is_set():
+                self._session_ready.set()
                 await self._voice.response.create(response=greeting_request(self._profile))
             case ServerEventResponseAudioTranscriptDone():
                 log.info("agent.transcript", item_id=event.item_id, text=event.transcript)
@@ -297,14 +308,33 @@ class CallBridge:
                     "voice_live.truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms
                 )
             case ServerEventError():
-                self.stats.voice_live_errors += 1
-                error = event.error
-                log.error(
-                    "voice_live.error",
-                    error_type=getattr(error, "type", None),
-                    code=getattr(error, "code", None),
-                    message=getattr(error, "message", None),
-                )
+                await self._on_error(media, event)
+
+    async def _on_error(self, media: _Media, event: ServerEventError) -> None:
+        """Most errors are Voice Live refusing one event, and the call goes on; a refused
+        ``session.update`` leaves no working agent, so the call ends."""
+        self.stats.voice_live_errors += 1
+        error = event.error
+        fields = {
+            "error_type": getattr(error, "type", None),
+            "code": getattr(error, "code", None),
+            "message": getattr(error, "message", None),
+            "param": getattr(error, "param", None),
+        }
+        if getattr(error, "event_id", None) != SESSION_UPDATE_EVENT_ID:
+            log.error("voice_live.error", **fields)
+            return
+        log.error("voice_live.session_rejected", **fields)
+        await media.actions.end_call("voice_session_unavailable", force=True)
+
+    async def _await_session(self, media: _Media) -> None:
+        """No ``session.updated`` in time: the agent will never speak, so end the call."""
+        try:
+            async with asyncio.timeout(SESSION_CONFIGURED_TIMEOUT_S):
+                await self._session_ready.wait()
+        except TimeoutError:
+            log.error("voice_live.session_not_configured", timeout_s=SESSION_CONFIGURED_TIMEOUT_S)
+            await media.actions.end_call("voice_session_unavailable", force=True)
 
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then

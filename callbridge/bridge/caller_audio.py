@@ -40,6 +40,7 @@ class CallerAudio:
         self._acs = acs
         self._voice = voice
         self._stats = stats
+        self._unknown_kinds: set[str] = set()
 
     async def first_message(self) -> FirstMessage | None:
         """ACS sends ``AudioMetadata`` first; tolerate its absence (then the rate is 16 kHz)."""
@@ -79,11 +80,16 @@ class CallerAudio:
     async def forward(
         self, codec: Codec, frame: acs_media.AudioData, recorder: CallRecorder | None
     ) -> None:
+        pcm = frame.pcm
+        if not pcm and frame.silent:
+            # Silence sent without its audio is still 20 ms of the caller's line: Voice Live's
+            # VAD must hear the pause.
+            pcm = codec.acs_silence
         if recorder is not None:
-            recorder.caller_audio(frame.pcm, silent=frame.silent)
+            recorder.caller_audio(pcm, silent=frame.silent)
         self._stats.caller_frames += 1
         self._stats.silent_frames += frame.silent
-        encoded = codec.encoder.encode(frame.pcm)
+        encoded = codec.encoder.encode(pcm)
         # A plain mapping through the SDK's send(): the typed model would cost ~15 µs per
         # 20 ms frame to build and serialise a two-key object.
         await self._voice.send(
@@ -103,7 +109,10 @@ class CallerAudio:
                 return None
             if isinstance(parsed, acs_media.Unknown):
                 self._stats.unknown_media += 1
-                log.info("acs.unknown_frame", kind=parsed.kind)
+                if parsed.kind not in self._unknown_kinds:
+                    # Once per kind: a kind ACS adds would otherwise log 50 lines a second.
+                    self._unknown_kinds.add(parsed.kind)
+                    log.info("acs.unknown_frame", kind=parsed.kind)
                 return None
             return parsed
         if message.type is aiohttp.WSMsgType.BINARY:

@@ -1,8 +1,13 @@
 """ACS media-streaming wire format: parse what ACS sends, build what we send back.
 
-Pure functions, no I/O. ACS sends JSON text frames whose key casing varies between SDKs
-and samples, so inbound keys (and the ``kind`` value) are matched case-insensitively.
-Outbound messages use the canonical camelCase shape of the ACS quickstarts.
+Pure functions, no I/O. Sources (examples in ``tests/conformance/acs/``): the Learn audio
+streaming quickstart and concept pages (AudioMetadata, AudioData, DtmfData, outbound AudioData
+and StopAudio), and the Call Automation SDKs' streaming parsers and their tests.
+
+A tolerant reader: ACS sends camelCase keys with PascalCase kinds, but the SDKs and samples
+disagree on casing, so inbound keys and the ``kind`` value are matched case-insensitively;
+fields the public record leaves open (DTMF spelling, a silent frame without audio) are read in
+every spelling seen. A strict writer: outbound messages use one documented shape each.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 ACS_RATES = (16000, 24000)
 """PCM16 sample rates ACS can stream at (``pcm16KMono``, ``pcm24KMono``)."""
@@ -52,6 +57,18 @@ class DtmfData:
     participant_raw_id: str | None
 
 
+MarkStatus = Literal["completed", "cancelled"]
+"""``completed``: the marked audio was played; ``cancelled``: ``StopAudio`` dropped it."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkData:
+    """ACS played (or dropped) the frame that carried ``mark_id`` (beta: ``marked_audio_data``)."""
+
+    mark_id: str
+    status: MarkStatus
+
+
 @dataclass(frozen=True, slots=True)
 class Unknown:
     """A well-formed message of a kind the bridge does not handle (transcription, marks...)."""
@@ -59,9 +76,30 @@ class Unknown:
     kind: str
 
 
-InboundMessage: TypeAlias = AudioMetadata | AudioData | DtmfData | Unknown
+InboundMessage: TypeAlias = AudioMetadata | AudioData | DtmfData | MarkData | Unknown
 
-_DTMF_DIGITS = frozenset("0123456789*#ABCD")
+_DTMF_KEYS = frozenset("0123456789*#ABCD")
+_DTMF_WORDS = {
+    # Call Automation's DtmfTone values (the callback events' spelling of keypad tones); the
+    # media stream's examples show the key itself ("3"), but none shows * or # either way.
+    **{
+        word: str(digit)
+        for digit, word in enumerate(
+            ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+        )
+    },
+    "asterisk": "*",
+    "star": "*",
+    "pound": "#",
+    "hash": "#",
+    **{letter.lower(): letter for letter in "ABCD"},
+}
+_MARK_STATUSES: dict[str, MarkStatus] = {
+    "completed": "completed",
+    "cancelled": "cancelled",
+    # .NET's MarkStatus enum says Cancelled; the American spelling is read too.
+    "canceled": "cancelled",
+}
 
 
 def parse(text: str | bytes) -> InboundMessage:
@@ -87,6 +125,8 @@ def parse(text: str | bytes) -> InboundMessage:
             return _audio_metadata(_body(message, "audiometadata"))
         case "dtmfdata":
             return _dtmf_data(_body(message, "dtmfdata"))
+        case "markdata":
+            return _mark_data(_body(message, "markdata"))
         case _:
             return Unknown(kind)
 
@@ -100,6 +140,25 @@ def audio_data_from_base64(data: str) -> str:
     """Build an outbound ``AudioData`` message from already base64-encoded PCM16."""
     # String concatenation: this runs 50 times a second per call; base64 needs no escaping.
     return '{"kind":"AudioData","audioData":{"data":"' + data + '"}}'
+
+
+def marked_audio_data(data: str, mark_id: str) -> str:
+    """An outbound ``AudioData`` message from base64 PCM16 that asks ACS to acknowledge it.
+
+    ACS answers ``MarkData`` with ``mark_id`` once the frame has played (``completed``) or when
+    ``StopAudio`` dropped it (``cancelled``). Beta: the only sender of marks in the public
+    record is the .NET Call Automation SDK (Azure/azure-sdk-for-net PR #52131, Dec 2025,
+    ``OutStreamingData.GetAudioDataForOutbound(audio, markId)``), whose default serializer writes
+    PascalCase with the mark inside AudioData; this is that shape, kept here and nowhere else so
+    a change at GA is one edit. No Learn page documents it yet.
+    """
+    return (
+        '{"Kind":"AudioData","AudioData":{"Data":"'
+        + data
+        + '","Mark":{"Id":'
+        + json.dumps(mark_id)
+        + "}}}"
+    )
 
 
 STOP_AUDIO = '{"kind":"StopAudio","audioData":null,"stopAudio":{}}'
@@ -127,7 +186,16 @@ def _optional_str(body: dict[str, Any], key: str) -> str | None:
 
 
 def _audio_data(body: dict[str, Any]) -> AudioData:
+    silent = body.get("silent", False)
+    if silent is None:
+        silent = False
+    if not isinstance(silent, bool):
+        raise WireError("audioData.silent is not a boolean")
     data = body.get("data")
+    if silent and not data:
+        # Silence may come without its audio (the .NET parser tolerates a missing data); it is
+        # still a frame of the caller's line, which the bridge fills with zeros.
+        data = ""
     if not isinstance(data, str):
         raise WireError("audioData.data is not a string")
     try:
@@ -136,11 +204,6 @@ def _audio_data(body: dict[str, Any]) -> AudioData:
         raise WireError("audioData.data is not base64") from exc
     if len(pcm) % 2:
         raise WireError("audioData.data is not whole PCM16 samples")
-    silent = body.get("silent", False)
-    if silent is None:
-        silent = False
-    if not isinstance(silent, bool):
-        raise WireError("audioData.silent is not a boolean")
     return AudioData(
         pcm=pcm,
         silent=silent,
@@ -172,7 +235,28 @@ def _audio_metadata(body: dict[str, Any]) -> AudioMetadata:
 
 
 def _dtmf_data(body: dict[str, Any]) -> DtmfData:
-    digit = body.get("data")
-    if not isinstance(digit, str) or digit.upper() not in _DTMF_DIGITS:
-        raise WireError(f"bad DTMF digit {digit!r}")
-    return DtmfData(digit=digit.upper(), participant_raw_id=_optional_str(body, "participantrawid"))
+    value = body.get("data")
+    key = _dtmf_key(value) if isinstance(value, str) else None
+    if key is None:
+        # Never echo the value: it may be part of a PIN.
+        raise WireError("bad DTMF digit (not a keypad key)")
+    return DtmfData(digit=key, participant_raw_id=_optional_str(body, "participantrawid"))
+
+
+def _dtmf_key(value: str) -> str | None:
+    """``value`` as a keypad key ("0"-"9", "*", "#", "A"-"D"): the key itself or its word."""
+    text = value.strip()
+    if text.upper() in _DTMF_KEYS:
+        return text.upper()
+    return _DTMF_WORDS.get(text.lower())
+
+
+def _mark_data(body: dict[str, Any]) -> MarkData:
+    mark_id = body.get("id")
+    if not isinstance(mark_id, str) or not mark_id:
+        raise WireError("markData.id is not a string")
+    status = body.get("status")
+    known = _MARK_STATUSES.get(status.lower()) if isinstance(status, str) else None
+    if known is None:
+        raise WireError(f"unknown markData.status {status!r}")
+    return MarkData(mark_id=mark_id, status=known)

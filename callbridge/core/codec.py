@@ -225,6 +225,11 @@ class Codec:
         return frame_bytes(self.acs_rate)
 
     @property
+    def acs_silence(self) -> bytes:
+        """One 20 ms ACS frame of silence."""
+        return bytes(frame_bytes(self.acs_rate))
+
+    @property
     def encoder_delay_ms(self) -> float:
         """Signal delay the encoder adds (ACS -> Voice Live)."""
         return self.encoder.delay_ms

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Literal
 
 from callbridge.core.jwt_policy import ACS_ISSUER, ACS_JWKS_URL
-from callbridge.core.profiles import Routing
+from callbridge.core.profiles import AgentProfile, Routing
+from callbridge.core.session_rules import default_transcription_model
 
 LogFormat = Literal["auto", "console", "json"]
 
@@ -24,8 +25,17 @@ class VoiceLiveSettings:
     model: str
     api_key: str | None = field(default=None, repr=False)
     """Without a key, Entra ID (``DefaultAzureCredential``) is used."""
-    transcription_model: str = "azure-speech"
+    transcription_model: str | None = None
+    """None: each profile's calls get the one their model takes (``core.session_rules``)."""
     connect_timeout_s: float = 10.0
+
+    def session_model(self, profile: AgentProfile) -> str | None:
+        """The model that answers ``profile``'s calls; None when its Voice Live agent does."""
+        return None if profile.agent is not None else profile.model or self.model
+
+    def transcription_model_for(self, profile: AgentProfile) -> str:
+        """The input transcription model of ``profile``'s sessions."""
+        return self.transcription_model or default_transcription_model(self.session_model(profile))
 
 
 @dataclass(frozen=True, slots=True)

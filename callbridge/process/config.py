@@ -23,6 +23,7 @@ from callbridge.core.profiles import (
     AudioFormat,
     Routing,
 )
+from callbridge.core.session_rules import supported_transcription_models
 from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
@@ -197,6 +198,37 @@ def _check_recording(reader: _Reader, settings: Settings) -> None:
         )
 
 
+def _model_setting(settings: Settings, profile: AgentProfile) -> str:
+    """The setting that chose ``profile``'s model or agent, as the operator wrote it."""
+    if profile.agent is not None:
+        return f"the routing file's profiles.{profile.name}.agent"
+    if profile.model is not None:
+        return f"the routing file's profiles.{profile.name}.model = {profile.model!r}"
+    return f"VOICE_LIVE_MODEL={settings.voice_live.model!r}"
+
+
+def _check_voice_live(reader: _Reader, settings: Settings) -> None:
+    """What Voice Live would refuse, found at start-up instead of on the first call."""
+    voice_live = settings.voice_live
+    for profile in settings.routing.profiles.values():
+        model = voice_live.session_model(profile)
+        supported = supported_transcription_models(model)
+        configured = voice_live.transcription_model
+        if configured is not None and configured not in supported:
+            takes = "agents take" if model is None else f"{model} takes"
+            reader.errors.append(
+                f"VOICE_LIVE_TRANSCRIPTION_MODEL={configured!r} does not work with "
+                f"{_model_setting(settings, profile)}: {takes} {', '.join(supported)} "
+                "(unset VOICE_LIVE_TRANSCRIPTION_MODEL to use the model's default)"
+            )
+        if profile.agent is not None and voice_live.api_key is not None:
+            reader.errors.append(
+                f"AZURE_VOICE_LIVE_API_KEY is set, but {_model_setting(settings, profile)} "
+                "needs Entra ID: Voice Live agents do not accept key authentication (unset "
+                "the key; callbridge then signs in with DefaultAzureCredential)"
+            )
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build and validate ``Settings`` from the environment.
 
@@ -212,8 +244,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         endpoint=endpoint,
         model=reader.text("VOICE_LIVE_MODEL", "gpt-realtime") or "gpt-realtime",
         api_key=reader.text("AZURE_VOICE_LIVE_API_KEY"),
-        transcription_model=reader.text("VOICE_LIVE_TRANSCRIPTION_MODEL", "azure-speech")
-        or "azure-speech",
+        transcription_model=reader.text("VOICE_LIVE_TRANSCRIPTION_MODEL"),
         connect_timeout_s=reader.number("VOICE_LIVE_CONNECT_TIMEOUT_S", 10.0, float, 0.1),
     )
     acs_endpoint = reader.required(
@@ -256,6 +287,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
     )
     _check_recording(reader, settings)
+    _check_voice_live(reader, settings)
+    if settings.auth.enabled and urlsplit(public_url).scheme == "http":
+        # Learn, "Secure webhook endpoint": "Your callback URI must be a public endpoint with a
+        # valid HTTPS certificate".
+        reader.errors.append(
+            "CALLBRIDGE_PUBLIC_URL must be an https:// URL: Call Automation does not call HTTP "
+            "endpoints (http:// is accepted with CALLBRIDGE_AUTH=off, for local development)"
+        )
     if reader.errors:
         raise ConfigError("invalid configuration:\n  - " + "\n  - ".join(reader.errors))
     return settings

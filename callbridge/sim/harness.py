@@ -119,7 +119,10 @@ class LocalStack:
         auth: bool = True,
         max_calls: int = 50,
         recordings_dir: Path | None = None,
+        transcription_model: str | None = None,
     ) -> None:
+        """``transcription_model``: ``VOICE_LIVE_TRANSCRIPTION_MODEL``, unchecked here (a stack
+        can be given one the emulator refuses, as Voice Live would)."""
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
             caller_transcripts=(
@@ -138,6 +141,7 @@ class LocalStack:
         self.auth = auth
         self.max_calls = max_calls
         self.recordings_dir = recordings_dir
+        self.transcription_model = transcription_model
         self.signing_key = secrets.token_bytes(32)
         self.webhook_secret = secrets.token_urlsafe(32)
         self.api_key = secrets.token_urlsafe(32)
@@ -147,7 +151,14 @@ class LocalStack:
 
     @property
     def ws_url(self) -> str:
+        """The media socket, dialled directly (not through the ingress)."""
         return "ws" + self.base_url.removeprefix("http") + "/ws"
+
+    @property
+    def public_url(self) -> str:
+        """Where ACS is told to reach the bridge: https, through the ingress the ACS stand-in
+        plays (``callbridge.sim.acs.ingress``), as Call Automation requires."""
+        return "https" + self.base_url.removeprefix("http")
 
     @property
     def webhook_url(self) -> str:
@@ -157,7 +168,10 @@ class LocalStack:
         """The bridge's settings for this stack (the Voice Live emulator at ``endpoint``)."""
         return Settings(
             voice_live=VoiceLiveSettings(
-                endpoint=endpoint, model="gpt-realtime", api_key=EMULATOR_KEY
+                endpoint=endpoint,
+                model="gpt-realtime",
+                api_key=EMULATOR_KEY,
+                transcription_model=self.transcription_model,
             ),
             acs=AcsSettings(
                 endpoint=self.acs.endpoint,
@@ -192,7 +206,7 @@ class LocalStack:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((LOOPBACK, 0))
             self.base_url = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
-            app = create_app(self.settings(endpoint, self.base_url))
+            app = create_app(self.settings(endpoint, self.public_url))
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.SockSite(self._runner, sock).start()

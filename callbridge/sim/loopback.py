@@ -37,7 +37,9 @@ def serve_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[st
         "ACS_RESOURCE_ID": acs.resource_id,
         "ACS_JWT_ISSUER": acs.issuer,
         "ACS_JWKS_URL": acs.jwks_url,
-        "CALLBRIDGE_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
+        # https, as Call Automation requires; the ACS stand-in plays the TLS-terminating
+        # ingress in front of the plain-HTTP port (callbridge.sim.acs.ingress).
+        "CALLBRIDGE_PUBLIC_URL": f"https://{LOOPBACK}:{port}",
         "CALLBRIDGE_HOST": LOOPBACK,
         "CALLBRIDGE_PORT": str(port),
         "CALLBRIDGE_SIGNING_KEY": secret,
@@ -50,4 +52,4 @@ def serve_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[st
 def signed_media_url(ws_url: str, signing_key: bytes, correlation_id: str, profile: str) -> str:
     """A media socket URL carrying a signed token for the call with ``correlation_id``."""
     token = mint_call_token(signing_key, call_key=correlation_id, profile=profile)
-    return f"{ws_url}?token={token}"
+    return f"{ws_url}/{token}"

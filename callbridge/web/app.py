@@ -42,6 +42,9 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_route("OPTIONS", "/api/incomingCall", cloud_events_handshake)
     app.router.add_post("/api/callbacks/{token}", callback)
     app.router.add_post("/api/calls", create_call)
+    app.router.add_get("/ws/{token}", media_socket)
+    # The old form, the token in the query string (``/ws?token=``): accepted for one more
+    # release, and logged as deprecated.
     app.router.add_get("/ws", media_socket)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -1,8 +1,10 @@
-"""``GET /ws``: ACS's media WebSocket. Authenticate, find the call's profile, bridge the call.
+"""``GET /ws/{token}``: ACS's media WebSocket. Authenticate, find the call's profile, bridge it.
 
 ACS dials this once the call is answered; the call is bridged as long as the socket lives. The
-request must carry ACS's signed JWT and the call token callbridge put in the ``transportUrl``;
-otherwise it is refused before the upgrade and nothing is started.
+request must carry ACS's signed JWT and the call token callbridge put in the ``transportUrl``'s
+path; otherwise it is refused before the upgrade and nothing is started. The old form,
+``/ws?token=`` (the token as a query parameter), is still accepted for one release, and logged
+as deprecated.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def _call_profile(
     """
     settings = replica.settings
     try:
-        claims = verify_call_token(request.query.get("token", ""), settings.auth.signing_key)
+        claims = verify_call_token(_call_token(request), settings.auth.signing_key)
         if settings.auth.enabled:
             claims.check_call(correlation_id)
     except AuthError as exc:
@@ -97,6 +99,20 @@ def _call_profile(
     except KeyError:
         log.error("media.unknown_profile", profile=claims.profile)
         raise web.HTTPForbidden(text="unknown profile") from None
+
+
+def _call_token(request: web.Request) -> str:
+    token = request.match_info.get("token")
+    if token is not None:
+        return token
+    legacy = request.query.get("token", "")
+    if legacy:
+        log.warning(
+            "media.deprecated_query_token",
+            detail="the call token is in the transportUrl's query string; callbridge now puts "
+            "it in the path (/ws/{token}), and the query form goes in the next release",
+        )
+    return legacy
 
 
 async def _bridge(
@@ -121,7 +137,7 @@ async def _bridge(
                 voice=voice,
                 profile=profile,
                 pacing=settings.pacing,
-                transcription_model=settings.voice_live.transcription_model,
+                transcription_model=settings.voice_live.transcription_model_for(profile),
                 actions=replica.control.actions(call_id),
                 configured_rate=configured_rate,
                 telemetry=telemetry,

@@ -26,6 +26,7 @@ from callbridge.sim.acs.events import (
     media_streaming_update,
     transfer_details,
 )
+from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.acs.options import MediaOptions
 from callbridge.sim.acs.payload import RAW_ID_PHONE_PREFIX, Identifier
 from callbridge.sim.acs.signing import MEDIA_TOKEN_LIFETIME_S
@@ -83,7 +84,7 @@ class CallFlows(CallState):
         """Open the media socket as ACS does, and run the call's audio until it closes."""
         assert self.call_connection_id is not None  # assigned at answer or create
         phone = Phone(
-            media.transport_url,
+            through_ingress(media.transport_url),
             script=self.party.script,
             sample_rate=media.sample_rate,
             headers={"Authorization": f"Bearer {self._media_token()}"},

@@ -26,6 +26,7 @@ from callbridge.sim.acs.events import (
     callback_event,
     incoming_call_event,
 )
+from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.acs.options import CallSetup
 from callbridge.sim.acs.payload import mask_number
 from callbridge.sim.acs.records import (
@@ -208,7 +209,7 @@ class CallState:
         async with self._post_lock:
             token = self._bearer(self._overrides.callback_token, CALLBACK_TOKEN_LIFETIME_S)
             headers = {"Authorization": f"Bearer {token}"}
-            posted = await self._env.poster.post_json(target, [event], headers)
+            posted = await self._env.poster.post_json(through_ingress(target), [event], headers)
             self.callbacks.append(
                 CallbackRecord(
                     type=event["type"],

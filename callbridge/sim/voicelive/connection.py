@@ -15,6 +15,7 @@ from callbridge.sim.validate import validate_client_event
 from callbridge.sim.voicelive.audio import InputDecoder, input_audio_format, output_audio_format
 from callbridge.sim.voicelive.conversation import Conversation, item_from_request, message_item
 from callbridge.sim.voicelive.protocol import (
+    DEFAULT_SPEECH_MS,
     DEFAULT_TURN_DETECTION,
     MIN_COMMIT_MS,
     Ids,
@@ -166,7 +167,12 @@ class Connection:
     # ------------------------------------------------------------------ session
 
     def _on_session_update(self, update: Mapping[str, Any]) -> None:
-        config = updated_session(self._record.config, update, input_locked=self._audio_appended)
+        config = updated_session(
+            self._record.config,
+            update,
+            input_locked=self._audio_appended,
+            agent=self._record.agent is not None,
+        )
         self._record.config = config
         self._apply_session_config()
         self._wire.emit({"type": "session.updated", "session": dict(config)})
@@ -175,7 +181,7 @@ class Connection:
         config = self._record.config
         self._record.offered_tools = function_tool_names(config.get("tools"))
         self._output_format = output_audio_format(config["output_audio_format"])
-        self._turn_detection = TurnDetection.from_session(config, self._settings.vad_min_speech_ms)
+        self._turn_detection = TurnDetection.from_session(config)
         if not self._audio_appended:
             # The input format is fixed once audio flows (session.update refuses changes).
             input_format = input_audio_format(
@@ -185,7 +191,7 @@ class Connection:
             self._vad = EnergyVad(
                 sample_rate=input_format.sample_rate,
                 threshold_rms=self._settings.vad_threshold_rms,
-                min_speech_ms=self._settings.vad_min_speech_ms,
+                min_speech_ms=DEFAULT_SPEECH_MS,
                 silence_ms=DEFAULT_TURN_DETECTION["silence_duration_ms"],
             )
         if self._turn_detection is not None:

@@ -57,7 +57,6 @@ class Settings:
     response_delay_ms: int
     chunk_pattern_ms: tuple[int, ...]
     vad_threshold_rms: float
-    vad_min_speech_ms: int
     transcription_delay_ms: int
     default_model: str
     allow_unknown_client_fields: bool
@@ -73,15 +72,68 @@ class Settings:
         return self._encoded_turns[key]
 
 
-DEFAULT_TURN_DETECTION: Final[Mapping[str, Any]] = {
-    "type": "server_vad",
+# Defaults of each turn_detection type, from the API reference 2026-07-15 (RealtimeServerVAD,
+# RealtimeAzureSemanticVAD); the how-to adds that from api-version 2026-04-10 on prefix padding
+# is 400 for server_vad and 420 for the azure_semantic_vad types (300 before).
+_COMMON_TURN_DETECTION: Final[Mapping[str, Any]] = {
     "threshold": 0.5,
-    "prefix_padding_ms": 300,
     "silence_duration_ms": 500,
     "create_response": True,
     "interrupt_response": True,
     "auto_truncate": False,
 }
+_SERVER_VAD: Final[Mapping[str, Any]] = {
+    "type": "server_vad",
+    **_COMMON_TURN_DETECTION,
+    "prefix_padding_ms": 400,
+}
+DEFAULT_SPEECH_MS: Final = 200
+"""server_vad's documented ``speech_duration_ms`` default: voiced ms before speech counts.
+Applied, never echoed: the SDK's ``ServerVad`` model has no such field, so a session carrying
+it would fail the SDK's own check."""
+_AZURE_SEMANTIC_VAD: Final[Mapping[str, Any]] = {
+    **_COMMON_TURN_DETECTION,
+    "prefix_padding_ms": 420,
+    "speech_duration_ms": 80,
+}
+DEFAULT_TURN_DETECTION: Final = _SERVER_VAD
+"""A session's turn detection until the client sets one (the how-to: "The default value is
+``server_vad``")."""
+
+
+def turn_detection_defaults(kind: object) -> Mapping[str, Any]:
+    """The documented defaults of the turn_detection ``type`` ``kind``."""
+    if isinstance(kind, str) and kind.startswith("azure_semantic_vad"):
+        return {**_AZURE_SEMANTIC_VAD, "type": kind}
+    return _SERVER_VAD
+
+
+# Which input transcription models a session model takes: the API reference 2026-07-15,
+# RealtimeAudioInputTranscriptionSettings.model. "Supported with gpt-realtime and
+# gpt-realtime-mini: whisper-1, gpt-4o-transcribe, gpt-4o-mini-transcribe,
+# gpt-4o-transcribe-diarize, mai-transcribe, mai-transcribe-2. Supported with all other models
+# and agents: azure-speech, mai-transcribe, and mai-transcribe-2." The older gpt-4o(-mini)-realtime
+# names count as the realtime family, as the SDK's own live tests treat them (whisper-1). The
+# error the service sends for another pair is not documented: this one says what it refuses.
+_REALTIME_FAMILY: Final = ("gpt-realtime", "gpt-4o-realtime", "gpt-4o-mini-realtime")
+_REALTIME_TRANSCRIPTION: Final = frozenset(
+    {
+        "whisper-1",
+        "gpt-4o-transcribe",
+        "gpt-4o-mini-transcribe",
+        "gpt-4o-transcribe-diarize",
+        "mai-transcribe",
+        "mai-transcribe-2",
+    }
+)
+_OTHER_TRANSCRIPTION: Final = frozenset({"azure-speech", "mai-transcribe", "mai-transcribe-2"})
+
+
+def transcription_models(model: str | None) -> frozenset[str]:
+    """What ``model`` (None: an agent session) takes as ``input_audio_transcription.model``."""
+    if model is not None and model.startswith(_REALTIME_FAMILY):
+        return _REALTIME_TRANSCRIPTION
+    return _OTHER_TRANSCRIPTION
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,14 +147,15 @@ class TurnDetection:
     interrupt_response: bool
 
     @classmethod
-    def from_session(cls, config: Mapping[str, Any], min_speech_ms: int) -> TurnDetection | None:
+    def from_session(cls, config: Mapping[str, Any]) -> TurnDetection | None:
         if not isinstance(config.get("turn_detection"), Mapping):
             return None
-        td = {**DEFAULT_TURN_DETECTION, **config["turn_detection"]}
+        kind = config["turn_detection"].get("type")
+        td = {**turn_detection_defaults(kind), **config["turn_detection"]}
         return cls(
             prefix_padding_ms=td["prefix_padding_ms"],
             silence_duration_ms=td["silence_duration_ms"],
-            min_speech_ms=td.get("speech_duration_ms", min_speech_ms),
+            min_speech_ms=td.get("speech_duration_ms", DEFAULT_SPEECH_MS),
             create_response=td["create_response"],
             interrupt_response=td["interrupt_response"],
         )
@@ -156,17 +209,38 @@ def function_tool_names(tools: object) -> tuple[str, ...]:
 
 
 def updated_session(
-    config: Mapping[str, Any], update: Mapping[str, Any], *, input_locked: bool
+    config: Mapping[str, Any], update: Mapping[str, Any], *, input_locked: bool, agent: bool
 ) -> dict[str, Any]:
     """``config`` with a ``session.update`` applied, or raise as the service would.
 
     ``input_locked``: audio has been appended, so the input format can no longer change.
+    ``agent``: the session talks to a Voice Live agent, which owns its instructions.
     """
+    if agent and update.get("instructions") is not None:
+        # The how-to: "The instructions property isn't supported when you're using a custom
+        # agent."
+        raise InvalidRequestError(
+            "invalid_value",
+            "instructions isn't supported when the session uses an agent",
+            "session.instructions",
+        )
     # null leaves a setting unchanged, except for features where null means "off".
     update = {k: v for k, v in update.items() if v is not None or k in _NULLABLE_SESSION_KEYS}
     merged = {**config, **update}
     if update.get("turn_detection") is not None:
-        merged["turn_detection"] = {**DEFAULT_TURN_DETECTION, **update["turn_detection"]}
+        kind = update["turn_detection"].get("type")
+        merged["turn_detection"] = {**turn_detection_defaults(kind), **update["turn_detection"]}
+    transcription = merged.get("input_audio_transcription")
+    if isinstance(transcription, Mapping):
+        model = None if agent else merged.get("model")
+        takes = transcription_models(model if isinstance(model, str) else None)
+        if transcription.get("model") not in takes:
+            raise InvalidRequestError(
+                "invalid_value",
+                f"input_audio_transcription.model {transcription.get('model')!r} is not supported"
+                f" with {'an agent' if agent else repr(model)}; use one of {sorted(takes)}",
+                "session.input_audio_transcription.model",
+            )
     if "input_audio_format" in update and "input_audio_sampling_rate" not in update:
         # The rate follows the format unless the client says otherwise.
         merged["input_audio_sampling_rate"] = (

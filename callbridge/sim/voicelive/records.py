@@ -145,6 +145,8 @@ class EmulatorSession:
     index: int
     model: str
     opened_at: float
+    agent: str | None = None
+    """The Voice Live agent (``agent-name``) the session talks to, if any."""
     client_request_id: str | None = None
     upgrade_requested_at: float | None = None
     closed_at: float | None = None

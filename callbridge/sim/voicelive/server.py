@@ -34,8 +34,6 @@ class VoiceLiveEmulator:
     ``response_delay_ms``: "model thinking" time before a response's first output.
     ``chunk_pattern_ms``: delta sizes in ms, cycled; deliberately irregular, not 20 ms aligned.
     ``vad_threshold_rms``: PCM16 RMS above which a 20 ms window counts as voiced.
-    ``vad_min_speech_ms``: voiced ms needed before speech counts (``speech_duration_ms`` in the
-    session's turn_detection overrides it).
     ``transcription_delay_ms``: delay of the caller transcription after the commit.
     ``allow_unknown_client_fields``: accept client fields the SDK models do not define.
     ``connect_delay_ms``: how long the WebSocket upgrade takes to complete once the request has
@@ -55,7 +53,6 @@ class VoiceLiveEmulator:
         response_delay_ms: int = 200,
         chunk_pattern_ms: Sequence[int] = (100, 60, 140),
         vad_threshold_rms: float = 400.0,
-        vad_min_speech_ms: int = 100,
         transcription_delay_ms: int = 150,
         model: str = "gpt-realtime",
         allow_unknown_client_fields: bool = False,
@@ -82,7 +79,6 @@ class VoiceLiveEmulator:
             response_delay_ms=response_delay_ms,
             chunk_pattern_ms=tuple(chunk_pattern_ms),
             vad_threshold_rms=vad_threshold_rms,
-            vad_min_speech_ms=vad_min_speech_ms,
             transcription_delay_ms=transcription_delay_ms,
             default_model=model,
             allow_unknown_client_fields=allow_unknown_client_fields,
@@ -216,6 +212,16 @@ class VoiceLiveEmulator:
         api_version = request.query.get("api-version")
         if api_version != API_VERSION:
             return _http_error(400, "BadRequest", f"unsupported api-version {api_version!r}")
+        agent = request.query.get("agent-name")
+        if (agent is None) != (request.query.get("agent-project-name") is None):
+            return _http_error(400, "BadRequest", "agent-name and agent-project-name go together")
+        if agent is not None and "api-key" in request.headers:
+            # The agents how-to: "Key-based authentication isn't supported in Agent mode." The
+            # service's exact refusal is not documented; an upgrade refused as unauthorized is
+            # what a client can tell apart.
+            return _http_error(
+                401, "Unauthorized", "key-based authentication isn't supported in agent mode"
+            )
         if self._connect_delay_s > 0 and await self._stopping_within(self._connect_delay_s):
             return _http_error(503, "ServiceUnavailable", "the emulator is shutting down")
         ws = web.WebSocketResponse(
@@ -227,6 +233,7 @@ class VoiceLiveEmulator:
         record = EmulatorSession(
             index=self._accepted,
             model=request.query.get("model", settings.default_model),
+            agent=agent,
             opened_at=time.monotonic(),
             client_request_id=client_request_id,
             upgrade_requested_at=requested_at,
