@@ -1,13 +1,15 @@
 """Reading the TOML files callbridge is configured with (routing) and tested with (scenarios).
 
-Both report every problem in a file at once, each as ``<file>: <dotted.key> = <value>: <what is
-wrong>``, so every mistake is fixed in one pass instead of one restart per mistake.
+Both report every problem in a file at once, each as ``<file>: <dotted.key>: <what is wrong>``
+(the routing file shows the value after the key: ``<dotted.key> = <value>``), so every mistake
+is fixed in one pass instead of one restart per mistake.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -56,14 +58,20 @@ def show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        if len(value) > _MAX_SHOWN:
-            value = value[: _MAX_SHOWN - 1] + "\N{HORIZONTAL ELLIPSIS}"
-        return json.dumps(value, ensure_ascii=False)
+        return json.dumps(shorten(value), ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(show(item) for item in value) + "]"
     if isinstance(value, dict):
         return "{...}"
     return str(value)
+
+
+def shorten(text: str) -> str:
+    """``text`` cut to at most 40 characters, an ellipsis at the cut, so that a long prompt
+    does not flood an error message."""
+    if len(text) > _MAX_SHOWN:
+        return text[: _MAX_SHOWN - 1] + "\N{HORIZONTAL ELLIPSIS}"
+    return text
 
 
 def did_you_mean(word: str, options: Sequence[str]) -> str:
@@ -77,8 +85,19 @@ def is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def is_finite_number(value: object) -> TypeGuard[int | float]:
+    """A number that is neither ``inf`` nor ``nan`` (both are TOML floats)."""
+    return is_number(value) and math.isfinite(value)
+
+
+def is_whole_number(value: object) -> TypeGuard[int]:
+    """An integer as written: neither ``true`` nor ``16000.0`` is one."""
+    return type(value) is int
+
+
 class Problems:
-    """Collects problems as ``<file>: <dotted.key> = <value>: <what is wrong>`` lines."""
+    """Collects problems as ``<file>: <dotted.key> = <value>: <what is wrong>`` lines (``add``),
+    or ``<file>: <where>: <what is wrong>`` where the caller writes out the place (``at``)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -90,7 +109,11 @@ class Problems:
     def add(self, key: Key, problem: str, *value: object) -> None:
         """Record ``problem`` at ``key``; a ``value``, if given, is shown after the key."""
         shown = "".join(f" = {show(item)}" for item in value[:1])
-        self.lines.append(f"{self.path}: {dotted(key)}{shown}: {problem}")
+        self.at(f"{dotted(key)}{shown}", problem)
+
+    def at(self, where: str, problem: str) -> None:
+        """Record ``problem`` at ``where``, a place already written out (``caller.steps[0]``)."""
+        self.lines.append(f"{self.path}: {where}: {problem}")
 
 
 class TomlReader:
