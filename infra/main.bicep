@@ -134,7 +134,7 @@ module aiServices 'modules/aiservices.bicep' = {
 }
 
 // Every module the app depends on is referenced through its outputs, so the app is created
-// after its identity holds AcrPull, Cognitive Services User and the ACS role.
+// after its identity holds AcrPull, Cognitive Services User, Foundry User and the ACS role.
 module app 'modules/containerapp.bicep' = {
   name: 'container-app'
   scope: rg

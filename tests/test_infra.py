@@ -79,17 +79,26 @@ IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
 # Built-in role definitions, by id (the names are only for messages).
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
+# Formerly "Azure AI User"; the rename kept the id (azure-ai-docs,
+# articles/foundry/includes/role-rename-note.md).
+FOUNDRY_USER = "53ca6127-db72-4b80-b1b0-d745d6d5456d"
 COMMUNICATION_AND_EMAIL_SERVICE_OWNER = "09976791-48a7-449e-bb21-39d1a415f350"
+# A known mix-up for Cognitive Services User: it does not cover Voice Live.
+COGNITIVE_SERVICES_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 BUILT_IN_ROLES = {
     ACR_PULL: "AcrPull",
     COGNITIVE_SERVICES_USER: "Cognitive Services User",
+    FOUNDRY_USER: "Foundry User",
     COMMUNICATION_AND_EMAIL_SERVICE_OWNER: "Communication and Email Service Owner",
 }
-# The app's identity and what it is given, on which resource type. "Cognitive Services OpenAI
-# User" (5e0bd9bd-...) is a known mix-up for Cognitive Services User: it does not cover Voice Live.
+# What Voice Live asks of the identity that calls it, on the account: "Assign the `Cognitive
+# Services User` and `Foundry User` roles to your user account or managed identity" (azure-ai-docs,
+# voice-live-how-to.md and voice-live-api-reference-2026-07-15.md).
+VOICE_LIVE_ROLES = (COGNITIVE_SERVICES_USER, FOUNDRY_USER)
+# The app's identity and what it is given, on which resource type.
 APP_ROLES = {
     (REGISTRY, ACR_PULL),
-    (AI_SERVICES, COGNITIVE_SERVICES_USER),
+    *((AI_SERVICES, role) for role in VOICE_LIVE_ROLES),
     (ACS, COMMUNICATION_AND_EMAIL_SERVICE_OWNER),
 }
 APP_PRINCIPAL = "identity.properties.principalId"
@@ -939,6 +948,27 @@ def test_role_assignments_use_known_built_in_roles(infra: Infra) -> None:
     extra = {(t, BUILT_IN_ROLES[r]) for t, r in found - APP_ROLES}
     assert not missing, f"the app's identity lacks roles: {sorted(missing)}"
     assert not extra, f"the app's identity has unexpected roles: {sorted(extra)}"
+
+
+def test_app_identity_holds_the_roles_voice_live_asks_for(infra: Infra) -> None:
+    on_account = []
+    for template, assignment in infra.resources(ROLE_ASSIGNMENT):
+        properties = assignment.config["properties"]
+        parameters = properties["roleDefinitionId"]["function"]["parameters"]
+        role = infra.evaluate(template, parameters["resource_name_1"])
+        assert role != COGNITIVE_SERVICES_OPENAI_USER, (
+            f"{template.name}: {assignment.symbol}: Cognitive Services OpenAI User does not cover "
+            "Voice Live; grant Cognitive Services User and Foundry User"
+        )
+        scope = template.resources[str(assignment.config["scope"])]
+        principal = infra.evaluate(template, properties["principalId"])
+        if scope.type == AI_SERVICES and principal == Unknown(APP_PRINCIPAL):
+            assert not assignment.has_condition, f"{assignment.symbol} must always be granted"
+            on_account.append(role)
+    assert sorted(on_account) == sorted(VOICE_LIVE_ROLES), (
+        "the app's identity must hold exactly Cognitive Services User and Foundry User on the "
+        f"AI Services account: {[BUILT_IN_ROLES.get(r, r) for r in on_account]}"
+    )
 
 
 def test_event_grid_system_topic_is_on_acs(infra: Infra) -> None:
