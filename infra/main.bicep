@@ -23,7 +23,7 @@ param callbridgeExists bool = false
 @description('Voice Live model (VOICE_LIVE_MODEL).')
 param voiceLiveModel string = 'gpt-realtime'
 
-@description('Voice Live voice (VOICE_LIVE_VOICE); empty keeps the app\'s default.')
+@description('Voice Live voice (VOICE_LIVE_VOICE); empty keeps the app\'s default HD voice, or gives en-US-AvaNeural where the AI Services region has no HD voices.')
 param voiceLiveVoice string = ''
 
 @description('E.164 number outbound calls come from (ACS_CALLER_ID); empty leaves outbound calling unconfigured.')
@@ -70,6 +70,35 @@ var tags = {
 }
 var serviceName = 'callbridge'
 var appName = 'ca-${serviceName}-${resourceToken}'
+var aiServicesRegion = empty(aiServicesLocation) ? location : aiServicesLocation
+
+// Azure HD voices (names with "DragonHD", like the app's default) work only in some regions.
+// The Voice Live how-to (MicrosoftDocs/azure-ai-docs,
+// articles/ai-services/speech-service/voice-live-how-to.md): "High definition voices are
+// currently supported in the following regions only: southeastasia, centralindia,
+// swedencentral, westeurope, eastus, eastus2, westus2". The Speech regions page also ticks
+// canadacentral and francecentral; only the seven both sources agree on are used here.
+var hdVoiceRegions = [
+  'southeastasia'
+  'centralindia'
+  'swedencentral'
+  'westeurope'
+  'eastus'
+  'eastus2'
+  'westus2'
+]
+var hdVoicesAvailable = contains(hdVoiceRegions, toLower(replace(aiServicesRegion, ' ', '')))
+// The app's default voice (DEFAULT_VOICE in callbridge/core/profiles.py), an HD voice, and the
+// standard Ava voice that replaces it where HD voices are not offered.
+var appDefaultVoice = 'en-US-Ava:DragonHDLatestNeural'
+var standardVoice = 'en-US-AvaNeural'
+var voiceIsHd = contains(toLower(empty(voiceLiveVoice) ? appDefaultVoice : voiceLiveVoice), 'dragonhd')
+// VOICE_LIVE_VOICE for the app ('' keeps its default). Outside the HD regions an HD voice
+// would fail the agent's first call, so there the app's default becomes the standard voice, and
+// an HD voice set on purpose stops the deployment. It depends on parameters only, so ARM can
+// evaluate it, and fail(), before creating anything.
+var hdVoiceError = 'VOICE_LIVE_VOICE=${voiceLiveVoice} is an HD voice, and HD voices are not offered in ${aiServicesRegion}, the region of the AI Services account. Set a standard voice (such as ${standardVoice}), or set AZURE_AI_SERVICES_LOCATION to one of: ${join(hdVoiceRegions, ', ')}.'
+var appVoice = (hdVoicesAvailable || !voiceIsHd) ? voiceLiveVoice : (empty(voiceLiveVoice) ? standardVoice : fail(hdVoiceError))
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-11-01' = {
   name: 'rg-${environmentName}'
@@ -126,7 +155,7 @@ module aiServices 'modules/aiservices.bicep' = {
   scope: rg
   params: {
     name: 'ais-${resourceToken}'
-    location: empty(aiServicesLocation) ? location : aiServicesLocation
+    location: aiServicesRegion
     tags: tags
     appPrincipalId: identity.outputs.principalId
     acsPrincipalId: grantAcsAiServicesAccess ? communication.outputs.principalId : ''
@@ -134,7 +163,7 @@ module aiServices 'modules/aiservices.bicep' = {
 }
 
 // Every module the app depends on is referenced through its outputs, so the app is created
-// after its identity holds AcrPull, Cognitive Services User and the ACS role.
+// after its identity holds AcrPull, Cognitive Services User, Foundry User and the ACS role.
 module app 'modules/containerapp.bicep' = {
   name: 'container-app'
   scope: rg
@@ -152,7 +181,7 @@ module app 'modules/containerapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     voiceLiveEndpoint: aiServices.outputs.endpoint
     voiceLiveModel: voiceLiveModel
-    voiceLiveVoice: voiceLiveVoice
+    voiceLiveVoice: appVoice
     acsHostName: communication.outputs.hostName
     acsImmutableResourceId: communication.outputs.immutableResourceId
     acsCallerId: acsCallerId
@@ -175,6 +204,8 @@ output AZURE_CONTAINER_REGISTRY_NAME string = registry.outputs.name
 output AZURE_CONTAINER_ENVIRONMENT_NAME string = app.outputs.environmentName
 output AZURE_USER_ASSIGNED_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_VOICE_LIVE_ENDPOINT string = aiServices.outputs.endpoint
+// The voice the app speaks with: shows when the standard voice replaced the HD default.
+output VOICE_LIVE_VOICE_DEPLOYED string = empty(appVoice) ? appDefaultVoice : appVoice
 output ACS_NAME string = communication.outputs.name
 output ACS_ENDPOINT string = 'https://${communication.outputs.hostName}'
 output ACS_RESOURCE_ID string = communication.outputs.immutableResourceId

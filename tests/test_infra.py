@@ -3,9 +3,10 @@
 No Bicep compiler can run here, so every Bicep file is parsed with pycep-parser and the
 properties the app depends on are checked on the parsed templates. Values are followed through
 parameters, variables, module parameters and module outputs (see ``Infra.evaluate``), with
-main.bicep's parameters taken from main.parameters.json's defaults, so a check sees what a
-default ``azd up`` would deploy. ``bicep build`` and ``azd provision --preview`` still belong in
-an online pipeline.
+main.bicep's parameters taken from main.parameters.json's defaults and the region azd asks for set
+to ``DEPLOY_REGION``, so a check sees what a default ``azd up`` would deploy there. A ``fail()``
+the deployment would reach raises ``DeploymentFailedError``. ``bicep build`` and
+``azd provision --preview`` still belong in an online pipeline.
 
 The POSIX hooks are also run, against stand-in ``az``, ``azd`` and ``curl`` executables, to check
 the commands they issue. The PowerShell hooks are checked as text (no PowerShell here).
@@ -27,6 +28,8 @@ from typing import Any, cast
 import pytest
 from pycep import BicepParser
 from pycep.models import BicepElement
+
+from callbridge.core.profiles import DEFAULT_VOICE
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
@@ -79,17 +82,26 @@ IDENTITY = "Microsoft.ManagedIdentity/userAssignedIdentities"
 # Built-in role definitions, by id (the names are only for messages).
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
 COGNITIVE_SERVICES_USER = "a97b65f3-24c7-4388-baec-2e87135dc908"
+# Formerly "Azure AI User"; the rename kept the id (azure-ai-docs,
+# articles/foundry/includes/role-rename-note.md).
+FOUNDRY_USER = "53ca6127-db72-4b80-b1b0-d745d6d5456d"
 COMMUNICATION_AND_EMAIL_SERVICE_OWNER = "09976791-48a7-449e-bb21-39d1a415f350"
+# A known mix-up for Cognitive Services User: it does not cover Voice Live.
+COGNITIVE_SERVICES_OPENAI_USER = "5e0bd9bd-7b93-4f28-af87-19fc36ad61bd"
 BUILT_IN_ROLES = {
     ACR_PULL: "AcrPull",
     COGNITIVE_SERVICES_USER: "Cognitive Services User",
+    FOUNDRY_USER: "Foundry User",
     COMMUNICATION_AND_EMAIL_SERVICE_OWNER: "Communication and Email Service Owner",
 }
-# The app's identity and what it is given, on which resource type. "Cognitive Services OpenAI
-# User" (5e0bd9bd-...) is a known mix-up for Cognitive Services User: it does not cover Voice Live.
+# What Voice Live asks of the identity that calls it, on the account: "Assign the `Cognitive
+# Services User` and `Foundry User` roles to your user account or managed identity" (azure-ai-docs,
+# voice-live-how-to.md and voice-live-api-reference-2026-07-15.md).
+VOICE_LIVE_ROLES = (COGNITIVE_SERVICES_USER, FOUNDRY_USER)
+# The app's identity and what it is given, on which resource type.
 APP_ROLES = {
     (REGISTRY, ACR_PULL),
-    (AI_SERVICES, COGNITIVE_SERVICES_USER),
+    *((AI_SERVICES, role) for role in VOICE_LIVE_ROLES),
     (ACS, COMMUNICATION_AND_EMAIL_SERVICE_OWNER),
 }
 APP_PRINCIPAL = "identity.properties.principalId"
@@ -112,6 +124,20 @@ SECRET_ENV = {
 }
 # Keys the app must never be given in Azure: it authenticates with its identity.
 KEY_ENV = {"AZURE_VOICE_LIVE_API_KEY", "ACS_CONNECTION_STRING", "ACS_ACCESS_KEY"}
+
+# The region azd asks for (AZURE_LOCATION, no default), as the checks deploy it: one with HD voices.
+DEPLOY_REGION = "eastus2"
+# Where Voice Live offers Azure HD voices ("DragonHD" in the name, like the app's DEFAULT_VOICE):
+# the Voice Live how-to's list. The Speech regions page also ticks canadacentral and
+# francecentral; the templates use only the regions both sources agree on.
+HD_VOICE_REGIONS = frozenset(
+    {"southeastasia", "centralindia", "swedencentral", "westeurope", "eastus", "eastus2", "westus2"}
+)
+NON_HD_REGIONS = ("canadacentral", "francecentral", "japaneast", "northeurope")
+# The standard (non-HD) Ava voice the app gets instead of its HD default outside those regions.
+STANDARD_VOICE = "en-US-AvaNeural"
+OTHER_HD_VOICE = "en-US-Andrew:DragonHDLatestNeural"
+VOICE_OUTPUT = "VOICE_LIVE_VOICE_DEPLOYED"
 
 # Container Apps' bounds on probe settings.
 PROBE_LIMITS = {
@@ -172,6 +198,10 @@ def unquote(key: str) -> str:
     if len(key) >= 2 and key[0] == key[-1] == "'":
         return key[1:-1]
     return key
+
+
+class DeploymentFailedError(Exception):
+    """The deployment would reach a ``fail(message)``: ARM stops it with that message."""
 
 
 @dataclass(frozen=True)
@@ -412,6 +442,8 @@ class Infra:
             return not value if isinstance(value, bool) else Unknown(f"!{value}")
         left = self.evaluate(template, operands.get("operand_1"))
         right = self.evaluate(template, operands.get("operand_2"))
+        if kind in {"and", "or"}:
+            return logical(kind, left, right)
         numbers = all(isinstance(v, int) and not isinstance(v, bool) for v in (left, right))
         if numbers and kind == "add":
             return left + right
@@ -444,6 +476,14 @@ class Infra:
             return max(args) if kind == "max" else min(args)
         if kind == "empty" and known:
             return len(args[0]) == 0
+        if kind == "contains" and known and isinstance(args[0], list | str):
+            return args[1] in args[0]  # case-sensitive, as in ARM
+        if kind == "to_lower" and known:
+            return str(args[0]).lower()
+        if kind == "replace" and known:
+            return str(args[0]).replace(str(args[1]), str(args[2]))
+        if kind == "fail":
+            raise DeploymentFailedError(str(args[0]))
         if kind == "concat" and known and all(isinstance(arg, list) for arg in args):
             return [item for arg in args for item in arg]
         if kind == "union" and all(isinstance(arg, dict) for arg in args):
@@ -452,6 +492,16 @@ class Infra:
                 merged.update(arg)
             return merged
         return Unknown(f"{kind}(...)")
+
+
+def logical(kind: str, left: Any, right: Any) -> bool | Unknown:
+    """``&&`` or ``||``: known when both sides are, or when one side decides it."""
+    deciding = kind == "or"  # True decides ||, False decides &&
+    if any(side is deciding for side in (left, right)):
+        return deciding
+    if isinstance(left, bool) and isinstance(right, bool):
+        return not deciding
+    return Unknown(f"{kind}({left}, {right})")
 
 
 def accessor_path(operator: dict[str, Any]) -> list[str] | None:
@@ -497,7 +547,7 @@ def infra() -> Infra:
         templates[template.name] = template
     assert "main.bicep" in templates, "infra/main.bicep is missing"
     parameters = json.loads(PARAMETERS_FILE.read_text())["parameters"]
-    return Infra(templates, parameters)
+    return Infra(templates, parameters, {"location": DEPLOY_REGION})
 
 
 @pytest.fixture(scope="session")
@@ -817,6 +867,86 @@ def test_optional_environment_is_set_when_given(infra: Infra) -> None:
     assert env["VOICE_LIVE_VOICE"]["value"] == "marin"
 
 
+def deployed_voice(infra: Infra) -> tuple[str | None, Any]:
+    """The app's VOICE_LIVE_VOICE (None when unset) and main.bicep's voice output."""
+    entry = container_env(infra).get("VOICE_LIVE_VOICE")
+    output = infra.evaluate(infra.main, infra.main.outputs[VOICE_OUTPUT]["value"])
+    return (None if entry is None else entry["value"]), output
+
+
+def in_region(infra: Infra, region: str, *, account_only: bool = False, **params: Any) -> Infra:
+    """Deployed with the AI Services account in ``region``: through the environment's region, or
+    through aiServicesLocation with the environment's region on the other side of the HD-voice
+    line, so that only the account's region can decide."""
+    if not account_only:
+        return infra.with_overrides(location=region, **params)
+    hd = region.replace(" ", "").lower() in HD_VOICE_REGIONS
+    elsewhere = NON_HD_REGIONS[0] if hd else DEPLOY_REGION
+    return infra.with_overrides(location=elsewhere, aiServicesLocation=region, **params)
+
+
+def test_hd_voice_rule_uses_the_documented_regions_and_voices(infra: Infra) -> None:
+    variables = infra.main.variables
+    regions = infra.evaluate(infra.main, variables["hdVoiceRegions"]["value"])
+    assert sorted(regions) == sorted(HD_VOICE_REGIONS), regions
+    assert infra.evaluate(infra.main, variables["appDefaultVoice"]["value"]) == DEFAULT_VOICE, (
+        "main.bicep must know the app's default voice to tell whether it is an HD voice"
+    )
+    assert "DragonHD" in DEFAULT_VOICE, "the app's default is no longer an HD voice: revisit"
+    assert infra.evaluate(infra.main, variables["standardVoice"]["value"]) == STANDARD_VOICE
+    assert DEPLOY_REGION in HD_VOICE_REGIONS
+    assert not HD_VOICE_REGIONS & set(NON_HD_REGIONS)
+
+
+@pytest.mark.parametrize("account_only", [False, True], ids=["location", "ai-services-location"])
+@pytest.mark.parametrize("region", sorted(HD_VOICE_REGIONS))
+def test_default_hd_voice_where_hd_voices_work(
+    infra: Infra, region: str, account_only: bool
+) -> None:
+    deployed = in_region(infra, region, account_only=account_only)
+    assert deployed_voice(deployed) == (None, DEFAULT_VOICE)
+    for voice in (DEFAULT_VOICE, OTHER_HD_VOICE, STANDARD_VOICE, "marin"):
+        configured = in_region(infra, region, account_only=account_only, voiceLiveVoice=voice)
+        assert deployed_voice(configured) == (voice, voice)
+
+
+@pytest.mark.parametrize("account_only", [False, True], ids=["location", "ai-services-location"])
+@pytest.mark.parametrize("region", NON_HD_REGIONS)
+def test_default_voice_falls_back_to_standard_outside_hd_regions(
+    infra: Infra, region: str, account_only: bool
+) -> None:
+    deployed = in_region(infra, region, account_only=account_only)
+    assert deployed_voice(deployed) == (STANDARD_VOICE, STANDARD_VOICE)
+    # A voice that is not an HD voice is kept as it is.
+    for voice in (STANDARD_VOICE, "en-GB-SoniaNeural", "marin"):
+        configured = in_region(infra, region, account_only=account_only, voiceLiveVoice=voice)
+        assert deployed_voice(configured) == (voice, voice)
+
+
+@pytest.mark.parametrize("account_only", [False, True], ids=["location", "ai-services-location"])
+@pytest.mark.parametrize("voice", [DEFAULT_VOICE, OTHER_HD_VOICE, "en-us-ava:dragonhdlatestneural"])
+@pytest.mark.parametrize("region", NON_HD_REGIONS)
+def test_configured_hd_voice_outside_hd_regions_fails_the_deployment(
+    infra: Infra, region: str, voice: str, account_only: bool
+) -> None:
+    deployed = in_region(infra, region, account_only=account_only, voiceLiveVoice=voice)
+    with pytest.raises(DeploymentFailedError) as failure:
+        container_env(deployed)
+    message = str(failure.value)
+    assert f"VOICE_LIVE_VOICE={voice} is an HD voice" in message
+    assert f"not offered in {region}," in message
+    assert STANDARD_VOICE in message
+    assert "AZURE_AI_SERVICES_LOCATION" in message
+    with pytest.raises(DeploymentFailedError):
+        deployed.evaluate(deployed.main, deployed.main.outputs[VOICE_OUTPUT]["value"])
+
+
+@pytest.mark.parametrize("spelling", ["East US 2", "EastUS2", "EASTUS2"])
+def test_hd_voice_regions_match_however_the_region_is_spelt(infra: Infra, spelling: str) -> None:
+    deployed = in_region(infra, spelling, account_only=True)
+    assert deployed_voice(deployed) == (None, DEFAULT_VOICE)
+
+
 def test_secrets_reach_the_app_by_secret_reference(
     infra: Infra, app: tuple[Template, Resource]
 ) -> None:
@@ -939,6 +1069,27 @@ def test_role_assignments_use_known_built_in_roles(infra: Infra) -> None:
     extra = {(t, BUILT_IN_ROLES[r]) for t, r in found - APP_ROLES}
     assert not missing, f"the app's identity lacks roles: {sorted(missing)}"
     assert not extra, f"the app's identity has unexpected roles: {sorted(extra)}"
+
+
+def test_app_identity_holds_the_roles_voice_live_asks_for(infra: Infra) -> None:
+    on_account = []
+    for template, assignment in infra.resources(ROLE_ASSIGNMENT):
+        properties = assignment.config["properties"]
+        parameters = properties["roleDefinitionId"]["function"]["parameters"]
+        role = infra.evaluate(template, parameters["resource_name_1"])
+        assert role != COGNITIVE_SERVICES_OPENAI_USER, (
+            f"{template.name}: {assignment.symbol}: Cognitive Services OpenAI User does not cover "
+            "Voice Live; grant Cognitive Services User and Foundry User"
+        )
+        scope = template.resources[str(assignment.config["scope"])]
+        principal = infra.evaluate(template, properties["principalId"])
+        if scope.type == AI_SERVICES and principal == Unknown(APP_PRINCIPAL):
+            assert not assignment.has_condition, f"{assignment.symbol} must always be granted"
+            on_account.append(role)
+    assert sorted(on_account) == sorted(VOICE_LIVE_ROLES), (
+        "the app's identity must hold exactly Cognitive Services User and Foundry User on the "
+        f"AI Services account: {[BUILT_IN_ROLES.get(r, r) for r in on_account]}"
+    )
 
 
 def test_event_grid_system_topic_is_on_acs(infra: Infra) -> None:

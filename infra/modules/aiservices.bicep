@@ -16,9 +16,18 @@ param appPrincipalId string
 @description('Principal id of the Communication Services resource\'s own identity; empty grants it nothing.')
 param acsPrincipalId string = ''
 
-// Built-in role: Cognitive Services User (data-plane access, Voice Live included). Not
-// "Cognitive Services OpenAI User" (5e0bd9bd-...), which does not cover Voice Live.
+// Built-in roles, by id. Voice Live with Entra ID asks for both, on the account: "Assign the
+// `Cognitive Services User` and `Foundry User` roles to your user account or managed identity"
+// (MicrosoftDocs/azure-ai-docs, articles/ai-services/speech-service/voice-live-how-to.md and
+// voice-live-api-reference-2026-07-15.md).
+// - Cognitive Services User: id from MicrosoftDocs/azure-docs,
+//   articles/role-based-access-control/built-in-roles/ai-machine-learning.md.
+// - Foundry User, formerly "Azure AI User": id from azure-ai-docs,
+//   articles/ai-foundry/concepts/rbac-azure-ai-foundry.md; the rename kept the id
+//   (articles/foundry/includes/role-rename-note.md).
+// Not "Cognitive Services OpenAI User" (5e0bd9bd-...): it does not cover Voice Live.
 var cognitiveServicesUserRoleId = 'a97b65f3-24c7-4388-baec-2e87135dc908'
+var foundryUserRoleId = '53ca6127-db72-4b80-b1b0-d745d6d5456d'
 
 resource account 'Microsoft.CognitiveServices/accounts@2025-06-01' = {
   name: name
@@ -38,13 +47,23 @@ resource account 'Microsoft.CognitiveServices/accounts@2025-06-01' = {
   }
 }
 
-resource appUsesVoiceLive 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+resource appIsCognitiveServicesUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, appPrincipalId, cognitiveServicesUserRoleId)
   scope: account
   properties: {
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', cognitiveServicesUserRoleId)
+  }
+}
+
+resource appIsFoundryUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, foundryUserRoleId)
+  scope: account
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', foundryUserRoleId)
   }
 }
 

@@ -1,6 +1,6 @@
 // The app's user-assigned identity. User-assigned rather than system-assigned so that its role
-// assignments (AcrPull, Cognitive Services User, ACS) exist before the first revision pulls
-// and starts: a system identity would only exist once the app does.
+// assignments (AcrPull, Cognitive Services User and Foundry User, ACS) exist before the first
+// revision pulls and starts: a system identity would only exist once the app does.
 
 @description('Name of the user-assigned identity.')
 param name string
