@@ -305,9 +305,9 @@ async def test_incoming_call_answered_runs_media_and_signed_callbacks(
     assert socket.metadata["sampleRate"] == 24000
     assert socket.frames > 5
     # The record.
-    assert (call.direction, call.outcome, call.ended_by) == ("inbound", "answered", "caller")
+    assert (call.direction, call.outcome, call.disconnect) == ("inbound", "answered", "caller")
     assert call.media is not None
-    assert (call.media.sample_rate, call.media.ended_by) == (24000, "phone")
+    assert (call.media.sample_rate, call.media.closed_by) == (24000, "phone")
 
 
 @pytest.mark.parametrize(("everyone", "ended_by"), [(True, "app_terminate"), (False, "app_hangup")])
@@ -334,9 +334,9 @@ async def test_app_hang_up_ends_the_call(
     assert missing.value.error is not None
     assert missing.value.error.code == "8522"
     await call.wait_ended(WAIT_S)
-    assert call.ended_by == ended_by
+    assert call.disconnect == ended_by
     assert call.media is not None
-    assert call.media.ended_by == "remote"
+    assert call.media.closed_by == "network"
     assert call.callback_names == [*CONNECTED_FLOW, "CallDisconnected"]
     assert [(op.name, op.status) for op in call.operations] == [
         ("answer", 200),
@@ -398,7 +398,7 @@ async def test_event_grid_batch_of_two_calls(standin: AcsStandin, app: App, webh
     assert delivery.status == 200
     for call in calls:
         await call.wait_ended(WAIT_S)
-        assert (call.outcome, call.ended_by) == ("answered", "caller")
+        assert (call.outcome, call.disconnect) == ("answered", "caller")
     assert len({call.call_connection_id for call in calls}) == 2
     assert len(app.deliveries) == 1
 
@@ -443,9 +443,9 @@ async def test_transfer_is_accepted_and_takes_the_caller_away(
     accepted = call.callbacks[2].event["data"]
     assert accepted["operationContext"] == "to-sales"
     assert accepted["transferTarget"]["rawId"] == f"4:{TRANSFER_TO}"
-    assert (call.transfer_target, call.ended_by) == (f"4:{TRANSFER_TO}", "transfer")
+    assert (call.transfer_target, call.disconnect) == (f"4:{TRANSFER_TO}", "transfer")
     assert call.media is not None
-    assert call.media.ended_by == "remote"
+    assert call.media.closed_by == "network"
 
 
 async def test_injected_transfer_failure_keeps_the_call(
@@ -467,7 +467,7 @@ async def test_injected_transfer_failure_keeps_the_call(
     await connection.hang_up(is_for_everyone=True)
     await call.wait_ended(WAIT_S)
     assert call.transfer_target == f"4:{TRANSFER_TO}"
-    assert call.ended_by == "app_terminate"
+    assert call.disconnect == "app_terminate"
 
 
 async def test_refused_media_socket_reports_failure_and_call_stays_up(
@@ -527,7 +527,7 @@ async def test_create_call_callee_answers_and_media_flows(
     call = await create_call(app, standin, CALLEE, audio_format)
     await call.wait_ended(WAIT_S)
 
-    assert (call.direction, call.outcome, call.ended_by) == ("outbound", "answered", "caller")
+    assert (call.direction, call.outcome, call.disconnect) == ("outbound", "answered", "caller")
     assert (call.from_number, call.to_number) == (standin.acs_number, CALLEE)
     assert call.request_body is not None
     assert call.request_body["targets"][0]["rawId"] == f"4:{CALLEE}"
@@ -684,5 +684,5 @@ async def test_stop_ends_a_live_call_and_leaves_no_task(app: App, webhook: str) 
             call = await answered_call(acs, webhook, hangup_after_s=LONG_CALL_S)
             await acs.stop()
     assert call.ended
-    assert call.ended_by == "shutdown"
+    assert call.disconnect == "shutdown"
     assert [t for t in asyncio.all_tasks() if t.get_name().startswith("acs-")] == []

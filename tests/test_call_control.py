@@ -164,7 +164,7 @@ async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> Non
     assert report.tool_calls == ["end_call"]
     # The goodbye played to its end before the hang-up.
     assert result.record.spurts[-1].end == "drained"
-    assert sim.ended_by == "app_terminate"
+    assert sim.disconnect == "app_terminate"
     goodbye = result.record.spurts[-1]
     assert sim.ended_at is not None
     assert goodbye.ended_at is not None
@@ -255,7 +255,7 @@ async def test_transfer_hands_the_caller_over_after_the_agent_speaks() -> None:
         result = await local.call([Say(LINE, AfterAgentDone(pause_ms=300))], hangup_after_s=10)
     sim = result.acs
     assert sim is not None
-    assert (sim.transfer_target, sim.ended_by) == (f"4:{HUMAN}", "transfer")
+    assert (sim.transfer_target, sim.disconnect) == (f"4:{HUMAN}", "transfer")
     assert "CallTransferAccepted" in sim.callback_names
     assert result.record.spurts[-1].end == "drained"
     assert json.loads(result.session.tool_calls[0].output or "") == {"status": "transferred"}
@@ -273,7 +273,7 @@ async def test_failed_transfer_is_reported_to_the_model_and_the_call_goes_on() -
     sim = result.acs
     assert sim is not None
     assert "CallTransferFailed" in sim.callback_names
-    assert sim.ended_by == "caller"
+    assert sim.disconnect == "caller"
     # The agent was told and spoke again: greeting, "transferring", "sorry".
     assert [spurt.end for spurt in result.record.spurts] == ["drained"] * 3
 
@@ -391,10 +391,10 @@ async def test_a_session_update_voice_live_refuses_ends_the_call_at_once() -> No
     assert [line["param"] for line in rejected] == ["session.input_audio_transcription.model"]
     ending = [line for line in logs if line["event"] == "call.hanging_up"]
     assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
-    assert sim.ended_by == "app_terminate"
+    assert sim.disconnect == "app_terminate"
     assert sim.media is not None
     assert sim.media.spurts == []  # nothing was said: no greeting from a broken session
-    assert sim.media.ended_by == "remote"  # ACS ended it, not the phone giving up
+    assert sim.media.closed_by == "network"  # ACS ended it, not the phone giving up
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:
@@ -404,7 +404,7 @@ async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_end
         sim = await ended(await local.ring([], media_token=bad))
     assert sim.media is None
     assert "MediaStreamingFailed" in sim.callback_names
-    assert sim.ended_by == "app_terminate"
+    assert sim.disconnect == "app_terminate"
 
 
 async def test_callbacks_refuse_forged_tokens_and_replayed_call_tokens() -> None:
@@ -441,7 +441,7 @@ async def test_callbacks_refuse_forged_tokens_and_replayed_call_tokens() -> None
                     statuses.append(response.status)
         await ended(sim)
     assert statuses == [401, 401, 401, 401]
-    assert sim.ended_by == "caller"
+    assert sim.disconnect == "caller"
 
 
 async def test_webhook_without_the_secret_answers_nothing() -> None:

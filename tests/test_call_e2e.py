@@ -13,6 +13,7 @@ import json
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.harness import CallResult, LocalStack
@@ -142,7 +143,7 @@ async def test_voice_live_errors_and_malformed_events_do_not_end_the_call() -> N
             await session.send_raw(raw)
         result = await call
     assert [s.end for s in result.record.spurts] == ["drained", "drained"]
-    assert result.record.ended_by == "phone"
+    assert result.record.closed_by == "phone"
 
 
 async def test_malformed_acs_frames_do_not_end_the_call() -> None:
@@ -190,6 +191,44 @@ async def test_malformed_acs_frames_do_not_end_the_call() -> None:
     assert got_audio
 
 
+async def test_what_the_public_record_leaves_open_is_read_tolerantly() -> None:
+    """Silence without its audio is forwarded as silence, a DTMF word is a key, and each
+    unknown kind is logged once however often it comes: the call goes on."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        with capture_logs() as logs:
+            async with asyncio.timeout(CALL_TIMEOUT_S):
+                ws = await http.ws_connect(
+                    local.media_url("corr-tolerant"),
+                    headers={
+                        "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
+                        "x-ms-call-connection-id": "tolerant-reader",
+                        "x-ms-call-correlation-id": "corr-tolerant",
+                    },
+                )
+                await ws.send_str(
+                    '{"kind":"AudioMetadata","audioMetadata":{"sampleRate":16000,"channels":1}}'
+                )
+                for message in (
+                    '{"kind":"AudioData","audioData":{"silent":true}}',
+                    '{"Kind":"AudioData","AudioData":{"Data":"","Silent":true}}',
+                    '{"kind":"TranscriptionData","transcriptionData":{}}',
+                    '{"kind":"TranscriptionData","transcriptionData":{}}',
+                    '{"kind":"DtmfMetadata","dtmfMetadata":{}}',
+                    '{"kind":"DtmfData","dtmfData":{"data":"pound"}}',
+                ):
+                    await ws.send_str(message)
+                await ws.close()  # the bridge reads what was sent before the close
+                await local.emulator.wait_all_closed()
+    unknown = [line["kind"] for line in logs if line["event"] == "acs.unknown_frame"]
+    assert unknown == ["TranscriptionData", "DtmfMetadata"]
+    ended = next(line for line in logs if line["event"] == "call.ended")
+    assert (ended["caller_frames"], ended["silent_frames"], ended["dtmf_digits"]) == (2, 2, 1)
+    assert ended["malformed_media"] == 0
+    session = local.emulator.sessions[0]
+    appended = [e for e in session.events if e.type == "input_audio_buffer.append"]
+    assert [e.fields["audio_bytes"] for e in appended] == [160, 160]  # 20 ms of 8 kHz mu-law
+
+
 async def test_voice_live_hanging_up_ends_the_call() -> None:
     """When Voice Live closes the session, the bridge hangs the call up: no dead air."""
     async with stack() as local:
@@ -199,8 +238,8 @@ async def test_voice_live_hanging_up_ends_the_call() -> None:
         await session.close()
         result = await call
     assert result.acs is not None
-    assert result.acs.ended_by == "app_terminate"
-    assert result.record.ended_by in ("remote", "bridge")
+    assert result.acs.disconnect == "app_terminate"
+    assert result.record.closed_by in ("network", "bridge")
 
 
 async def test_phone_sees_canonical_media_messages_only() -> None:

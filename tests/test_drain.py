@@ -162,7 +162,7 @@ class DrainRun:
             (self.ready_draining.at, f"readyz {self.ready_draining.body}"),
             (self.busy.ended_at, f"new call {self.busy.outcome} ({self.busy.reject_reason})"),
             (self.session.closed_at, "Voice Live session closed"),
-            (self.call.ended_at, f"ACS: call ended by {self.call.ended_by}"),
+            (self.call.ended_at, f"ACS: call ended by {self.call.disconnect}"),
             (self.exited_at, f"process exited with {self.returncode}"),
         ]
         rows += [(op.at, f"ACS REST {op.name} {op.status}") for op in self.operations]
@@ -175,7 +175,7 @@ class DrainRun:
             for spurt in media.spurts:
                 rows.append((spurt.started_at, f"phone: spurt {spurt.index} starts"))
                 rows.append((spurt.ended_at, f"phone: spurt {spurt.index} {spurt.end}"))
-            rows.append((media.ws_closed_at, f"phone: {media.ended_by} {media.close_code}"))
+            rows.append((media.ws_closed_at, f"phone: {media.closed_by} {media.close_code}"))
         return "\n".join(
             f"{at - t0:+8.3f}s  {what}"
             for at, what in sorted(rows, key=lambda row: row[0] or 0.0)
@@ -307,7 +307,7 @@ async def run_drain() -> DrainRun:
             during = Snapshot(
                 at=time.monotonic(),
                 state=call.state,
-                ended_by=call.ended_by,
+                ended_by=call.disconnect,
                 voice_live_closed=session.is_closed,
                 process_running=process.returncode is None,
             )
@@ -490,7 +490,7 @@ def test_the_goodbye_is_heard_in_full_before_acs_hangs_up(drain: DrainRun) -> No
     assert terminate.status == 204
     assert goodbye.ended_at is not None
     assert goodbye.ended_at <= terminate.at
-    assert drain.call.ended_by == "app_terminate"
+    assert drain.call.disconnect == "app_terminate"
     (ended,) = drain.logged("call.ended")
     assert ended["ended_by"] == "shutdown"
 
@@ -505,14 +505,14 @@ def test_voice_live_and_the_media_socket_are_closed(drain: DrainRun) -> None:
     assert drain.acs_task_errors == []
     # The bridge hangs up through ACS first, then closes the media socket with 1001. ACS ends
     # the call on the terminate request itself, before answering it, so the stand-in drops
-    # the media stream (the phone is ended "remote") before the bridge even has the reply:
+    # the media stream (the phone is ended "network") before the bridge even has the reply:
     # always. The phone then closes the socket with 1000 while the bridge, once it has the
     # reply, closes it with 1001: the two close frames race between two processes. Mostly
     # the phone's arrives first and the bridge echoes 1000 (its close(1001) then finds the
     # socket closed); sometimes (about 1 run in 10) they cross and the phone records the
     # bridge's 1001. Either way the bridge received the phone's 1000: a clean close, never
     # an abnormal one (1006).
-    assert media.ended_by == "remote"
+    assert media.closed_by == "network"
     assert media.ws_closed_at >= terminate.at
     assert media.close_code in (1000, 1001)
     (hung_up,) = drain.logged("call.media_closed_by_bridge")

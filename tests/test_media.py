@@ -79,6 +79,53 @@ class TestInbound:
         parsed = acs_media.parse('{"kind":"DtmfData","dtmfData":{"data":"#"}}')
         assert parsed == acs_media.DtmfData("#", None)
 
+    @pytest.mark.parametrize(
+        ("data", "key"),
+        [
+            ("5", "5"),
+            ("#", "#"),
+            ("*", "*"),
+            ("d", "D"),
+            ("pound", "#"),
+            ("Asterisk", "*"),
+            ("a", "A"),
+            ("nine", "9"),
+        ],
+    )
+    def test_dtmf_is_read_as_a_symbol_or_as_the_word_callbacks_use(
+        self, data: str, key: str
+    ) -> None:
+        """The stream's examples show the key ("3"); callback events spell tones as words
+        (DtmfTone: pound, asterisk, a-d, zero-nine). Both read as the key."""
+        parsed = acs_media.parse(json.dumps({"kind": "DtmfData", "dtmfData": {"data": data}}))
+        assert parsed == acs_media.DtmfData(key, None)
+
+    @pytest.mark.parametrize("body", [{"silent": True}, {"silent": True, "data": ""}])
+    def test_silence_may_come_without_its_audio(self, body: dict[str, object]) -> None:
+        """A silent frame without data is still a frame of the line (the bridge fills it)."""
+        parsed = acs_media.parse(json.dumps({"kind": "AudioData", "audioData": body}))
+        assert parsed == acs_media.AudioData(b"", True, None, None)
+
+    def test_sound_may_not_come_without_its_audio(self) -> None:
+        with pytest.raises(acs_media.WireError, match="not a string"):
+            acs_media.parse('{"kind": "AudioData", "audioData": {"silent": false}}')
+
+    @pytest.mark.parametrize(
+        ("status", "read_as"),
+        [
+            ("completed", "completed"),
+            ("Completed", "completed"),
+            ("cancelled", "cancelled"),
+            ("canceled", "cancelled"),
+        ],
+    )
+    def test_mark_data(self, status: str, read_as: str) -> None:
+        """ACS's answer to a marked frame (the .NET SDK's parser test shape)."""
+        parsed = acs_media.parse(
+            json.dumps({"Kind": "MarkData", "MarkData": {"Id": "m7", "Status": status}})
+        )
+        assert parsed == acs_media.MarkData("m7", read_as)  # type: ignore[arg-type]
+
     def test_unknown_kind_is_not_an_error(self) -> None:
         """Kinds the bridge does not use are reported as Unknown, not rejected."""
         assert acs_media.parse('{"kind":"TranscriptionData","transcriptionData":{}}') == (
@@ -102,6 +149,9 @@ class TestInbound:
             ('{"kind": "AudioMetadata", "audioMetadata": {"encoding": "opus"}}', "encoding"),
             ('{"kind": "AudioMetadata", "audioMetadata": {"length": "640"}}', "length"),
             ('{"kind": "DtmfData", "dtmfData": {"data": "x"}}', "DTMF"),
+            ('{"kind": "DtmfData", "dtmfData": {"data": "hash sign"}}', "DTMF"),
+            ('{"kind": "MarkData", "markData": {"status": "completed"}}', "markData.id"),
+            ('{"kind": "MarkData", "markData": {"id": "m1", "status": "played"}}', "status"),
         ],
     )
     def test_malformed_frames_raise_wire_error(self, text: str | bytes, reason: str) -> None:
@@ -111,6 +161,14 @@ class TestInbound:
 
 
 class TestOutbound:
+    def test_a_marked_frame_has_the_dotnet_sdks_shape(self) -> None:
+        """Marks ride inside AudioData as Mark.Id, PascalCase (OutStreamingData, beta)."""
+        message = acs_media.marked_audio_data(b64(PCM), "m1")
+        assert json.loads(message) == {
+            "Kind": "AudioData",
+            "AudioData": {"Data": b64(PCM), "Mark": {"Id": "m1"}},
+        }
+
     def test_audio_data_is_canonical_json(self) -> None:
         """Outbound audio uses the canonical shape with base64 PCM."""
         assert json.loads(acs_media.audio_data(PCM)) == {

@@ -160,6 +160,19 @@ class TestLedger:
         cut = core.flush(T0 + 1.03)
         assert [(h.item_id, round(h.heard_ms)) for h in cut] == [("b", 30)]
 
+    def test_a_stall_longer_than_the_playout_delay_keeps_what_was_heard_before_it(self) -> None:
+        """The grid re-anchors after a 300 ms stall mid-item; a barge-in after it still counts
+        the audio heard before the stall (the item is not forgotten as played out)."""
+        core = PacerCore(lead_ms=40, playout_delay_ms=60)
+        fill(core, frames("a", 100))
+        poll_until(core, T0, T0 + 0.6)  # released frames due up to T0 + 0.64: 660 ms
+        core.poll(T0 + 0.94)  # the loop stalled 300 ms: re-anchored at T0 + 0.94
+        assert core.stats.reanchors == 1
+        poll_until(core, T0 + 0.94, T0 + 1.14)
+        cut = core.flush(T0 + 1.14)
+        # 660 ms before the stall, then 200 ms since the new anchor less the playout delay.
+        assert [(h.item_id, round(h.heard_ms)) for h in cut] == [("a", 660 + 140)]
+
     def test_partial_last_frame_counts_only_its_real_audio(self) -> None:
         """A padded final frame adds only the audio it carries to the heard position."""
         core = PacerCore(lead_ms=0, playout_delay_ms=0)

@@ -232,7 +232,7 @@ def test_dtmf_and_hangup(protocol_call: tuple[CallRecord, FakeBridge]) -> None:
     assert kinds.index("DtmfData") == 1 + 20  # after the metadata and frames 0..19
     assert bridge.received[kinds.index("DtmfData")][1] == acs_media.DtmfData("5", "4:+15555550100")
     assert record.frames_sent == 30  # frames 0..29: hang-up at 0.4 s + 0.2 s
-    assert (record.ended_by, record.close_code) == ("phone", 1000)
+    assert (record.closed_by, record.close_code) == ("phone", 1000)
     assert record.bad_message_count == 0
 
 
@@ -314,7 +314,7 @@ def test_after_agent_done_waits_for_the_pause(barge_call: tuple[CallRecord, Fake
     assert started is not None
     assert ended is not None
     assert REPLY_PAUSE_MS / 1000 <= started - ended < REPLY_PAUSE_MS / 1000 + FRAME_S
-    assert (record.ended_by, record.bad_message_count, record.late_frames) == ("phone", 0, 0)
+    assert (record.closed_by, record.bad_message_count, record.late_frames) == ("phone", 0, 0)
 
 
 def test_jitter_is_small_when_paced_and_large_when_burst(
@@ -421,7 +421,7 @@ def test_stop_with_nothing_queued_cuts_nothing(irregular_call: CallRecord) -> No
 
 def test_bridge_close_ends_the_call(irregular_call: CallRecord) -> None:
     """When the bridge closes the socket, the record says so with its close code."""
-    assert (irregular_call.ended_by, irregular_call.close_code) == ("bridge", 4001)
+    assert (irregular_call.closed_by, irregular_call.close_code) == ("bridge", 4001)
     assert irregular_call.ws_closed_at - irregular_call.ws_opened_at < 2.0
 
 
@@ -429,7 +429,7 @@ def test_max_duration_bounds_a_call_that_never_ends() -> None:
     """A step waiting for agent audio that never comes is cut off by max_duration_s."""
     script = [Say(Clip.tone(ms=100, sample_rate=16000), AfterHeard(100))]
     record, _ = asyncio.run(call(silent_agent, script=script, max_duration_s=0.3))
-    assert (record.ended_by, record.close_code) == ("timeout", 1000)
+    assert (record.closed_by, record.close_code) == ("timeout", 1000)
     assert record.ws_closed_at - record.ws_opened_at == pytest.approx(0.3, abs=0.05)
     assert record.steps[0].started_at is None
     assert record.silent_frames_sent == record.frames_sent
@@ -438,7 +438,7 @@ def test_max_duration_bounds_a_call_that_never_ends() -> None:
 def test_hangup_step_ends_the_call_when_it_fires() -> None:
     """A Hangup step closes the socket at its frame, without waiting for hangup_after_s."""
     record, _ = asyncio.run(call(silent_agent, script=[Hangup(At(0.1))], hangup_after_s=5.0))
-    assert (record.ended_by, record.close_code, record.frames_sent) == ("phone", 1000, 5)
+    assert (record.closed_by, record.close_code, record.frames_sent) == ("phone", 1000, 5)
     assert record.steps[0].started_at == pytest.approx(record.ws_opened_at + 0.1)
 
 

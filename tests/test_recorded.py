@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from callbridge.adapters.recording import FLUSH_INTERVAL_S, CallRecorder, read_recording
+from callbridge.core.ended_by import EndedBy
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.recorded import (
     BARGE_IN_PAD_MS,
@@ -215,7 +216,7 @@ def test_a_calm_call_replays_as_it_happened(tmp_path: Path, rate: int) -> None:
     assert scenario.expectations == Expectations(
         barge_ins=(),
         tools_called=(),
-        ended_by="caller",
+        ended_by=EndedBy.CALLER,
         max_first_audio_ms=400 + PLAYOUT_DELAY_MS + 500,
         stale_audio_ms=0,
         protocol_violations=0,
@@ -361,7 +362,7 @@ def test_tool_calls_end_the_turns_that_made_them(tmp_path: Path) -> None:
     assert scenario.tools == ("lookup_order", "end_call")
     assert scenario.tools_module == "tests.agent_tools"
     assert scenario.expectations.tools_called == ("lookup_order", "end_call")
-    assert scenario.expectations.ended_by == "agent"
+    assert scenario.expectations.ended_by == EndedBy.END_CALL
     # The caller stays on for the agent to hang up.
     assert scenario.script[-1] == Hangup(At(round(4.7 + DEFAULT_END_GRACE_S, 6)))
 
@@ -416,7 +417,7 @@ def test_a_transfer_is_expected_to_transfer(tmp_path: Path) -> None:
     scenario = scenario_from_recording(call.close("transfer_call"))
     assert scenario.tools == ("transfer_call", "end_call")
     assert scenario.transfer_to is not None
-    assert scenario.expectations.ended_by == "transfer"
+    assert scenario.expectations.ended_by == EndedBy.TRANSFER_CALL
 
 
 def test_without_a_call_ended_event_the_ending_comes_from_the_tool_calls(
@@ -435,7 +436,7 @@ def test_without_a_call_ended_event_the_ending_comes_from_the_tool_calls(
             call.barge_in("item_1", heard_ms=340, received_ms=600)
         call.run_until(1.5)
         endings.append(scenario_from_recording(call.rec.close()).expectations.ended_by)
-    assert endings == ["agent", "caller"]
+    assert endings == [EndedBy.END_CALL, EndedBy.CALLER]
 
 
 # --- Keypad --------------------------------------------------------------------------------
@@ -603,7 +604,7 @@ async def test_a_recording_replays_through_the_service_and_meets_its_expectation
 ) -> None:
     scenario = scenario_from_recording(round_trip_call(tmp_path))
     assert scenario.expectations.barge_ins == (BargeInExpectation(truncation_tolerance_ms=20),)
-    assert scenario.expectations.ended_by == "agent"
+    assert scenario.expectations.ended_by == EndedBy.END_CALL
     async with LocalStack() as stack, asyncio.timeout(60):
         result = await stack.call(
             scenario.script,

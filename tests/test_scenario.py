@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.sim import scenario as scenario_module
 from callbridge.sim.report import BargeInReport, CallReport, CallSetup, Pacing
 from callbridge.sim.scenario import (
     DEFAULT_TRANSFER_TO,
     BargeInExpectation,
-    EndedBy,
     Expectations,
     Failure,
     ScenarioError,
@@ -123,7 +124,7 @@ tool = "end_call"
 [expect]
 barge_ins = [ { truncation_tolerance_ms = 20, max_stop_latency_ms = 300 }, {} ]
 tools_called = ["lookup_order", "end_call"]
-ended_by = "agent"
+ended_by = "end_call"
 max_first_audio_ms = 1500
 stale_audio_ms = 0
 protocol_violations = 0
@@ -187,7 +188,7 @@ def test_full_scenario_loads(folder: Path) -> None:
             BargeInExpectation(),
         ),
         tools_called=("lookup_order", "end_call"),
-        ended_by="agent",
+        ended_by=EndedBy.END_CALL,
         max_first_audio_ms=1500,
         stale_audio_ms=0,
         protocol_violations=0,
@@ -248,14 +249,29 @@ def test_pcm16_transfer_scenario(folder: Path) -> None:
     tools = ["transfer_call"]
     transfer_to = "+1 (800) 555-0111"
     [expect]
-    ended_by = "transfer"
+    ended_by = "transfer_call"
     """
     )
     scenario = load_scenario(write_scenario(folder, text))
 
     assert scenario.transfer_to == "+18005550111"
     assert scenario.profile.transfer_to == "+18005550111"
-    assert scenario.expectations.ended_by == "transfer"
+    assert scenario.expectations.ended_by == EndedBy.TRANSFER_CALL
+
+
+@pytest.mark.parametrize(("old", "new"), [("agent", "end_call"), ("transfer", "transfer_call")])
+def test_old_ended_by_words_still_load_with_a_warning(folder: Path, old: str, new: str) -> None:
+    """Files written before the one vocabulary keep working; the log says what to write."""
+    text = MINIMAL_AGENT + f'[agent]\ntools = ["{new}"]\n[expect]\nended_by = "{old}"\n'
+    with capture_logs() as logs:
+        scenario = load_scenario(write_scenario(folder, text))
+
+    assert scenario.expectations.ended_by == EndedBy(new)
+    warnings = [line for line in logs if line["event"] == "scenario.old_word"]
+    assert [(w["field"], w["word"], w["log_level"]) for w in warnings] == [
+        ("expect.ended_by", old, "warning")
+    ]
+    assert f'write ended_by = "{new}"' in warnings[0]["detail"]
 
 
 def test_the_documented_example_loads(tmp_path: Path) -> None:
@@ -531,17 +547,21 @@ ERRORS = [
     (
         _expect('ended_by = "callee"'),
         "expect.ended_by",
-        'must be "caller" or "agent" or "transfer", not "callee"; did you mean "caller"?',
+        'must be "caller" or "end_call" or "transfer_call" or "time_limit" or'
+        ' "voice_session_ended" or "voice_session_unavailable" or "shutdown", not "callee";'
+        ' did you mean "caller"?',
     ),
     (
-        _expect('ended_by = "transfer"'),
+        _expect('ended_by = "transfer_call"'),
         "expect.ended_by",
-        '"transfer" needs "transfer_call" in agent.tools',
+        '"transfer_call" is not offered in agent.tools (end_call), so the agent cannot end the'
+        " call with it",
     ),
     (
         _expect('ended_by = "agent"', '[agent]\ntools = ["transfer_call"]\n'),
         "expect.ended_by",
-        '"agent" needs "end_call" in agent.tools',
+        '"end_call" is not offered in agent.tools (transfer_call), so the agent cannot end the'
+        " call with it",
     ),
     (_expect("max_first_audio_ms = 0"), "expect.max_first_audio_ms", "must be a number > 0"),
     (_expect("stale_audio_ms = -20"), "expect.stale_audio_ms", "must be a number >= 0"),
@@ -646,7 +666,8 @@ SETUP = CallSetup(
     media_ms=80.0,
     voice_live_head_start_ms=35.0,
     callbacks=["CallConnected 200"],
-    ended_by="app_terminate",
+    disconnect="app_terminate",
+    ended_by=EndedBy.END_CALL,
     transfer_target=None,
 )
 
@@ -733,7 +754,7 @@ def test_barge_in_failures() -> None:
 def test_tools_ending_latency_stale_audio_and_protocol_failures() -> None:
     expect = Expectations(
         tools_called=("lookup_order", "end_call"),
-        ended_by="agent",
+        ended_by=EndedBy.END_CALL,
         max_first_audio_ms=1500,
         stale_audio_ms=0,
         protocol_violations=0,
@@ -743,7 +764,7 @@ def test_tools_ending_latency_stale_audio_and_protocol_failures() -> None:
         first_audio_ms=1630.4,
         stale_audio_ms=60,
         protocol_violations=["bridge sent a bad media message: no kind", "late truncate"],
-        setup=replace(SETUP, ended_by="caller"),
+        setup=replace(SETUP, disconnect="caller", ended_by=EndedBy.CALLER),
     )
 
     assert check_expectations(expect, report) == [
@@ -753,7 +774,7 @@ def test_tools_ending_latency_stale_audio_and_protocol_failures() -> None:
         ),
         Failure(
             "expect.ended_by",
-            'expected the call to be ended by "agent" (ACS: app_terminate), it was ended by caller',
+            'expected the call to be ended by "end_call", it was ended by caller (ACS: caller)',
         ),
         Failure(
             "expect.max_first_audio_ms",
@@ -772,7 +793,7 @@ def test_tools_ending_latency_stale_audio_and_protocol_failures() -> None:
 
 
 def test_missing_measurements_fail_with_a_reason() -> None:
-    expect = Expectations(tools_called=(), ended_by="caller", max_first_audio_ms=1500)
+    expect = Expectations(tools_called=(), ended_by=EndedBy.CALLER, max_first_audio_ms=1500)
     report = call_report(tool_calls=["end_call"], first_audio_ms=None, setup=None)
 
     assert check_expectations(expect, report) == [
@@ -786,14 +807,16 @@ def test_missing_measurements_fail_with_a_reason() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("ended_by", "acs"),
-    [("caller", "caller"), ("agent", "app_terminate"), ("transfer", "transfer")],
-)
-def test_ended_by_maps_to_how_acs_saw_the_call_end(ended_by: EndedBy, acs: str) -> None:
-    report = call_report(setup=replace(SETUP, ended_by=acs))
+@pytest.mark.parametrize("ended_by", list(EndedBy))
+def test_ended_by_is_judged_in_the_one_vocabulary(ended_by: EndedBy) -> None:
+    """The report says who ended the call in the same words the scenario expects."""
+    report = call_report(setup=replace(SETUP, ended_by=ended_by))
 
     assert check_expectations(Expectations(ended_by=ended_by), report) == []
+    other = EndedBy.CALLER if ended_by != EndedBy.CALLER else EndedBy.END_CALL
+    assert [f.expectation for f in check_expectations(Expectations(ended_by=other), report)] == [
+        "expect.ended_by"
+    ]
 
 
 def test_audio_end_ms_pins_where_the_call_was_cut() -> None:

@@ -33,6 +33,7 @@ from structlog.testing import capture_logs
 
 from callbridge.adapters import telemetry
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry, Telemetry
+from callbridge.core.ended_by import EndedBy
 from callbridge.process import telemetry_export
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say
@@ -67,7 +68,7 @@ SUMMARY = CallSummary(
     pacer_max_late_ms=7.5,
     pacer_reanchors=5,
     pacer_starved=6,
-    ended_by="end_call",
+    ended_by=EndedBy.END_CALL,
 )
 
 
@@ -286,13 +287,13 @@ def test_a_call_without_media_records_no_pacer_lateness(otel: Otel) -> None:
     (span,) = otel.finished()
     attributes = dict(span.attributes or {})
     assert "callbridge.pacer_max_late_ms" not in attributes
-    assert attributes["callbridge.ended_by"] == telemetry.CALLER_ENDED
+    assert attributes["callbridge.ended_by"] == EndedBy.CALLER
 
 
 def test_an_error_marks_the_span_failed_without_its_message(otel: Otel) -> None:
     call = start_call(otel)
     error = RuntimeError("transfer to +14255550123 refused")
-    call.end(CallSummary(ended_by="transfer_call"), error=error)
+    call.end(CallSummary(ended_by=EndedBy.TRANSFER_CALL), error=error)
 
     (span,) = otel.finished()
     assert span.status.status_code is StatusCode.ERROR

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from callbridge import __version__
+from callbridge.core.ended_by import EndedBy
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider, UpDownCounter
@@ -37,8 +38,6 @@ INSTRUMENTATION_NAME = "callbridge"
 
 CALL_SPAN = "call"
 
-CALLER_ENDED = "caller"
-"""The ``ended_by`` value when the bridge did not end the call: the caller (or ACS) did."""
 
 _AttributeValue = str | bool | int | float
 _Attributes = dict[str, _AttributeValue]
@@ -70,7 +69,7 @@ class CallSummary:
     the lateness distribution."""
     pacer_reanchors: int = 0
     pacer_starved: int = 0
-    ended_by: str | None = None
+    ended_by: EndedBy | None = None
     """Why the bridge ended the call (``CallStats.ended_by``); None when the caller did."""
 
 
@@ -324,7 +323,7 @@ class CallTelemetry:
         self._ended = True
         instruments = self._instruments
         attributes = self._attributes
-        ended_by = summary.ended_by or CALLER_ENDED
+        ended_by = str(summary.ended_by or EndedBy.CALLER)
         instruments.active_calls.add(-1, attributes)
         instruments.duration.record(
             time.monotonic() - self._started, {**attributes, _ENDED_BY: ended_by}

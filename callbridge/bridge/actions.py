@@ -34,6 +34,7 @@ from callbridge.bridge.interruption import Interruption
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, ToolCallStat
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.tasks import OwnedTasks
 from callbridge.tools import END_CALL, TRANSFER_CALL, Tool, run_tool
@@ -176,7 +177,7 @@ class AgentActions:
         if name == END_CALL.name:
             await self._send_tool_output(call_id, json.dumps({"status": "hanging up"}))
             self._record_tool(name, call_id, "")
-            self._helpers.spawn(self.end_call("end_call"), "end-call")
+            self._helpers.spawn(self.end_call(EndedBy.END_CALL), "end-call")
             return False
         target = self._profile.transfer_to
         if target is None:
@@ -191,7 +192,7 @@ class AgentActions:
                 output = _tool_error("the transfer failed; the caller is still on the line")
             else:
                 self.ending = True
-                self._stats.ended_by = "transfer_call"
+                self._stats.ended_by = EndedBy.TRANSFER_CALL
                 log.info("call.transferred")
                 output = json.dumps({"status": "transferred"})
         self._record_tool(name, call_id, output)
@@ -225,7 +226,7 @@ class AgentActions:
 
     async def end_call(
         self,
-        reason: str,
+        reason: EndedBy,
         *,
         force: bool = False,
         close_code: aiohttp.WSCloseCode = aiohttp.WSCloseCode.OK,
@@ -244,7 +245,7 @@ class AgentActions:
         await self._acs.close(code=close_code, message=reason.encode())
 
     async def _goodbye_then_hang_up(
-        self, reason: str, goodbye: Coroutine[Any, Any, None], close_code: aiohttp.WSCloseCode
+        self, reason: EndedBy, goodbye: Coroutine[Any, Any, None], close_code: aiohttp.WSCloseCode
     ) -> None:
         """Have the agent say goodbye (bounded by ``GOODBYE_WAIT_S``), then hang up."""
         self._awaiting_goodbye = True
@@ -259,18 +260,18 @@ class AgentActions:
         if self.ending:
             return
         if goodbye is None:
-            await self.end_call("shutdown", force=True, close_code=_GOING_AWAY)
+            await self.end_call(EndedBy.SHUTDOWN, force=True, close_code=_GOING_AWAY)
             return
 
         async def say_goodbye() -> None:
             await self._interruption.interrupt()
             await self._voice.response.create(response=verbatim_request(goodbye))
 
-        await self._goodbye_then_hang_up("shutdown", say_goodbye(), _GOING_AWAY)
+        await self._goodbye_then_hang_up(EndedBy.SHUTDOWN, say_goodbye(), _GOING_AWAY)
 
     async def transfer_failed(self) -> None:
         """ACS could not complete a transfer it had accepted: the caller is still here."""
-        if self._stats.ended_by != "transfer_call":
+        if self._stats.ended_by != EndedBy.TRANSFER_CALL:
             return
         self.ending = False
         self._stats.ended_by = None
@@ -283,7 +284,7 @@ class AgentActions:
         await asyncio.sleep(self._profile.limits.max_call_s)
         log.info("call.time_limit", max_call_s=self._profile.limits.max_call_s)
         await self._goodbye_then_hang_up(
-            "time_limit",
+            EndedBy.TIME_LIMIT,
             self._tell_agent(
                 "The call has reached its time limit. Say a brief, friendly goodbye now."
             ),

@@ -59,6 +59,7 @@ from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, call_summary, log_call_ended
 from callbridge.core import acs_media
 from callbridge.core.codec import Codec, make_codec
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.pacing import OutFrame
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import PacingSettings
@@ -272,7 +273,7 @@ class CallBridge:
                 )
         if not self._acs.closed and not media.actions.ending:
             # Without an agent the caller would sit in silence: end the call itself.
-            await media.actions.end_call("voice_session_ended", force=True)
+            await media.actions.end_call(EndedBy.VOICE_SESSION_ENDED, force=True)
 
     async def _on_event(self, media: _Media, event: ServerEvent) -> None:
         match event:
@@ -325,7 +326,7 @@ class CallBridge:
             log.error("voice_live.error", **fields)
             return
         log.error("voice_live.session_rejected", **fields)
-        await media.actions.end_call("voice_session_unavailable", force=True)
+        await media.actions.end_call(EndedBy.VOICE_SESSION_UNAVAILABLE, force=True)
 
     async def _await_session(self, media: _Media) -> None:
         """No ``session.updated`` in time: the agent will never speak, so end the call."""
@@ -334,7 +335,7 @@ class CallBridge:
                 await self._session_ready.wait()
         except TimeoutError:
             log.error("voice_live.session_not_configured", timeout_s=SESSION_CONFIGURED_TIMEOUT_S)
-            await media.actions.end_call("voice_session_unavailable", force=True)
+            await media.actions.end_call(EndedBy.VOICE_SESSION_UNAVAILABLE, force=True)
 
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then
@@ -344,8 +345,8 @@ class CallBridge:
                 await self._media.actions.shut_down(goodbye)
                 return
             # No media yet, so nothing was said: hang up without a goodbye.
-            self.stats.ended_by = "shutdown"
-            log.info("call.hanging_up", reason="shutdown")
+            self.stats.ended_by = EndedBy.SHUTDOWN
+            log.info("call.hanging_up", reason=EndedBy.SHUTDOWN)
             await hang_up(self._call)
             await self._acs.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from callbridge.adapters.telemetry import CallSummary
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.pacing import PacerStats
 
 log = structlog.get_logger(__name__)
@@ -46,9 +47,8 @@ class CallStats:
     unknown_media: int = 0
     dtmf_digits: int = 0
     tool_calls: list[ToolCallStat] = field(default_factory=list)
-    ended_by: str | None = None
-    """Why the bridge ended the call: ``end_call``, ``transfer_call``, ``time_limit``,
-    ``voice_session_ended`` or ``shutdown``; None when the caller (or ACS) did."""
+    ended_by: EndedBy | None = None
+    """Why the bridge ended the call; None when the caller (or ACS) did."""
     malformed_events: int = 0
     voice_live_errors: int = 0
     agent_audio_ms: float = 0.0

@@ -182,11 +182,14 @@ class PacerCore:
         self.stats.frames += 1
 
     def _prune(self, now: float) -> None:
-        # Items the caller has heard to the end can no longer be interrupted.
+        # Items the caller has heard to the end can no longer be interrupted. An item with
+        # frames still queued has not been heard to its end, even if what was released so far
+        # has played out (a stall longer than the playout delay): its earlier runs still count.
+        queued = {frame.key for frame in self._queue}
         done = [
             key
             for key, ledger in self._ledger.items()
-            if ledger.ends_at(self._playout_delay_s) <= now
+            if key not in queued and ledger.ends_at(self._playout_delay_s) <= now
         ]
         for key in done:
             del self._ledger[key]

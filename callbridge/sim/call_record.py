@@ -16,10 +16,10 @@ import numpy.typing as npt
 from callbridge.sim.playout import Arrival, Spurt, StopRecord
 from callbridge.sim.script import StepRecord
 
-EndedBy: TypeAlias = Literal["phone", "bridge", "timeout", "remote"]
-"""Who ended the call: the phone hung up after its script, the bridge closed,
-``max_duration_s`` ran out, or the network ended it (``run(hangup=...)``: the app hung up or
-transferred the call through ACS)."""
+ClosedBy: TypeAlias = Literal["phone", "bridge", "timeout", "network"]
+"""Who closed the media socket: the phone hung up after its script, the bridge closed it,
+``max_duration_s`` ran out, or the network ended the call (``run(hangup=...)``: ACS ended it
+because the app hung up or transferred it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class CallRecord:
     sample_rate: int
     ws_opened_at: float
     ws_closed_at: float
-    ended_by: EndedBy
+    closed_by: ClosedBy
     close_code: int | None
     """WebSocket close code (1000 when the phone hung up normally)."""
     spurts: list[Spurt]

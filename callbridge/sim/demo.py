@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.report import render_text
@@ -72,6 +73,6 @@ def run_demo(
         report.barge_ins
         and not report.protocol_violations
         and report.setup is not None
-        and report.setup.ended_by == "app_terminate"
+        and report.setup.ended_by == EndedBy.END_CALL
     )
     return 0 if healthy else 1

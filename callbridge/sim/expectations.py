@@ -7,25 +7,16 @@ names every expectation the call did not meet, with what was expected and what h
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
 
+from callbridge.core.ended_by import EndedBy
 from callbridge.sim.report import BargeInReport, CallReport
 from callbridge.sim.scenario_schema import (
     DEFAULT_AUDIO_END_TOLERANCE_MS,
     BargeInExpectation,
-    EndedBy,
     Expectations,
 )
-
-ACS_ENDED_BY: Final[Mapping[EndedBy, str]] = {
-    "caller": "caller",
-    "agent": "app_terminate",
-    "transfer": "transfer",
-}
-"""``CallSetup.ended_by`` for each ``expect.ended_by``: the agent ends a call with
-``end_call``, which callbridge carries out as a hang-up for everyone (``app_terminate``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,14 +167,14 @@ def _check_ended_by(expected: EndedBy, report: CallReport) -> list[Failure]:
                 " so who ended it is unknown",
             )
         ]
-    want = ACS_ENDED_BY[expected]
-    if report.setup.ended_by == want:
+    setup = report.setup
+    if setup.ended_by == expected:
         return []
     return [
         Failure(
             "expect.ended_by",
-            f'expected the call to be ended by "{expected}" (ACS: {want}),'
-            f" it was ended by {report.setup.ended_by or 'nobody'}",
+            f'expected the call to be ended by "{expected}",'
+            f" it was ended by {setup.ended_by or 'an unknown cause'} (ACS: {setup.disconnect})",
         )
     ]
 

@@ -32,7 +32,7 @@ from callbridge.core.settings import (
     VoiceLiveSettings,
 )
 from callbridge.sim.acs import AcsStandin, SimCall
-from callbridge.sim.judge import CallResult, judge_call
+from callbridge.sim.judge import BridgeSummaries, CallResult, judge_call
 from callbridge.sim.loopback import (
     EMULATOR_KEY,
     LOOPBACK,
@@ -142,6 +142,7 @@ class LocalStack:
         self.max_calls = max_calls
         self.recordings_dir = recordings_dir
         self.transcription_model = transcription_model
+        self.bridge_summaries = BridgeSummaries()
         self.signing_key = secrets.token_bytes(32)
         self.webhook_secret = secrets.token_urlsafe(32)
         self.api_key = secrets.token_urlsafe(32)
@@ -206,7 +207,10 @@ class LocalStack:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((LOOPBACK, 0))
             self.base_url = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
-            app = create_app(self.settings(endpoint, self.public_url))
+            app = create_app(
+                self.settings(endpoint, self.public_url),
+                on_call_ended=self.bridge_summaries.on_call_ended,
+            )
             self._runner = web.AppRunner(app, access_log=None)
             await self._runner.setup()
             await web.SockSite(self._runner, sock).start()
@@ -332,7 +336,8 @@ class LocalStack:
             raise RuntimeError(f"call {sim.call_connection_id} had no media: {sim.media_error}")
         profile = self.routing.profile_for(sim.to_number) or DEFAULT_PROFILE
         result = await judge_call(sim.media, self.emulator, profile.audio_format)
-        report = replace(result.report, setup=call_setup(sim, result.session))
+        bridge = await self.bridge_summaries.get(sim.call_connection_id)
+        report = replace(result.report, setup=call_setup(sim, result.session, bridge))
         return replace(result, report=report, acs=sim)
 
     async def dial(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from callbridge.adapters.telemetry import CallSummary
 from callbridge.core.codec import decoder_delay_ms
 from callbridge.core.profiles import AudioFormat
 from callbridge.sim.acs import SimCall
@@ -18,6 +19,36 @@ from callbridge.sim.report import CallReport, build_call_report
 from callbridge.sim.voicelive import EmulatorSession, VoiceLiveEmulator
 
 SESSION_CLOSE_TIMEOUT_S = 10.0
+SUMMARY_TIMEOUT_S = 5.0
+
+
+class BridgeSummaries:
+    """callbridge's own figures of each call (``create_app(on_call_ended=...)``), by call
+    connection id: what it says it did, set beside what the witnesses saw."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, asyncio.Future[CallSummary]] = {}
+
+    def _future(self, call_connection_id: str) -> asyncio.Future[CallSummary]:
+        future = self._calls.get(call_connection_id)
+        if future is None:
+            future = self._calls[call_connection_id] = asyncio.get_running_loop().create_future()
+        return future
+
+    def on_call_ended(self, call_connection_id: str, summary: CallSummary) -> None:
+        future = self._future(call_connection_id)
+        if not future.done():
+            future.set_result(summary)
+
+    async def get(self, call_connection_id: str | None) -> CallSummary | None:
+        """The call's summary; it comes as the bridge finishes, just after the call ends."""
+        if call_connection_id is None:
+            return None
+        try:
+            async with asyncio.timeout(SUMMARY_TIMEOUT_S):
+                return await asyncio.shield(self._future(call_connection_id))
+        except TimeoutError:
+            return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ import aiohttp
 import numpy as np
 import structlog
 
-from callbridge.sim.call_record import BadMessage, CallRecord, EndedBy
+from callbridge.sim.call_record import BadMessage, CallRecord, ClosedBy
 from callbridge.sim.media_messages import (
     BridgeMessage,
     BridgeMessageError,
@@ -52,7 +52,7 @@ __all__ = [
     "BridgeMessage",
     "BridgeMessageError",
     "CallRecord",
-    "EndedBy",
+    "ClosedBy",
     "Phone",
     "PlayAudio",
     "Spurt",
@@ -104,7 +104,7 @@ class Phone:
     hangup_after_s: float = 2.0
     """The phone hangs up this long after the script's last step (a ``Hangup`` step, sooner)."""
     max_duration_s: float = 60.0
-    """The call is closed (``ended_by="timeout"``) after this long."""
+    """The call is closed (``closed_by="timeout"``) after this long."""
     connect_timeout_s: float = 10.0
     """Bound on the WebSocket handshake."""
 
@@ -118,7 +118,7 @@ class Phone:
         """Place one call and return its record once it has ended.
 
         Args:
-            hangup: setting it ends the call from the network side (``ended_by="remote"``), as
+            hangup: setting it ends the call from the network side (``closed_by="network"``), as
                 ACS does when the app hangs up or transfers the call.
             connected: set once the WebSocket handshake has succeeded, when ACS would report
                 that media streaming started.
@@ -181,7 +181,7 @@ class _Call:
         self._late_frames = 0
         self._bad_count = 0
         self._bad: list[BadMessage] = []
-        self._ended_by: EndedBy | None = None
+        self._closed_by: ClosedBy | None = None
         self._bridge_gone = asyncio.Event()
 
     async def run(self) -> CallRecord:
@@ -195,7 +195,7 @@ class _Call:
             async with asyncio.timeout(remaining):
                 await asyncio.wait({sender, receiver, remote}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            self._ended_by = "timeout"
+            self._closed_by = "timeout"
         finally:
             ended_at = time.monotonic()
             sender.cancel()
@@ -216,8 +216,8 @@ class _Call:
             await asyncio.Future()
         else:
             await self._hangup.wait()
-        if self._ended_by is None:
-            self._ended_by = "remote"
+        if self._closed_by is None:
+            self._closed_by = "network"
 
     async def _send_loop(self) -> None:
         """The caller's microphone: one frame every 20 ms on a drift-free deadline clock."""
@@ -241,12 +241,12 @@ class _Call:
                     participant = self._phone.participant_raw_id
                     await self._ws.send_str(dtmf_message(stamp, participant, digit))
                 if tick.hangup:
-                    self._ended_by = "phone"
+                    self._closed_by = "phone"
                     return
                 await self._ws.send_str(self._audio_message(frame, tick.pcm))
                 done_at = self._runner.done_at
                 if done_at is not None and due + FRAME_S >= done_at + hangup_after - TIME_SLACK_S:
-                    self._ended_by = "phone"
+                    self._closed_by = "phone"
                     return
                 frame += 1
         except ConnectionResetError:
@@ -309,14 +309,14 @@ class _Call:
 
     def _record(self, ended_at: float) -> CallRecord:
         self._playout.finish(ended_at)
-        ended_by = self._ended_by or "bridge"
+        closed_by = self._closed_by or "bridge"
         record = CallRecord(
             call_connection_id=self._call_id,
             correlation_id=self._correlation_id,
             sample_rate=self._phone.sample_rate,
             ws_opened_at=self._opened_at,
             ws_closed_at=ended_at,
-            ended_by=ended_by,
+            closed_by=closed_by,
             close_code=self._ws.close_code,
             spurts=self._playout.spurts,
             stops=self._playout.stops,
@@ -332,7 +332,7 @@ class _Call:
         )
         self._log.info(
             "phone.call_ended",
-            ended_by=ended_by,
+            closed_by=closed_by,
             close_code=record.close_code,
             duration_s=round(ended_at - self._opened_at, 3),
             spurts=len(record.spurts),

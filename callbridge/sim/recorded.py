@@ -57,11 +57,12 @@ from pathlib import Path
 from typing import Final
 
 from callbridge.adapters.recording import META, PARTIAL_SUFFIX, Recording
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import BUILTIN_TOOLS
 from callbridge.sim.recorded_agent import BARGE_IN_PAD_MS, TOOL_CALL_SLACK_S, agent_turns
 from callbridge.sim.recorded_caller import GAP_TOLERANCE_S, caller_side
 from callbridge.sim.recorded_expectations import (
-    ENDED_BY,
+    REPLAYABLE_ENDS,
     ended_by,
     recorded_expectations,
     tools_called,
@@ -80,8 +81,8 @@ __all__ = [
     "DEFAULT_END_GRACE_S",
     "DEFAULT_FIRST_AUDIO_MARGIN_MS",
     "DEFAULT_TRUNCATION_TOLERANCE_MS",
-    "ENDED_BY",
     "GAP_TOLERANCE_S",
+    "REPLAYABLE_ENDS",
     "TOOL_CALL_SLACK_S",
     "scenario_from_recording",
 ]
@@ -126,7 +127,7 @@ def scenario_from_recording(
             replayed; each line names the file and the problem.
     """
     recording = read_replayable(Path(path))
-    agent_ends = ended_by(recording) in ("agent", "transfer")
+    agent_ends = ended_by(recording) in (EndedBy.END_CALL, EndedBy.TRANSFER_CALL)
     caller = caller_side(recording, stay_on_s=end_grace_s if agent_ends else 0.0)
     turns = agent_turns(recording)
     tools = tuple(dict.fromkeys((*tools_called(recording), "end_call")))

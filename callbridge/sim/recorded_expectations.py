@@ -25,7 +25,6 @@ callbridge's behaviour shows as a failed expectation:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Final
 
 from callbridge.adapters.recording import (
@@ -37,19 +36,15 @@ from callbridge.adapters.recording import (
     ToolCallRecord,
     ToolResultRecord,
 )
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.settings import PacingSettings
 from callbridge.process.toml_file import is_finite_number
 from callbridge.sim.recorded_file import meta_extra
-from callbridge.sim.scenario_schema import BargeInExpectation, EndedBy, Expectations
+from callbridge.sim.scenario_schema import BargeInExpectation, Expectations
 
-ENDED_BY: Final[Mapping[str | None, EndedBy]] = {
-    None: "caller",
-    "caller": "caller",
-    "end_call": "agent",
-    "transfer_call": "transfer",
-}
-"""``call_ended``'s ``ended_by`` (``CallStats.ended_by``) as a scenario's ``ended_by``; the
-bridge's other reasons (``time_limit``, ``shutdown``, ...) are not expectations."""
+REPLAYABLE_ENDS: Final = frozenset({EndedBy.CALLER, EndedBy.END_CALL, EndedBy.TRANSFER_CALL})
+"""The ends a replay can bring about again; the bridge's other reasons (``time_limit``,
+``shutdown``...) depend on more than the call, so they are not expectations."""
 
 _CALL_ENDED: Final = "call_ended"
 
@@ -83,21 +78,25 @@ def ended_by(recording: Recording) -> EndedBy | None:
     ended = [event for event in recording.of(EventRecord) if event.kind == _CALL_ENDED]
     if ended:
         reason = ended[-1].fields.get("ended_by")
-        return ENDED_BY.get(reason) if reason is None or isinstance(reason, str) else None
+        if reason is None:  # the bridge did not end it: the caller did
+            return EndedBy.CALLER
+        if reason in {end.value for end in REPLAYABLE_ENDS}:
+            return EndedBy(reason)
+        return None
     if recording.partial:
         return None
     calls = recording.of(ToolCallRecord)
     if not calls:
-        return "caller"
+        return EndedBy.CALLER
     last = calls[-1]
     if last.name == "end_call":
         barged = any(b.t > last.t for b in recording.of(BargeInRecord))
-        return "caller" if barged else "agent"
+        return EndedBy.CALLER if barged else EndedBy.END_CALL
     if last.name == "transfer_call":
         results = [r for r in recording.of(ToolResultRecord) if r.call_id == last.call_id]
         if results and "transferred" in str(results[-1].output):
-            return "transfer"
-    return "caller"
+            return EndedBy.TRANSFER_CALL
+    return EndedBy.CALLER
 
 
 def _barge_ins(recording: Recording, tolerance: float) -> tuple[BargeInExpectation, ...]:

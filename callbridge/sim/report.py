@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from callbridge.adapters.telemetry import CallSummary
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.numbers import mask
 from callbridge.sim.acs import SimCall
 from callbridge.sim.phone import CallRecord, StopRecord
@@ -65,8 +67,13 @@ class CallSetup:
     positive when the session was pre-warmed on the IncomingCall."""
     callbacks: list[str]
     """Callback events ACS posted, in order, each with callbridge's HTTP status."""
-    ended_by: str | None
-    """``caller``, ``app_terminate`` (callbridge hung up), ``transfer``..."""
+    disconnect: str | None
+    """How ACS disconnected the call: ``caller``, ``app_terminate`` (callbridge hung up for
+    everyone), ``transfer``... (``callbridge.sim.acs.Disconnect``)."""
+    ended_by: EndedBy | None
+    """Who ended the call. The caller and a transfer are ACS's to say; when callbridge hung
+    up, its reason (from its own figures, checked against ACS's), else ``end_call`` if Voice
+    Live saw the agent call it."""
     transfer_target: str | None
 
 
@@ -155,8 +162,11 @@ def build_call_report(
     )
 
 
-def call_setup(call: SimCall, session: EmulatorSession) -> CallSetup:
-    """What ACS saw of the call: setup latencies, callbacks, and how it ended."""
+def call_setup(
+    call: SimCall, session: EmulatorSession, bridge: CallSummary | None = None
+) -> CallSetup:
+    """What ACS saw of the call: setup latencies, callbacks, and how it ended; ``bridge`` is
+    callbridge's own summary of the call, if it gave one."""
     start = call.created_at
 
     def since_start(at: float | None) -> float | None:
@@ -174,9 +184,26 @@ def call_setup(call: SimCall, session: EmulatorSession) -> CallSetup:
             else round((media_opened - session.upgrade_requested_at) * 1000, 1)
         ),
         callbacks=[f"{c.name} {c.status}" for c in call.callbacks],
-        ended_by=call.ended_by,
+        disconnect=call.disconnect,
+        ended_by=_ended_by(call, session, bridge),
         transfer_target=call.transfer_target,
     )
+
+
+def _ended_by(
+    call: SimCall, session: EmulatorSession, bridge: CallSummary | None
+) -> EndedBy | None:
+    match call.disconnect:
+        case "caller":
+            return EndedBy.CALLER
+        case "transfer":
+            return EndedBy.TRANSFER_CALL
+        case "app_hangup" | "app_terminate":
+            if bridge is not None and bridge.ended_by is not None:
+                return bridge.ended_by
+            if session.tool_calls and session.tool_calls[-1].name == EndedBy.END_CALL:
+                return EndedBy.END_CALL
+    return None
 
 
 def _speech_before(session: EmulatorSession, at: float) -> SpeechRecord | None:
@@ -271,7 +298,7 @@ def _setup_lines(setup: CallSetup) -> list[str]:
         f"  Voice Live pre-warm      connecting began {_ms(setup.voice_live_head_start_ms)}"
         " before the media socket opened",
         f"  ACS callbacks            {', '.join(setup.callbacks) or 'none'}",
-        f"  ended by                 {setup.ended_by}"
+        f"  ended by                 {setup.ended_by or 'unknown'} (ACS: {setup.disconnect})"
         + (f" (transferred to {mask(setup.transfer_target)})" if setup.transfer_target else ""),
     ]
 

@@ -59,7 +59,7 @@ The format, by example (paths are relative to the scenario file)::
     barge_ins = [{ truncation_tolerance_ms = 20, max_stop_latency_ms = 300 }]  # or a count: 0
     # audio_end_ms = 2500 in a barge-in pins the truncation itself (± the tolerance, 20 ms)
     tools_called = ["lookup_order", "end_call"]   # exactly these, in this order
-    ended_by = "agent"             # "caller", "agent" (end_call) or "transfer" (transfer_call)
+    ended_by = "end_call"          # "caller", "end_call", "transfer_call"... (EndedBy's words)
     max_first_audio_ms = 1500
     stale_audio_ms = 0             # at most
     protocol_violations = 0        # at most; 0 when not set
@@ -88,7 +88,7 @@ from typing import Any, Final, get_args
 
 from callbridge.core.profiles import AudioFormat, MediaRate
 from callbridge.process.toml_file import Problems, is_whole_number, read_toml_file
-from callbridge.sim.expectations import ACS_ENDED_BY, Failure, check_expectations
+from callbridge.sim.expectations import Failure, check_expectations
 from callbridge.sim.scenario_agent import AgentReader
 from callbridge.sim.scenario_caller import CallerReader
 from callbridge.sim.scenario_expect import ExpectReader
@@ -101,14 +101,12 @@ from callbridge.sim.scenario_schema import (
     DEFAULT_TRANSFER_TO,
     DTMF_GAP_MS,
     BargeInExpectation,
-    EndedBy,
     Expectations,
     Scenario,
     ScenarioError,
 )
 
 __all__ = [
-    "ACS_ENDED_BY",
     "DEFAULT_AUDIO_END_TOLERANCE_MS",
     "DEFAULT_RESPONSE_DELAY_MS",
     "DEFAULT_STREAM_SPEED",
@@ -116,7 +114,6 @@ __all__ = [
     "DEFAULT_TRANSFER_TO",
     "DTMF_GAP_MS",
     "BargeInExpectation",
-    "EndedBy",
     "Expectations",
     "Failure",
     "Scenario",

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, cast, get_args
+from typing import Any, Final
 
+import structlog
+
+from callbridge.core.ended_by import EndedBy
 from callbridge.process.toml_file import Problems, is_whole_number
 from callbridge.sim.scenario_agent import OfferedTools
 from callbridge.sim.scenario_reader import ScenarioReader, show
-from callbridge.sim.scenario_schema import BargeInExpectation, EndedBy, Expectations
+from callbridge.sim.scenario_schema import OLD_ENDED_BY, BargeInExpectation, Expectations
 
 _EXPECT_KEYS: Final = (
     "barge_ins",
@@ -25,6 +28,10 @@ _EXPECT_KEYS: Final = (
     "protocol_violations",
 )
 _BARGE_IN_KEYS: Final = ("truncation_tolerance_ms", "max_stop_latency_ms", "audio_end_ms")
+_AGENT_TOOLS: Final = (EndedBy.END_CALL, EndedBy.TRANSFER_CALL)
+"""Ends that only the agent's own tool of that name can bring about."""
+
+log = structlog.get_logger(__name__)
 
 
 class ExpectReader(ScenarioReader):
@@ -107,8 +114,25 @@ class ExpectReader(ScenarioReader):
         return tuple(value)
 
     def ended_by(self, table: Mapping[str, Any]) -> EndedBy | None:
-        value = self.choice(table, "expect", "ended_by", get_args(EndedBy))
-        needs = {"agent": "end_call", "transfer": "transfer_call"}.get(value or "")
-        if needs is not None and self.offered.lacks(needs):
-            self.problems.at("expect.ended_by", f'"{value}" needs "{needs}" in agent.tools')
-        return cast(EndedBy | None, value)
+        value = table.get("ended_by")
+        if isinstance(value, str) and value in OLD_ENDED_BY:
+            new = OLD_ENDED_BY[value]
+            log.warning(
+                "scenario.old_word",
+                file=str(self.path),
+                field="expect.ended_by",
+                word=value,
+                detail=f'"{value}" is the old word for "{new}"; write ended_by = "{new}"',
+            )
+            value = new
+        else:
+            value = self.choice(table, "expect", "ended_by", [word.value for word in EndedBy])
+        if value is None:
+            return None
+        ended_by = EndedBy(value)
+        if ended_by in _AGENT_TOOLS and self.offered.lacks(ended_by):
+            self.problems.at(
+                "expect.ended_by",
+                self.offered.unoffered(ended_by, "so the agent cannot end the call with it"),
+            )
+        return ended_by

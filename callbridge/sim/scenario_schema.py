@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final
 
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.script import Step
 from callbridge.sim.voicelive.audio import AgentTurn
 
-EndedBy = Literal["caller", "agent", "transfer"]
-"""Who a scenario expects to end the call."""
+OLD_ENDED_BY: Final = {"agent": EndedBy.END_CALL, "transfer": EndedBy.TRANSFER_CALL}
+"""Words scenario files used for ``expect.ended_by`` before callbridge had one vocabulary:
+still read, with a warning."""
 
 DEFAULT_TOOLS: Final = ("end_call",)
 """Offered when ``agent.tools`` is not set, as in ``LocalStack``'s default profile."""

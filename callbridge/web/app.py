@@ -13,14 +13,20 @@ from callbridge.web.callbacks import callback
 from callbridge.web.health import healthz, readyz
 from callbridge.web.media_socket import media_socket
 from callbridge.web.outbound import create_call
-from callbridge.web.replica import REPLICA, open_replica
+from callbridge.web.replica import REPLICA, CallEndedObserver, open_replica
 from callbridge.web.webhook import cloud_events_handshake, incoming_call
 
 log = structlog.get_logger(__name__)
 
 
-def create_app(settings: Settings) -> web.Application:
-    """Build the application for ``settings``."""
+def create_app(
+    settings: Settings, *, on_call_ended: CallEndedObserver | None = None
+) -> web.Application:
+    """Build the application for ``settings``.
+
+    ``on_call_ended``: told each call's figures (``CallSummary``) as the call ends on this
+    replica, for an application that embeds callbridge (the stand-ins' call reports use it).
+    """
     if not settings.auth.enabled:
         log.warning(
             "authentication.disabled",
@@ -30,7 +36,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application()
 
     async def replica(app: web.Application) -> AsyncIterator[None]:
-        async with open_replica(settings) as shared:
+        async with open_replica(settings, on_call_ended) as shared:
             app[REPLICA] = shared
             yield
             # Shutdown: calls in progress are told the server is going away.

@@ -25,6 +25,7 @@ from callbridge.adapters.telemetry import CallSummary, CallTelemetry
 from callbridge.adapters.voice_live import open_voice_live
 from callbridge.bridge.call import CallBridge
 from callbridge.core.call_token import AuthError, verify_call_token
+from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import Settings
 from callbridge.web.replica import REPLICA, Replica
@@ -64,6 +65,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
                 )
         finally:
             telemetry.end(summary)
+            replica.call_ended(call_id, summary)
             replica.sockets.discard(acs)
             if not acs.closed:
                 await acs.close()
@@ -159,7 +161,7 @@ async def _bridge(
         await acs.close(
             code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"voice session unavailable"
         )
-        return CallSummary(ended_by="voice_session_unavailable")
+        return CallSummary(ended_by=EndedBy.VOICE_SESSION_UNAVAILABLE)
 
 
 def _recorder_opener(

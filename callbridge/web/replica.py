@@ -7,7 +7,7 @@ token and ACS's ids); it holds connections worth reusing and the calls running o
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -17,6 +17,7 @@ from aiohttp import web
 from callbridge.adapters.call_automation import CallControl
 from callbridge.adapters.jwt_validation import JwksCache, JwtValidator
 from callbridge.adapters.prewarm import Prewarmer
+from callbridge.adapters.telemetry import CallSummary
 from callbridge.bridge.call import CallBridge
 from callbridge.core.jwt_policy import (
     JwtError,
@@ -29,6 +30,9 @@ from callbridge.core.settings import Settings
 from callbridge.core.tasks import OwnedTasks
 
 log = structlog.get_logger(__name__)
+
+CallEndedObserver = Callable[[str, CallSummary], None]
+"""Called with a call's connection id and its figures when the call ends on this replica."""
 
 DEDUPE_WINDOW_S = 120.0
 """Event Grid may deliver an IncomingCall twice; a call rings for 30 s at most."""
@@ -77,8 +81,19 @@ class Replica:
     """This replica's calls in progress, by call connection id."""
     answering: int = 0
     """Calls accepted here whose media socket has not arrived yet (counted against the limit)."""
+    on_call_ended: CallEndedObserver | None = None
+    """Told each call's figures once its media socket closes (see ``create_app``)."""
     draining: bool = False
     """Set on SIGTERM: no new calls; the ones in progress finish (``callbridge.process.server``)."""
+
+    def call_ended(self, call_connection_id: str, summary: CallSummary) -> None:
+        """Hand a finished call's figures to the observer; its failure never reaches the call."""
+        if self.on_call_ended is None:
+            return
+        try:
+            self.on_call_ended(call_connection_id, summary)
+        except Exception as exc:  # an embedder's bug must not break this replica
+            log.error("call.observer_failed", error=repr(exc))
 
     def accepting_calls(self) -> bool:
         """Whether this replica takes another call: not draining and under the call limit."""
@@ -114,7 +129,9 @@ def _route(request: web.Request) -> str:
 
 
 @asynccontextmanager
-async def open_replica(settings: Settings) -> AsyncIterator[Replica]:
+async def open_replica(
+    settings: Settings, on_call_ended: CallEndedObserver | None = None
+) -> AsyncIterator[Replica]:
     """Create the shared clients; on exit, stop background work and close them all."""
     async with AsyncExitStack() as stack:
         control = CallControl(settings)
@@ -137,6 +154,8 @@ async def open_replica(settings: Settings) -> AsyncIterator[Replica]:
                 entra_keys = JwksCache(entra_policy.jwks_url)
                 stack.push_async_callback(entra_keys.close)
                 webhook_jwt = JwtValidator(entra_policy, entra_keys)
-        replica = Replica(settings, control, prewarm, acs_jwt, webhook_jwt)
+        replica = Replica(
+            settings, control, prewarm, acs_jwt, webhook_jwt, on_call_ended=on_call_ended
+        )
         stack.push_async_callback(replica.tasks.aclose, SHUTDOWN_TIMEOUT_S)
         yield replica

@@ -25,7 +25,7 @@ Usage, inbound::
         call = await acs.ring("http://127.0.0.1:8000/api/incomingCall?code=s3cret",
                               script=[Say(clip, At(0.5))], hangup_after_s=1.0)
         await call.wait_ended(10)
-        call.outcome, call.ended_by, call.callback_names  # "answered", "caller", [...]
+        call.outcome, call.disconnect, call.callback_names  # "answered", "caller", [...]
         call.request_body["mediaStreamingOptions"], call.media.heard_audio
 
 Usage, outbound::
@@ -71,7 +71,7 @@ from callbridge.sim.acs.records import (
     ConnectionState,
     DeliveryRecord,
     Direction,
-    EndedBy,
+    Disconnect,
     OperationRecord,
     Outcome,
 )
@@ -103,7 +103,7 @@ __all__ = [
     "ConnectionState",
     "DeliveryRecord",
     "Direction",
-    "EndedBy",
+    "Disconnect",
     "OperationRecord",
     "Outcome",
     "Party",

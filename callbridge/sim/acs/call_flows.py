@@ -48,7 +48,7 @@ class CallFlows(CallState):
         try:
             if callee is not None:
                 await asyncio.sleep(callee.ring_s)
-            if self.ended_by is not None:  # the app hung up while it rang
+            if self.disconnect is not None:  # the app hung up while it rang
                 self.outcome = "failed"
                 await self._post("CallDisconnected", result=CALL_ENDED)
                 return
@@ -67,13 +67,13 @@ class CallFlows(CallState):
     async def _connect(self) -> None:
         """The connected call: CallConnected, media, and CallDisconnected once it ends."""
         try:
-            if self.ended_by is None:  # not hung up already, between answer and now
+            if self.disconnect is None:  # not hung up already, between answer and now
                 self.state = "connected"
             self.connected_at = time.monotonic()
             self._changed()
             await self._post("CallConnected")
             media = self.setup.media if self.setup else None
-            if media is not None and media.start and self.ended_by is None:
+            if media is not None and media.start and self.disconnect is None:
                 await self._stream(media)
             await self._wait_for_end()
             await self._post("CallDisconnected", result=CALL_ENDED)
@@ -126,7 +126,7 @@ class CallFlows(CallState):
             "MediaStreamingStopped",
             extra=media_streaming_update("mediaStreamingStopped", "subscriptionStopped"),
         )
-        if record.ended_by in ("phone", "timeout"):
+        if record.closed_by in ("phone", "timeout"):
             self._end("caller")
 
     async def _media_refused(self, exc: Exception) -> None:
@@ -153,7 +153,7 @@ class CallFlows(CallState):
     async def _transfer(
         self, target: Identifier, operation_context: str | None, callback_uri: str | None
     ) -> None:
-        if self.ended_by is not None:  # the call ended before the transfer could start
+        if self.disconnect is not None:  # the call ended before the transfer could start
             return
         if self._overrides.fail_transfer:
             if self.state == "transferring":

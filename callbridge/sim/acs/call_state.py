@@ -33,7 +33,7 @@ from callbridge.sim.acs.records import (
     CallbackRecord,
     ConnectionState,
     Direction,
-    EndedBy,
+    Disconnect,
     OperationRecord,
     Outcome,
 )
@@ -89,7 +89,7 @@ class CallState:
         self.operations: list[OperationRecord] = []
         self.callbacks: list[CallbackRecord] = []
         self.transfer_target: str | None = None
-        self.ended_by: EndedBy | None = None
+        self.disconnect: Disconnect | None = None
         self.media: CallRecord | None = None
         self.media_error: str | None = None
         self.created_at = time.monotonic()
@@ -150,22 +150,22 @@ class CallState:
 
     # ------------------------------------------------------------------ ending
 
-    def _end(self, how: EndedBy) -> None:
+    def _end(self, how: Disconnect) -> None:
         """Begin the end of the call: REST no longer finds it, the phone hangs up."""
-        if self.ended_by is not None:
+        if self.disconnect is not None:
             return
-        self.ended_by = how
+        self.disconnect = how
         self.state = "disconnected"
         self._hangup.set()
-        self._log.info("acs_standin.call_ending", ended_by=how)
+        self._log.info("acs_standin.call_ending", disconnect=how)
         self._changed()
 
     def finish(self) -> None:
         """Close the record: the call is over (also what stopping the stand-in does)."""
         if self.ended_at is not None:
             return
-        if self.outcome == "answered" and self.ended_by is None:
-            self.ended_by = "shutdown"
+        if self.outcome == "answered" and self.disconnect is None:
+            self.disconnect = "shutdown"
         if self.state is not None:
             self.state = "disconnected"
         self.ended_at = time.monotonic()
@@ -173,7 +173,7 @@ class CallState:
         self._log.info(
             "acs_standin.call_ended",
             outcome=self.outcome,
-            ended_by=self.ended_by,
+            disconnect=self.disconnect,
             callbacks=self.callback_names,
         )
         self._changed()

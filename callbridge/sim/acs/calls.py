@@ -20,7 +20,7 @@ from callbridge.sim.acs.call_inputs import Callee
 from callbridge.sim.acs.errors import already_handled, call_not_found, not_established
 from callbridge.sim.acs.options import CallSetup
 from callbridge.sim.acs.payload import Identifier, phone_identifier, user_identifier
-from callbridge.sim.acs.records import EndedBy, Outcome
+from callbridge.sim.acs.records import Disconnect, Outcome
 
 
 class SimCall(CallFlows):
@@ -43,7 +43,7 @@ class SimCall(CallFlows):
         operations: REST requests about this call, in order.
         callbacks: callbacks posted, in order, with the app's status.
         transfer_target: raw id of the last transfer's target.
-        ended_by: who ended an answered call.
+        disconnect: how ACS disconnected an answered call.
         media: the phone's record, when the media socket ran.
         media_error: why the media socket could not be opened.
         created_at, answered_at, connected_at, ended_at: ``time.monotonic()`` stamps.
@@ -135,7 +135,7 @@ class SimCall(CallFlows):
             properties["sourceCallerIdNumber"] = {"value": self.from_number}
         return properties
 
-    def hang_up(self, how: EndedBy) -> None:
+    def hang_up(self, how: Disconnect) -> None:
         """DELETE (``app_hangup``) or ``:terminate`` (``app_terminate``): end the call now."""
         if not self.rest_visible:
             raise call_not_found()

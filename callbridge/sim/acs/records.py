@@ -16,10 +16,11 @@ Outcome: TypeAlias = Literal["answered", "rejected", "redirected", "missed", "fa
 """How a call's setup ended: the app (or callee) answered, the app rejected or redirected the
 incoming call, nobody answered within the ring time, or an outbound call failed."""
 
-EndedBy: TypeAlias = Literal["caller", "app_hangup", "app_terminate", "transfer", "shutdown"]
-"""Who ended an answered call: the person on the phone (their script hung up, or they gave up
-waiting for media), the app with ``hang_up(False)`` (DELETE) or ``hang_up(True)``
-(``:terminate``), a transfer that took the caller away, or the stand-in stopping."""
+Disconnect: TypeAlias = Literal["caller", "app_hangup", "app_terminate", "transfer", "shutdown"]
+"""How ACS disconnected an answered call: the person on the phone hung up (their script ended,
+or they gave up waiting for media), the app asked with ``hang_up(False)`` (DELETE) or
+``hang_up(True)`` (``:terminate``), a transfer took the caller away, or the stand-in stopped.
+Why the app hung up is not ACS's to know: that is ``callbridge.core.ended_by.EndedBy``."""
 
 ConnectionState: TypeAlias = Literal[
     "connecting", "connected", "transferring", "transferAccepted", "disconnected"
