@@ -1,0 +1,1 @@
+"""The old home of ``callbridge.voice.tools``, kept for one release; see ``callbridge.tools``."""
