@@ -120,6 +120,8 @@ def _bench(args: argparse.Namespace) -> int:
             json_output=args.json,
             audio_format=args.audio_format,
             sample_rate=args.sample_rate,
+            acs_marks=args.acs_marks,
+            line_playout_delay_ms=args.line_playout_delay_ms,
         )
     )
 
@@ -185,6 +187,16 @@ def _parser() -> argparse.ArgumentParser:
         else:
             sub.add_argument("--calls", type=_positive_int, default=10)
             sub.add_argument("--seconds", type=_positive_int, default=20)
+            sub.add_argument(
+                "--acs-marks",
+                action="store_true",
+                help="mark frames and measure ACS's playout delay (CALLBRIDGE_ACS_MARKS=on)",
+            )
+            sub.add_argument(
+                "--line-playout-delay-ms",
+                type=float,
+                help="the phone lines' true playout delay (default: the configured 60 ms)",
+            )
             sub.set_defaults(run=_bench)
     return parser
 

@@ -56,7 +56,12 @@ LONG_CALL_S = 20.0
 CALLEE = "+14255550150"
 REDIRECT_TO = "+14255550199"
 TRANSFER_TO = "+14255550111"
-CONNECTED_FLOW = ["CallConnected", "MediaStreamingStarted", "MediaStreamingStopped"]
+CONNECTED_FLOW = [
+    "ParticipantsUpdated",
+    "CallConnected",
+    "MediaStreamingStarted",
+    "MediaStreamingStopped",
+]
 
 
 # --- The app under test ---------------------------------------------------------------------
@@ -283,7 +288,7 @@ async def test_incoming_call_answered_runs_media_and_signed_callbacks(
     names = [*CONNECTED_FLOW, "CallDisconnected"]
     assert call.callback_names == names
     assert app.callback_types() == names
-    assert [record.status for record in call.callbacks] == [200] * 4
+    assert [record.status for record in call.callbacks] == [200] * len(names)
     keys = await acs_keys(standin)
     for received in app.callbacks:
         claims = verify(bearer(received.headers), keys, standin)
@@ -293,7 +298,9 @@ async def test_incoming_call_answered_runs_media_and_signed_callbacks(
         assert data["correlationId"] == call.correlation_id
         assert data["serverCallId"] == call.server_call_id
         assert data["operationContext"] == "incoming"
-    started = app.callbacks[1].body[0]["data"]["mediaStreamingUpdate"]
+    started = app.callbacks[names.index("MediaStreamingStarted")].body[0]["data"][
+        "mediaStreamingUpdate"
+    ]
     assert started["mediaStreamingStatus"] == "mediaStreamingStarted"
     # The media socket: ACS's three upgrade headers, a 24-hour JWT, then 24 kHz audio.
     socket = app.media[0]
@@ -434,13 +441,14 @@ async def test_transfer_is_accepted_and_takes_the_caller_away(
     assert result.operation_context == "to-sales"
     await call.wait_ended(WAIT_S)
     assert call.callback_names == [
+        "ParticipantsUpdated",
         "CallConnected",
         "MediaStreamingStarted",
         "CallTransferAccepted",
         "MediaStreamingStopped",
         "CallDisconnected",
     ]
-    accepted = call.callbacks[2].event["data"]
+    accepted = call.callbacks[3].event["data"]
     assert accepted["operationContext"] == "to-sales"
     assert accepted["transferTarget"]["rawId"] == f"4:{TRANSFER_TO}"
     assert (call.transfer_target, call.disconnect) == (f"4:{TRANSFER_TO}", "transfer")
@@ -490,7 +498,12 @@ async def test_refused_media_socket_reports_failure_and_call_stays_up(
     assert properties.call_connection_state == "connected"
     await connection.hang_up(is_for_everyone=False)
     await call.wait_ended(WAIT_S)
-    assert call.callback_names == ["CallConnected", "MediaStreamingFailed", "CallDisconnected"]
+    assert call.callback_names == [
+        "ParticipantsUpdated",
+        "CallConnected",
+        "MediaStreamingFailed",
+        "CallDisconnected",
+    ]
     assert call.media is None
 
 

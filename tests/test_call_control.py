@@ -155,7 +155,11 @@ async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> Non
     assert sim.request_body["callbackUri"].startswith(f"{local.public_url}/api/callbacks/")
     assert result.record.sample_rate == 24000
     assert all(callback.status == 200 for callback in sim.callbacks)
-    assert sim.callback_names[:2] == ["CallConnected", "MediaStreamingStarted"]
+    assert sim.callback_names[:3] == [
+        "ParticipantsUpdated",
+        "CallConnected",
+        "MediaStreamingStarted",
+    ]
     report = result.report
     assert report.protocol_violations == []
     assert [

@@ -16,6 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
+from callbridge.core.settings import PacingSettings
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn
@@ -100,6 +101,44 @@ async def test_barge_in_mid_sentence_truncates_to_what_was_heard(
     # The interrupted answer played no further, and the follow-up was heard after it.
     assert result.record.spurts[1].end == "stopped"
     assert result.record.spurts[2].end == "drained"
+
+
+@pytest.mark.parametrize("marks", [True, False], ids=["marks", "no-marks"])
+async def test_playback_marks_measure_a_playout_delay_the_configuration_got_wrong(
+    marks: bool,
+) -> None:
+    """The line plays 150 ms later than CALLBRIDGE_PLAYOUT_DELAY_MS says. With ACS's playback
+    marks the bridge measures the real delay and truncates to what was heard; without them it
+    is off by the configuration's error."""
+    script: list[Step] = [
+        Say(CALLER_LINE, AfterAgentDone(pause_ms=300)),
+        Say(CALLER_LINE, AfterHeard(ms=1000, spurt=2)),
+        Hangup(AfterAgentDone(pause_ms=200)),
+    ]
+    pacing = PacingSettings(playout_delay_ms=60.0, acs_marks=marks)
+    local = LocalStack(
+        turns=TURNS,
+        caller_transcripts=["I have a question.", "Stop, please."],
+        profile=AgentProfile(),
+        response_delay_ms=150,
+        pacing=pacing,
+        line_playout_delay_ms=210.0,
+    )
+    async with local:
+        result = await place(local, script)
+    [barge_in] = result.report.barge_ins
+    playout = result.report.playout
+    assert playout is not None
+    assert barge_in.truncation_error_ms is not None
+    if marks:
+        assert playout.measured
+        assert playout.marks_answered > 0
+        assert playout.used_ms == pytest.approx(210, abs=20)
+        assert barge_in.truncation_error_ms <= 20
+    else:
+        assert (playout.measured, playout.marks_answered, playout.used_ms) == (False, 0, 60.0)
+        assert barge_in.truncation_error_ms == pytest.approx(150, abs=20)
+    assert result.report.protocol_violations == []
 
 
 async def test_speech_when_nothing_plays_sends_no_stop_and_no_truncate() -> None:

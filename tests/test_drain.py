@@ -399,7 +399,11 @@ def test_before_sigterm_the_replica_is_ready_and_bridges_a_call(drain: DrainRun)
         {"calls": 1, "max_calls": 10, "status": "ready"},
     )
     assert drain.call.outcome == "answered"
-    assert drain.call.callback_names[:2] == ["CallConnected", "MediaStreamingStarted"]
+    assert drain.call.callback_names[:3] == [
+        "ParticipantsUpdated",
+        "CallConnected",
+        "MediaStreamingStarted",
+    ]
     greeting = drain.media.spurts[0]
     assert greeting.started_at < drain.sigterm_at, "the caller was hearing the greeting"
 

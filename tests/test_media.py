@@ -142,6 +142,7 @@ class TestInbound:
             ('{"kind": "AudioData"}', "missing audiodata body"),
             ('{"kind": "AudioData", "audioData": {"data": 5}}', "not a string"),
             ('{"kind": "AudioData", "audioData": {"data": "@@@"}}', "not base64"),
+            ('{"kind": "AudioData", "audioData": {"data": "5ADwAOMA6AD0A\u2026"}}', "not base64"),
             ('{"kind": "AudioData", "audioData": {"data": "AAEC"}}', "whole PCM16"),
             ('{"kind": "AudioData", "audioData": {"data": "", "silent": "no"}}', "boolean"),
             ('{"kind": "AudioMetadata", "audioMetadata": {"sampleRate": 8000}}', "sampleRate"),
@@ -167,19 +168,21 @@ class TestOutbound:
         assert json.loads(message) == {
             "Kind": "AudioData",
             "AudioData": {"Data": b64(PCM), "Mark": {"Id": "m1"}},
+            "StopAudio": None,
         }
 
-    def test_audio_data_is_canonical_json(self) -> None:
-        """Outbound audio uses the canonical shape with base64 PCM."""
+    def test_audio_data_is_the_documented_json(self) -> None:
+        """Outbound audio is the quickstart's shape, exactly, with base64 PCM."""
         assert json.loads(acs_media.audio_data(PCM)) == {
-            "kind": "AudioData",
-            "audioData": {"data": b64(PCM)},
+            "Kind": "AudioData",
+            "AudioData": {"Data": b64(PCM)},
+            "StopAudio": None,
         }
 
-    def test_stop_audio_is_canonical_json(self) -> None:
+    def test_stop_audio_is_the_documented_json(self) -> None:
         """StopAudio is the documented flush message."""
         assert json.loads(acs_media.STOP_AUDIO) == {
-            "kind": "StopAudio",
-            "audioData": None,
-            "stopAudio": {},
+            "Kind": "StopAudio",
+            "AudioData": None,
+            "StopAudio": {},
         }

@@ -506,3 +506,39 @@ def test_read_wav_rejects_stereo(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="mono 16-bit"):
         read_wav(path)
     assert read_wav(asset_path("caller_01_question"))[1] == 16000
+
+
+# --- Playback marks (beta) -------------------------------------------------------------------
+
+
+async def test_the_line_answers_marks_when_played_and_cancels_them_on_stop_audio() -> None:
+    """A marked frame is answered completed when it has played on the line; one StopAudio
+    dropped before it played is answered cancelled at once."""
+    rate = 16000
+    first, second = tone_frames(20, rate)[0], tone_frames(20, rate)[0]
+
+    async def agent(bridge: FakeBridge, ws: web.WebSocketResponse) -> None:
+        await ws.send_str(acs_media.marked_audio_data(b64(first), "m1"))
+        bridge.sent_at.append(time.monotonic())
+        await asyncio.sleep(0.2)  # m1 plays from +60 ms to +80 ms: answered by now
+        for _ in range(20):  # 400 ms of unmarked audio, then a marked frame behind it
+            await ws.send_str(acs_media.audio_data(second))
+        await ws.send_str(acs_media.marked_audio_data(b64(second), "m2"))
+        await asyncio.sleep(0.05)
+        bridge.stop_at = time.monotonic()
+        await ws.send_str(acs_media.STOP_AUDIO)
+
+    record, bridge = await call(agent, sample_rate=rate, hangup_after_s=0.5)
+    answers = [(answer.mark_id, answer.status) for answer in record.mark_answers]
+    assert answers == [("m1", "completed"), ("m2", "cancelled")]
+    marks = [m for _, m in bridge.received if isinstance(m, acs_media.MarkData)]
+    assert marks == [
+        acs_media.MarkData("m1", "completed"),
+        acs_media.MarkData("m2", "cancelled"),
+    ]
+    m1, m2 = record.mark_answers
+    # m1 finished playing a playout delay and one frame after it arrived.
+    assert m1.at - bridge.sent_at[0] >= DELAY_S + FRAME_S
+    assert bridge.stop_at is not None
+    assert m2.at >= bridge.stop_at
+    assert record.playout_delay_ms == DELAY_S * 1000

@@ -71,6 +71,10 @@ class CallSummary:
     pacer_starved: int = 0
     ended_by: EndedBy | None = None
     """Why the bridge ended the call (``CallStats.ended_by``); None when the caller did."""
+    playout_delay_ms: float | None = None
+    """ACS's playout delay as the heard position last used it; None without media."""
+    playout_delay_measured: bool = False
+    """Whether ``playout_delay_ms`` was measured from ACS's playback marks, not configured."""
 
 
 class _Instruments:
@@ -373,4 +377,7 @@ def _summary_attributes(summary: CallSummary, ended_by: str) -> _Attributes:
     }
     if summary.pacer_max_late_ms is not None:
         attributes["callbridge.pacer_max_late_ms"] = round(summary.pacer_max_late_ms, 1)
+    if summary.playout_delay_ms is not None:
+        attributes["callbridge.playout_delay_ms"] = round(summary.playout_delay_ms, 1)
+        attributes["callbridge.playout_delay_measured"] = summary.playout_delay_measured
     return attributes

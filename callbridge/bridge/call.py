@@ -158,7 +158,9 @@ class CallBridge:
         self._helpers.spawn(self._await_session(media), "session-watchdog")
         try:
             await _run_until_first_done(
-                caller=self._caller.pump(media.codec, media.keypad, self._recorder),
+                caller=self._caller.pump(
+                    media.codec, media.keypad, media.pacer.on_mark, self._recorder
+                ),
                 agent=self._agent_pump(media),
                 pacer=media.pacer.run(),
             )
@@ -169,7 +171,7 @@ class CallBridge:
             if self._recorder is not None:
                 self._recorder.event("bridge", "call_ended", ended_by=self.stats.ended_by)
                 await self._recorder.aclose()
-        log_call_ended(self.stats, media.pacer.core.stats)
+        log_call_ended(self.stats, media.pacer.core)
         return self.stats
 
     def _start_media(self, rate: int) -> _Media:
@@ -179,6 +181,7 @@ class CallBridge:
             self._acs.send_str,
             lead_ms=self._pacing.lead_ms,
             playout_delay_ms=self._pacing.playout_delay_ms,
+            marks=self._pacing.acs_marks,
             on_sent=self._record_sent_frame if self._recorder is not None else None,
         )
         agent_audio = AgentAudio(
@@ -352,7 +355,7 @@ class CallBridge:
 
     def summary(self) -> CallSummary:
         """The call's figures for telemetry (pacing figures only once media flowed)."""
-        return call_summary(self.stats, self._media.pacer.core.stats if self._media else None)
+        return call_summary(self.stats, self._media.pacer.core if self._media else None)
 
     async def transfer_failed(self) -> None:
         """ACS could not complete a transfer it had accepted: the caller is still here."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Callable
 
 import aiohttp
 import structlog
@@ -57,8 +58,14 @@ class CallerAudio:
             await self._acs.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"no media")
         return None
 
-    async def pump(self, codec: Codec, keypad: Keypad, recorder: CallRecorder | None) -> None:
-        """Forward the caller until ACS closes the socket."""
+    async def pump(
+        self,
+        codec: Codec,
+        keypad: Keypad,
+        on_mark: Callable[[acs_media.MarkData], None],
+        recorder: CallRecorder | None,
+    ) -> None:
+        """Forward the caller until ACS closes the socket; ACS's playback marks to ``on_mark``."""
         async for message in self._acs:
             parsed = self.parse(message)
             match parsed:
@@ -66,6 +73,8 @@ class CallerAudio:
                     await self.forward(codec, parsed, recorder)
                 case acs_media.DtmfData(digit=digit):
                     keypad.press(digit)
+                case acs_media.MarkData():
+                    on_mark(parsed)
                 case acs_media.AudioMetadata(sample_rate=rate) if rate != codec.acs_rate:
                     self._stats.malformed_media += 1
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)

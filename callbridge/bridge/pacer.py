@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from callbridge.core.acs_media import MarkData
 from callbridge.core.pacing import Heard, OutFrame, PacerCore
 
 Send = Callable[[str], Awaitable[None]]
@@ -30,9 +31,10 @@ class FramePacer:
         *,
         lead_ms: float,
         playout_delay_ms: float,
+        marks: bool = False,
         on_sent: Callable[[OutFrame], None] | None = None,
     ) -> None:
-        self.core = PacerCore(lead_ms=lead_ms, playout_delay_ms=playout_delay_ms)
+        self.core = PacerCore(lead_ms=lead_ms, playout_delay_ms=playout_delay_ms, marks=marks)
         self._send = send
         self._on_sent = on_sent
         self._loop = asyncio.get_running_loop()
@@ -46,6 +48,10 @@ class FramePacer:
         self.core.push(frame)
         if self._waiter is not None:
             _resolve(self._waiter)
+
+    def on_mark(self, mark: MarkData) -> None:
+        """ACS answered a playback mark (see ``core.playback_marks``)."""
+        self.core.on_mark(mark, self.now())
 
     def is_playing(self) -> bool:
         return self.core.is_playing(self.now())

@@ -12,7 +12,7 @@ import structlog
 
 from callbridge.adapters.telemetry import CallSummary
 from callbridge.core.ended_by import EndedBy
-from callbridge.core.pacing import PacerStats
+from callbridge.core.pacing import PacerCore
 
 log = structlog.get_logger(__name__)
 
@@ -56,8 +56,10 @@ class CallStats:
     barge_ins: list[BargeIn] = field(default_factory=list)
 
 
-def call_summary(stats: CallStats, pacing: PacerStats | None) -> CallSummary:
+def call_summary(stats: CallStats, pacer: PacerCore | None) -> CallSummary:
     """The call's figures for telemetry (pacing figures only once media flowed)."""
+    pacing = pacer.stats if pacer is not None else None
+    marks = pacer.marks if pacer is not None else None
     return CallSummary(
         caller_frames=stats.caller_frames,
         malformed_media=stats.malformed_media,
@@ -70,10 +72,13 @@ def call_summary(stats: CallStats, pacing: PacerStats | None) -> CallSummary:
         pacer_reanchors=pacing.reanchors if pacing else 0,
         pacer_starved=pacing.starved if pacing else 0,
         ended_by=stats.ended_by,
+        playout_delay_ms=pacer.playout_delay_ms if pacer is not None else None,
+        playout_delay_measured=marks is not None and marks.delay_s is not None,
     )
 
 
-def log_call_ended(stats: CallStats, pacing: PacerStats) -> None:
+def log_call_ended(stats: CallStats, pacer: PacerCore) -> None:
+    pacing, marks = pacer.stats, pacer.marks
     log.info(
         "call.ended",
         caller_frames=stats.caller_frames,
@@ -92,4 +97,15 @@ def log_call_ended(stats: CallStats, pacing: PacerStats) -> None:
         pacer_reanchors=pacing.reanchors,
         pacer_starved=pacing.starved,
         pacer_max_late_ms=round(pacing.max_late_ms, 1),
+        playout_delay_ms=round(pacer.playout_delay_ms, 1),
+        playout_delay_measured=marks is not None and marks.delay_s is not None,
+        **(
+            {}
+            if marks is None
+            else {
+                "marks_sent": marks.stats.sent,
+                "marks_completed": marks.stats.completed,
+                "marks_cancelled": marks.stats.cancelled,
+            }
+        ),
     )

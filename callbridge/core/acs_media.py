@@ -7,7 +7,7 @@ and StopAudio), and the Call Automation SDKs' streaming parsers and their tests.
 A tolerant reader: ACS sends camelCase keys with PascalCase kinds, but the SDKs and samples
 disagree on casing, so inbound keys and the ``kind`` value are matched case-insensitively;
 fields the public record leaves open (DTMF spelling, a silent frame without audio) are read in
-every spelling seen. A strict writer: outbound messages use one documented shape each.
+every spelling seen. A strict writer: outbound messages are Learn's documented shapes, exactly.
 """
 
 from __future__ import annotations
@@ -131,6 +131,12 @@ def parse(text: str | bytes) -> InboundMessage:
             return Unknown(kind)
 
 
+# The outbound shapes of Learn's audio-streaming quickstart (Python include), exactly: PascalCase,
+# as the .NET SDK's serializer also writes them (tests/conformance/acs/media_out_*.json).
+_AUDIO_DATA_HEAD = '{"Kind":"AudioData","AudioData":{"Data":"'
+_AUDIO_DATA_TAIL = '"},"StopAudio":null}'
+
+
 def audio_data(pcm: bytes) -> str:
     """Build an outbound ``AudioData`` message carrying PCM16 at the stream's rate."""
     return audio_data_from_base64(base64.b64encode(pcm).decode("ascii"))
@@ -139,7 +145,18 @@ def audio_data(pcm: bytes) -> str:
 def audio_data_from_base64(data: str) -> str:
     """Build an outbound ``AudioData`` message from already base64-encoded PCM16."""
     # String concatenation: this runs 50 times a second per call; base64 needs no escaping.
-    return '{"kind":"AudioData","audioData":{"data":"' + data + '"}}'
+    return _AUDIO_DATA_HEAD + data + _AUDIO_DATA_TAIL
+
+
+def with_mark(message: str, mark_id: str) -> str:
+    """An outbound ``AudioData`` message built by ``audio_data``, carrying mark ``mark_id``.
+
+    Raises:
+        ValueError: ``message`` was not built by ``audio_data``.
+    """
+    if not (message.startswith(_AUDIO_DATA_HEAD) and message.endswith(_AUDIO_DATA_TAIL)):
+        raise ValueError("not an AudioData message built by audio_data")
+    return marked_audio_data(message[len(_AUDIO_DATA_HEAD) : -len(_AUDIO_DATA_TAIL)], mark_id)
 
 
 def marked_audio_data(data: str, mark_id: str) -> str:
@@ -152,16 +169,11 @@ def marked_audio_data(data: str, mark_id: str) -> str:
     PascalCase with the mark inside AudioData; this is that shape, kept here and nowhere else so
     a change at GA is one edit. No Learn page documents it yet.
     """
-    return (
-        '{"Kind":"AudioData","AudioData":{"Data":"'
-        + data
-        + '","Mark":{"Id":'
-        + json.dumps(mark_id)
-        + "}}}"
-    )
+    mark = '","Mark":{"Id":' + json.dumps(mark_id) + '}},"StopAudio":null}'
+    return _AUDIO_DATA_HEAD + data + mark
 
 
-STOP_AUDIO = '{"kind":"StopAudio","audioData":null,"stopAudio":{}}'
+STOP_AUDIO = '{"Kind":"StopAudio","AudioData":null,"StopAudio":{}}'
 """The outbound ``StopAudio`` message: ACS drops all audio it has queued for the caller."""
 
 
@@ -200,7 +212,7 @@ def _audio_data(body: dict[str, Any]) -> AudioData:
         raise WireError("audioData.data is not a string")
     try:
         pcm = base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
         raise WireError("audioData.data is not base64") from exc
     if len(pcm) % 2:
         raise WireError("audioData.data is not whole PCM16 samples")

@@ -18,7 +18,10 @@ derives from that when the caller hears it:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+
+from callbridge.core import acs_media
+from callbridge.core.playback_marks import MARK_EVERY_FRAMES, PlayoutDelayMeter
 
 FRAME_MS = 20
 _FRAME_S = FRAME_MS / 1000
@@ -96,6 +99,7 @@ class PacerCore:
 
     __slots__ = (
         "_anchor",
+        "_configured_delay_s",
         "_drained",
         "_index",
         "_last_key",
@@ -103,14 +107,20 @@ class PacerCore:
         "_ledger",
         "_playout_delay_s",
         "_queue",
+        "marks",
         "stats",
     )
 
-    def __init__(self, *, lead_ms: float = 40.0, playout_delay_ms: float = 60.0) -> None:
+    def __init__(
+        self, *, lead_ms: float = 40.0, playout_delay_ms: float = 60.0, marks: bool = False
+    ) -> None:
+        """``playout_delay_ms``: the configured estimate of ACS's playout delay; ``marks``:
+        mark frames for ACS to acknowledge, and use the delay they measure instead."""
         if lead_ms < 0 or playout_delay_ms < 0:
             raise ValueError("lead_ms and playout_delay_ms must be >= 0")
         self._lead_s = lead_ms / 1000
-        self._playout_delay_s = playout_delay_ms / 1000
+        self._configured_delay_s = self._playout_delay_s = playout_delay_ms / 1000
+        self.marks = PlayoutDelayMeter() if marks else None
         self._queue: deque[OutFrame] = deque()
         self._ledger: dict[ItemKey, _ItemLedger] = {}
         self._anchor: float | None = None
@@ -155,6 +165,9 @@ class PacerCore:
                 break
             frame = self._queue.popleft()
             self._record(frame, due)
+            if self.marks is not None and self._index % MARK_EVERY_FRAMES == 0:
+                mark_id = self.marks.new_mark(played_by=due + frame.audio_ms / 1000)
+                frame = replace(frame, message=acs_media.with_mark(frame.message, mark_id))
             # Measured from when the frame could first go: lead-fill frames at the start of a
             # spurt were not late, they did not exist earlier.
             late_ms = (now - max(due - self._lead_s, self._anchor or now)) * 1000
@@ -193,6 +206,19 @@ class PacerCore:
         ]
         for key in done:
             del self._ledger[key]
+
+    @property
+    def playout_delay_ms(self) -> float:
+        """The playout delay the heard position uses: measured if marks have measured it."""
+        return self._playout_delay_s * 1000
+
+    def on_mark(self, mark: acs_media.MarkData, now: float) -> None:
+        """ACS answered a mark at ``now``: a measurement of its playout delay, if ``completed``."""
+        if self.marks is None:
+            return
+        self.marks.answered(mark.mark_id, mark.status, now)
+        measured = self.marks.delay_s
+        self._playout_delay_s = self._configured_delay_s if measured is None else measured
 
     def is_playing(self, now: float) -> bool:
         """True while agent audio is queued here or still playing out at ACS."""

@@ -70,6 +70,9 @@ class PacingSettings:
     """How far ahead of real time agent audio may be released to ACS."""
     playout_delay_ms: float = 60.0
     """Estimated time from a frame being due to the caller hearing it (ACS's playout buffer)."""
+    acs_marks: bool = False
+    """Mark frames for ACS to acknowledge when played (beta) and measure the playout delay,
+    instead of trusting ``playout_delay_ms`` (``core.playback_marks``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     pacing = PacingSettings(
         lead_ms=reader.number("CALLBRIDGE_PACER_LEAD_MS", 40.0, float, 0),
         playout_delay_ms=reader.number("CALLBRIDGE_PLAYOUT_DELAY_MS", 60.0, float, 0),
+        acs_marks=reader.choice("CALLBRIDGE_ACS_MARKS", "off", ("on", "off")) == "on",
     )
     settings = Settings(
         voice_live=voice_live,

@@ -112,6 +112,7 @@ async def bridge_process(
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
         "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
         "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
+        "CALLBRIDGE_ACS_MARKS": "on" if pacing.acs_marks else "off",
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "callbridge", "serve", env=env, stderr=asyncio.subprocess.PIPE
@@ -203,13 +204,7 @@ def summarise(
 ) -> dict[str, Any]:
     """Aggregate per-call figures (p50/p99) and the bridge's resource use."""
 
-    def dist(values: Sequence[float]) -> dict[str, float]:
-        return {
-            "p50": round(percentile(values, 50), 2),
-            "p99": round(percentile(values, 99), 2),
-            "max": round(max(values, default=0.0), 2),
-        }
-
+    dist = _distribution
     barge_ins = [b for r in reports for b in r.barge_ins]
     call_minutes = sum(r.duration_s for r in reports) / 60
     return {
@@ -244,6 +239,14 @@ def summarise(
     }
 
 
+def _distribution(values: Sequence[float]) -> dict[str, float]:
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values, default=0.0), 2),
+    }
+
+
 async def _sample_peak_rss(pid: int, peak: list[int]) -> None:
     while True:
         peak[0] = max(peak[0], _usage(pid).rss_bytes)
@@ -251,10 +254,25 @@ async def _sample_peak_rss(pid: int, peak: list[int]) -> None:
 
 
 async def run_bench(
-    *, calls: int, seconds: int, json_output: bool, audio_format: AudioFormat, sample_rate: int
+    *,
+    calls: int,
+    seconds: int,
+    json_output: bool,
+    audio_format: AudioFormat,
+    sample_rate: int,
+    acs_marks: bool = False,
+    line_playout_delay_ms: float | None = None,
 ) -> int:
-    """Run the benchmark and print its figures."""
-    pacing = PacingSettings()
+    """Run the benchmark and print its figures.
+
+    ``acs_marks``: the bridge marks frames and measures ACS's playout delay from the answers;
+    ``line_playout_delay_ms``: the phone lines' true playout delay, by default the one the
+    bridge is configured with (set it apart to see how far a wrong estimate moves truncation).
+    """
+    pacing = PacingSettings(acs_marks=acs_marks)
+    line_delay_ms = (
+        pacing.playout_delay_ms if line_playout_delay_ms is None else line_playout_delay_ms
+    )
     turns = demo_turns()
     bridge_calls: list[dict[str, Any]] = []
     signing_key = secrets.token_urlsafe(32).encode()
@@ -283,7 +301,7 @@ async def run_bench(
                 script=bench_script(seconds),
                 sample_rate=sample_rate,
                 lead_ms=pacing.lead_ms,
-                playout_delay_ms=pacing.playout_delay_ms,
+                playout_delay_ms=line_delay_ms,
                 max_duration_s=seconds * 3 + 30,
             )
             phones = _call_phones(phone, signing_key, acs, calls)
@@ -315,6 +333,13 @@ async def run_bench(
         idle_rss=before.rss_bytes,
         peak_rss=peak[0],
     )
+    summary["playout_delay_ms"] = {
+        "line": line_delay_ms,
+        "configured": pacing.playout_delay_ms,
+        "acs_marks": acs_marks,
+        "bridge_used": _distribution([c.get("playout_delay_ms", 0.0) for c in bridge_calls]),
+        "bridge_measured_calls": sum(bool(c.get("playout_delay_measured")) for c in bridge_calls),
+    }
     if json_output:
         print(json.dumps(summary))
     else:

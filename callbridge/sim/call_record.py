@@ -13,6 +13,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from callbridge.sim.mark_answers import MarkAnswer
 from callbridge.sim.playout import Arrival, Spurt, StopRecord
 from callbridge.sim.script import StepRecord
 
@@ -58,6 +59,11 @@ class CallRecord:
     late_frames: int
     """Caller frames sent more than a frame late: the phone's own loop was starved, so its
     timing figures for this call are suspect."""
+    playout_delay_ms: float
+    """The line's true playout delay (the phone's jitter-buffer fill): the ground truth a
+    bridge's configured or measured playout delay is judged against."""
+    mark_answers: list[MarkAnswer]
+    """The phone's answers to the bridge's playback marks, in order (beta)."""
     caller_audio: npt.NDArray[np.int16] = field(repr=False)
     """What the caller said, sample-aligned on ``ws_opened_at``."""
     heard_audio: npt.NDArray[np.int16] = field(repr=False)

@@ -42,7 +42,7 @@ from callbridge.sim.loopback import (
     signed_media_url,
 )
 from callbridge.sim.phone import Phone
-from callbridge.sim.report import call_setup
+from callbridge.sim.report import call_setup, playout_delay
 from callbridge.sim.script import Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall, VoiceLiveEmulator, load_turns
 from callbridge.web.app import create_app
@@ -120,9 +120,11 @@ class LocalStack:
         max_calls: int = 50,
         recordings_dir: Path | None = None,
         transcription_model: str | None = None,
+        line_playout_delay_ms: float | None = None,
     ) -> None:
         """``transcription_model``: ``VOICE_LIVE_TRANSCRIPTION_MODEL``, unchecked here (a stack
-        can be given one the emulator refuses, as Voice Live would)."""
+        can be given one the emulator refuses, as Voice Live would). ``line_playout_delay_ms``:
+        the phone lines' true playout delay; by default the one ``pacing`` assumes."""
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
             caller_transcripts=(
@@ -135,7 +137,10 @@ class LocalStack:
             response_delay_ms=response_delay_ms,
             connect_delay_ms=connect_delay_ms,
         )
-        self.acs = AcsStandin()
+        self.line_playout_delay_ms = (
+            pacing.playout_delay_ms if line_playout_delay_ms is None else line_playout_delay_ms
+        )
+        self.acs = AcsStandin(playout_delay_ms=self.line_playout_delay_ms)
         self.routing = routing or Routing.single(profile or DEFAULT_PROFILE)
         self.pacing = pacing
         self.auth = auth
@@ -337,7 +342,11 @@ class LocalStack:
         profile = self.routing.profile_for(sim.to_number) or DEFAULT_PROFILE
         result = await judge_call(sim.media, self.emulator, profile.audio_format)
         bridge = await self.bridge_summaries.get(sim.call_connection_id)
-        report = replace(result.report, setup=call_setup(sim, result.session, bridge))
+        report = replace(
+            result.report,
+            setup=call_setup(sim, result.session, bridge),
+            playout=playout_delay(sim.media, self.pacing.playout_delay_ms, bridge),
+        )
         return replace(result, report=report, acs=sim)
 
     async def dial(
@@ -376,7 +385,7 @@ class LocalStack:
             script=script,
             sample_rate=sample_rate,
             lead_ms=self.pacing.lead_ms,
-            playout_delay_ms=self.pacing.playout_delay_ms,
+            playout_delay_ms=self.line_playout_delay_ms,
             headers={"Authorization": f"Bearer {self.acs.mint_token(lifetime_s=MEDIA_TOKEN_S)}"},
             **options,  # type: ignore[arg-type]
         )

@@ -24,6 +24,8 @@ class PlayAudio:
     """Agent audio to queue for the caller (PCM16 at the stream's rate)."""
 
     pcm: bytes
+    mark_id: str | None = None
+    """The playback mark the bridge attached (``AudioData.Mark.Id``, beta), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +61,8 @@ def parse_bridge_message(text: str) -> BridgeMessage:
         raise BridgeMessageError("missing kind")
     match kind.lower():
         case "audiodata":
-            return PlayAudio(_audio_payload(message.get("audiodata")))
+            body = message.get("audiodata")
+            return PlayAudio(_audio_payload(body), _mark_id(body))
         case "stopaudio":
             return StopAudio()
         case _:
@@ -70,6 +73,17 @@ def _fold(mapping: dict[Any, Any]) -> dict[str, Any]:
     return {key.lower(): value for key, value in mapping.items() if isinstance(key, str)}
 
 
+def _mark_id(body: object) -> str | None:
+    """``AudioData.Mark.Id``: the .NET SDK's outbound mark (beta), in any casing."""
+    mark = _fold(body).get("mark") if isinstance(body, dict) else None
+    if mark is None:
+        return None
+    mark_id = _fold(mark).get("id") if isinstance(mark, dict) else None
+    if not isinstance(mark_id, str) or not mark_id:
+        raise BridgeMessageError("audioData.mark.id is not a string")
+    return mark_id
+
+
 def _audio_payload(body: object) -> bytes:
     if not isinstance(body, dict):
         raise BridgeMessageError("missing audioData body")
@@ -78,7 +92,7 @@ def _audio_payload(body: object) -> bytes:
         raise BridgeMessageError("audioData.data is not a string")
     try:
         pcm = base64.b64decode(data, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
         raise BridgeMessageError("audioData.data is not base64") from exc
     if not pcm:
         raise BridgeMessageError("audioData.data is empty")

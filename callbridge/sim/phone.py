@@ -30,6 +30,7 @@ import numpy as np
 import structlog
 
 from callbridge.sim.call_record import BadMessage, CallRecord, ClosedBy
+from callbridge.sim.mark_answers import MarkAnswers
 from callbridge.sim.media_messages import (
     BridgeMessage,
     BridgeMessageError,
@@ -183,6 +184,7 @@ class _Call:
         self._bad: list[BadMessage] = []
         self._closed_by: ClosedBy | None = None
         self._bridge_gone = asyncio.Event()
+        self._marks = MarkAnswers(ws.send_str)
 
     async def run(self) -> CallRecord:
         self._log.info("phone.connected", sample_rate=self._phone.sample_rate)
@@ -202,6 +204,7 @@ class _Call:
             remote.cancel()
             # Closing wakes the receiver with a CLOSING message, so it returns on its own;
             # cancelling it instead would make aiohttp record an abnormal closure (1006).
+            await self._marks.aclose()
             await self._ws.close()
             receiver.cancel()
             results = await asyncio.gather(sender, receiver, remote, return_exceptions=True)
@@ -277,9 +280,12 @@ class _Call:
             self._on_bad(at, str(exc), text[:_SAMPLE_CHARS])
             return
         if isinstance(message, PlayAudio):
-            self._playout.on_audio(at, message.pcm)
+            played_at = self._playout.on_audio(at, message.pcm)
+            if message.mark_id is not None:
+                self._marks.queued(message.mark_id, played_at)
             return
         self._playout.on_stop(at)
+        self._marks.stopped(at)
         stop = self._playout.stops[-1]
         self._log.debug(
             "phone.stop_audio",
@@ -327,6 +333,8 @@ class _Call:
             frames_sent=self._frames_sent,
             silent_frames_sent=self._silent_frames,
             late_frames=self._late_frames,
+            playout_delay_ms=self._phone.playout_delay_ms,
+            mark_answers=self._marks.answers,
             caller_audio=np.frombuffer(bytes(self._sent), dtype="<i2").astype(np.int16),
             heard_audio=self._playout.heard_audio(self._opened_at, ended_at),
         )

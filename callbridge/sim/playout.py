@@ -134,8 +134,8 @@ class Playout:
             return record.played_ms
         return self._open_played_s(at) * 1000
 
-    def on_audio(self, at: float, pcm: bytes) -> None:
-        """Queue an AudioData message received at ``at``."""
+    def on_audio(self, at: float, pcm: bytes) -> float:
+        """Queue an AudioData message received at ``at``; when it will have played."""
         self.advance(at)
         duration = len(pcm) / self._bytes_per_s
         # ms from integers, so whole 20 ms frames add up to exact whole milliseconds
@@ -159,6 +159,7 @@ class Playout:
         spurt.received_ms += arrival.ms
         self._segments.append(_Segment(start, pcm, duration))
         self._busy_until = start + duration
+        return self._busy_until
 
     def on_stop(self, at: float) -> None:
         """Apply a StopAudio received at ``at``."""

@@ -78,6 +78,34 @@ class CallSetup:
 
 
 @dataclass(frozen=True, slots=True)
+class PlayoutDelay:
+    """ACS's playout delay: what callbridge's heard position used, against the line's truth."""
+
+    line_ms: float
+    """The phone line's true playout delay (the stand-in's)."""
+    configured_ms: float
+    """``CALLBRIDGE_PLAYOUT_DELAY_MS``."""
+    used_ms: float | None
+    """What callbridge's heard position used by the call's end (its own summary)."""
+    measured: bool
+    """Whether ``used_ms`` was measured from ACS's playback marks."""
+    marks_answered: int
+    """Marks the line answered (completed or cancelled)."""
+
+
+def playout_delay(
+    record: CallRecord, configured_ms: float, bridge: CallSummary | None
+) -> PlayoutDelay:
+    return PlayoutDelay(
+        line_ms=record.playout_delay_ms,
+        configured_ms=configured_ms,
+        used_ms=None if bridge is None else bridge.playout_delay_ms,
+        measured=bridge is not None and bridge.playout_delay_measured,
+        marks_answered=len(record.mark_answers),
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class CallReport:
     """The stable per-call report of ``callbridge demo --json`` and ``callbridge bench``."""
 
@@ -97,6 +125,7 @@ class CallReport:
     keypad_inputs: list[str] = field(default_factory=list)
     """The text the bridge gave the agent for the caller's keypad presses."""
     setup: CallSetup | None = None
+    playout: PlayoutDelay | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -282,6 +311,8 @@ def render_text(report: CallReport) -> str:
             f" {b.overhang_ms} ms played after the caller began"
         )
     lines.append(f"  stale audio after stop   {report.stale_audio_ms} ms")
+    if report.playout is not None:
+        lines.append(_playout_line(report.playout))
     if report.tool_calls:
         lines.append(f"  tools called             {', '.join(report.tool_calls)}")
     if report.setup is not None:
@@ -289,6 +320,19 @@ def render_text(report: CallReport) -> str:
     verdict = "none" if not report.protocol_violations else "; ".join(report.protocol_violations)
     lines.append(f"  protocol violations      {verdict}")
     return "\n".join(lines)
+
+
+def _playout_line(playout: PlayoutDelay) -> str:
+    used = "unknown" if playout.used_ms is None else _ms(round(playout.used_ms, 1))
+    how = (
+        f"measured {used} from {playout.marks_answered} marks"
+        if playout.measured
+        else f"used {used}"
+    )
+    return (
+        f"  playout delay            line {_ms(playout.line_ms)}; callbridge {how}"
+        f" (configured {_ms(playout.configured_ms)})"
+    )
 
 
 def _setup_lines(setup: CallSetup) -> list[str]:

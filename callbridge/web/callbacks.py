@@ -7,18 +7,16 @@ transfer, a call that ended before its media arrived) also touch local state.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import structlog
 from aiohttp import web
 
+from callbridge.core.acs_events import AcsEventError, CallEvent, ResultInformation, parse_callbacks
 from callbridge.core.call_token import AuthError, CallClaims, verify_call_token
 from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
-
-_PREFIX = "Microsoft.Communication."
 
 
 async def callback(request: web.Request) -> web.Response:
@@ -30,23 +28,20 @@ async def callback(request: web.Request) -> web.Response:
     except ValueError:
         log.warning("callback.malformed", reason="body is not JSON")
         raise web.HTTPBadRequest(text="body is not JSON") from None
-    events = [
-        event
-        for event in (body if isinstance(body, list) else [body])
-        if isinstance(event, dict) and isinstance(event.get("data"), dict)
-    ]
-    if not events:
+    try:
+        events = parse_callbacks(body)
+    except AcsEventError:
         log.warning("callback.malformed", reason="no CloudEvents with data")
-        raise web.HTTPBadRequest(text="expected an array of CloudEvents")
+        raise web.HTTPBadRequest(text="expected an array of CloudEvents") from None
     if claims is not None:
         for event in events:
             try:
-                claims.check_call(_text(event["data"], "correlationId"))
+                claims.check_call(event.correlation_id)
             except AuthError as exc:
                 log.warning("callback.unauthorized", reason=str(exc))
                 raise web.HTTPUnauthorized(text="unauthorized") from None
     for event in events:
-        await _handle(replica, str(event.get("type", "")), event["data"])
+        await _handle(replica, event)
     return web.Response(status=200)
 
 
@@ -61,12 +56,9 @@ def _call_claims(request: web.Request, replica: Replica) -> CallClaims | None:
         raise web.HTTPUnauthorized(text="unauthorized") from None
 
 
-async def _handle(replica: Replica, event_type: str, data: Mapping[str, Any]) -> None:
-    call_id = _text(data, "callConnectionId")
-    correlation_id = _text(data, "correlationId")
-    name = event_type.removeprefix(_PREFIX)
-    result = data.get("resultInformation")
-    result = result if isinstance(result, Mapping) else {}
+async def _handle(replica: Replica, event: CallEvent) -> None:
+    call_id, correlation_id, name = event.call_connection_id, event.correlation_id, event.name
+    result = event.result
     with structlog.contextvars.bound_contextvars(
         call_connection_id=call_id, correlation_id=correlation_id
     ):
@@ -95,7 +87,7 @@ async def _handle(replica: Replica, event_type: str, data: Mapping[str, Any]) ->
             case "PlayFailed":
                 log.error("call.play_failed", **_result_fields(result))
             case _:
-                log.info("callback.ignored_event", event_type=event_type)
+                log.info("callback.ignored_event", event_type=name)
 
 
 async def _hang_up(replica: Replica, call_id: str) -> None:
@@ -111,14 +103,7 @@ async def _forget(replica: Replica, correlation_id: str | None) -> None:
         await replica.prewarm.discard(correlation_id)
 
 
-def _result_fields(result: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        "code": result.get("code"),
-        "sub_code": result.get("subCode"),
-        "message": result.get("message"),
-    }
-
-
-def _text(data: Mapping[str, Any], key: str) -> str | None:
-    value = data.get(key)
-    return value if isinstance(value, str) else None
+def _result_fields(result: ResultInformation | None) -> dict[str, Any]:
+    if result is None:
+        return {"code": None, "sub_code": None, "message": None}
+    return {"code": result.code, "sub_code": result.sub_code, "message": result.message}

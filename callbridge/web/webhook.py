@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Mapping
-from typing import Any
 
 import structlog
 from aiohttp import web
 
 from callbridge.adapters.call_automation import RejectReason
 from callbridge.adapters.telemetry import record_answer_latency, record_rejected
+from callbridge.core.acs_events import (
+    VALIDATION_EVENT,
+    IncomingCall,
+    OtherDelivery,
+    SubscriptionValidation,
+    parse_deliveries,
+)
 from callbridge.core.jwt_policy import JwtError, SigningKeysUnavailable, bearer_token
-from callbridge.core.numbers import mask, number_from_identifier
+from callbridge.core.numbers import mask
 from callbridge.core.profiles import AgentProfile
 from callbridge.web.replica import REPLICA, Replica
 
@@ -26,9 +31,6 @@ log = structlog.get_logger(__name__)
 
 SECRET_HEADER = "x-callbridge-secret"
 SECRET_QUERY = "secret"
-
-VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
-INCOMING_CALL_EVENT = "Microsoft.Communication.IncomingCall"
 
 
 async def incoming_call(request: web.Request) -> web.Response:
@@ -39,24 +41,22 @@ async def incoming_call(request: web.Request) -> web.Response:
     except ValueError:
         log.warning("webhook.malformed", reason="body is not JSON")
         raise web.HTTPBadRequest(text="body is not JSON") from None
-    events = body if isinstance(body, list) else [body]
-    for event in events:
-        if not isinstance(event, dict) or not isinstance(event.get("data"), dict):
-            log.warning("webhook.malformed_event", reason="not an event object with data")
-            continue
-        # Event Grid schema says eventType; the CloudEvents schema says type.
-        event_type = event.get("eventType") or event.get("type")
-        data: dict[str, Any] = event["data"]
-        if event_type == VALIDATION_EVENT:
-            code = data.get("validationCode")
-            if not isinstance(code, str):
+    for delivery in parse_deliveries(body):
+        match delivery:
+            case SubscriptionValidation(validation_code=code):
+                log.info("webhook.subscription_validated")
+                return web.json_response({"validationResponse": code})
+            case IncomingCall():
+                _on_incoming_call(replica, delivery)
+            case OtherDelivery(problem=str(problem)) if delivery.event_type == VALIDATION_EVENT:
+                log.warning("webhook.malformed_event", reason=problem)
                 raise web.HTTPBadRequest(text="validation event without a validationCode")
-            log.info("webhook.subscription_validated")
-            return web.json_response({"validationResponse": code})
-        if event_type == INCOMING_CALL_EVENT:
-            _on_incoming_call(replica, data)
-        else:
-            log.info("webhook.ignored_event", event_type=str(event_type))
+            case OtherDelivery(problem=str(problem)):
+                log.warning(
+                    "webhook.malformed_event", event_type=str(delivery.event_type), reason=problem
+                )
+            case OtherDelivery():
+                log.info("webhook.ignored_event", event_type=str(delivery.event_type))
     return web.Response(status=200)
 
 
@@ -91,17 +91,11 @@ async def _require_event_grid(request: web.Request, replica: Replica) -> None:
     raise web.HTTPUnauthorized(text="unauthorized")
 
 
-def _on_incoming_call(replica: Replica, data: Mapping[str, Any]) -> None:
-    context = data.get("incomingCallContext")
-    correlation_id = data.get("correlationId")
-    if not isinstance(context, str) or not isinstance(correlation_id, str):
-        log.warning("webhook.malformed_event", reason="IncomingCall without context or id")
-        return
+def _on_incoming_call(replica: Replica, call: IncomingCall) -> None:
+    context, correlation_id, dialed = call.incoming_call_context, call.correlation_id, call.dialed
     if not replica.incoming.first_time(correlation_id):
         log.info("call.duplicate_delivery", correlation_id=correlation_id)
         return
-    to = data.get("to")
-    dialed = number_from_identifier(to) if isinstance(to, Mapping) else None
     routing = replica.settings.routing
     profile = routing.profile_for(dialed) if dialed is not None else None
     fields = {"correlation_id": correlation_id, "to": mask(dialed or "")}

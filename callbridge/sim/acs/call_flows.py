@@ -21,9 +21,11 @@ from callbridge.sim.acs.events import (
     CALL_ENDED,
     CALLEE_NO_ANSWER,
     CALLEE_UNKNOWN,
+    CONNECTED,
     MEDIA_SOCKET_FAILED,
     TRANSFER_FAILED,
     media_streaming_update,
+    participants_update,
     transfer_details,
 )
 from callbridge.sim.acs.ingress import through_ingress
@@ -71,7 +73,18 @@ class CallFlows(CallState):
                 self.state = "connected"
             self.connected_at = time.monotonic()
             self._changed()
-            await self._post("CallConnected")
+            # Who is on the call: the person on the phone and the app's identity. A recording
+            # shows this before CallConnected, another after: apps must not rely on the order.
+            participants = (
+                Identifier(RAW_ID_PHONE_PREFIX + self.party.number, self.party.number),
+                Identifier(self._env.bot_id, None),
+            )
+            await self._post(
+                "ParticipantsUpdated",
+                result=CONNECTED,
+                extra=participants_update(participants, sequence_number=1),
+            )
+            await self._post("CallConnected", result=CONNECTED)
             media = self.setup.media if self.setup else None
             if media is not None and media.start and self.disconnect is None:
                 await self._stream(media)
@@ -94,6 +107,7 @@ class CallFlows(CallState):
             hangup_after_s=self.party.hangup_after_s,
             max_duration_s=self.party.max_duration_s,
             connect_timeout_s=self._env.media_connect_timeout_s,
+            playout_delay_ms=self._env.playout_delay_ms,
         )
         connected = asyncio.Event()
         run = asyncio.create_task(

@@ -57,6 +57,8 @@ class CallEnv:
     topic: str
     """The Event Grid topic of the ACS resource."""
     media_connect_timeout_s: float
+    playout_delay_ms: float
+    """The phone line's true playout delay."""
 
 
 @dataclass(frozen=True, slots=True)

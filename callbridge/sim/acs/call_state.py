@@ -204,7 +204,14 @@ class CallState:
         assert self.call_connection_id is not None
         ids = CallIds(self.call_connection_id, self.server_call_id, self.correlation_id)
         context = self.setup.operation_context if operation_context is None else operation_context
-        event = callback_event(name, ids, operation_context=context, result=result, extra=extra)
+        event = callback_event(
+            name,
+            ids,
+            version=self.setup.api_version,
+            operation_context=context,
+            result=result,
+            extra=extra,
+        )
         target = url or self.setup.callback_uri
         async with self._post_lock:
             token = self._bearer(self._overrides.callback_token, CALLBACK_TOKEN_LIFETIME_S)

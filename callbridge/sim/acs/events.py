@@ -8,14 +8,15 @@ Two schemas are in play:
 * CloudEvents 1.0 (``type``, ``time``, ``source``, ``specversion``) for the mid-call callbacks
   ACS posts to the ``callbackUri`` of a call: ``CallConnected``, ``MediaStreamingStarted``...
 
-Shapes follow the protocol reference (``acs.md`` sections 3 and 5) and the SDK's generated
-models for each event's ``data``.
+Shapes follow the real events recorded by the Python SDK's live tests and the Learn examples
+(``tests/conformance/acs/``, checked against this module's output there), and the SDK's
+generated models for each event's ``data``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -25,9 +26,6 @@ from callbridge.sim.acs.records import EVENT_PREFIX
 
 INCOMING_CALL: Final = EVENT_PREFIX + "IncomingCall"
 SUBSCRIPTION_VALIDATION: Final = "Microsoft.EventGrid.SubscriptionValidationEvent"
-
-EVENT_DATA_VERSION: Final = "2024-06-15-preview"
-"""``data.version`` on callbacks, as in ACS's published samples."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +40,12 @@ class ResultInformation:
         return {"code": self.code, "subCode": self.sub_code, "message": self.message}
 
 
+# resultInformation as recorded (azure-sdk-for-python callautomation tests/events, 2025-05-15):
+# CallConnected and ParticipantsUpdated carry an empty message; the media-streaming events
+# "Action completed successfully."; a normal CallDisconnected subCode 7000.
 OK: Final = ResultInformation(200, 0, "Action completed successfully.")
-CALL_ENDED: Final = ResultInformation(200, 0, "The conversation has ended.")
+CONNECTED: Final = ResultInformation(200, 0, "")
+CALL_ENDED: Final = ResultInformation(200, 7000, "The conversation has ended. DiagCode: 0#7000.@")
 MEDIA_SOCKET_FAILED: Final = ResultInformation(
     400, 8581, "Action failed, Transport url is not valid or web socket server is not operational."
 )
@@ -87,7 +89,8 @@ def incoming_call_event(
     incoming_call_context: str,
     caller_display_name: str,
 ) -> dict[str, Any]:
-    """``Microsoft.Communication.IncomingCall`` in the Event Grid schema."""
+    """``Microsoft.Communication.IncomingCall`` in the Event Grid schema, keyed as Learn's
+    example and the SDK's 2025 recording (which have no ``customContext``)."""
     return {
         "id": str(uuid.uuid4()),
         "topic": topic,
@@ -99,8 +102,6 @@ def incoming_call_event(
             "callerDisplayName": caller_display_name,
             "incomingCallContext": incoming_call_context,
             "correlationId": correlation_id,
-            "customContext": {"sipHeaders": {}, "voipHeaders": {}},
-            "onBehalfOfCallee": None,
         },
         "eventType": INCOMING_CALL,
         "eventTime": _event_grid_time(),
@@ -122,6 +123,7 @@ def callback_event(
     name: str,
     ids: CallIds,
     *,
+    version: str,
     operation_context: str | None,
     result: ResultInformation = OK,
     extra: Mapping[str, Any] | None = None,
@@ -131,31 +133,48 @@ def callback_event(
     Args:
         name: the type without its prefix, e.g. ``CallConnected``.
         ids: the call's ids.
-        operation_context: echoed from the request that caused the event.
+        version: ``data.version``. Each recording carries the Call Automation api-version its
+            SDK called with (2023-10-03-preview ... 2025-05-15), so the stand-in echoes the
+            api-version of the call's answer or create request.
+        operation_context: echoed from the request that caused the event; absent when the
+            request set none, as recorded.
         result: ``resultInformation``.
-        extra: event-specific ``data`` keys (``mediaStreamingUpdate``, ``transferTarget``).
+        extra: event-specific ``data`` keys (``mediaStreamingUpdate``, ``participants``...).
     """
     event_type = EVENT_PREFIX + name
     source = f"calling/callConnections/{ids.call_connection_id}"
+    data: dict[str, Any] = {**(extra or {})}
+    if operation_context is not None:
+        data["operationContext"] = operation_context
+    data |= {
+        "version": version,
+        "resultInformation": result.to_json(),
+        "callConnectionId": ids.call_connection_id,
+        "serverCallId": ids.server_call_id,
+        "correlationId": ids.correlation_id,
+        "publicEventType": event_type,
+    }
     return {
         "id": str(uuid.uuid4()),
         "source": source,
         "type": event_type,
-        "subject": source,
-        "time": _now().isoformat(timespec="milliseconds"),
+        "data": data,
+        # Seven decimals and an offset, as ACS writes it: 2025-05-06T16:31:49.4325356+00:00.
+        "time": _now().strftime("%Y-%m-%dT%H:%M:%S.%f") + "0+00:00",
         "specversion": "1.0",
         "datacontenttype": "application/json",
-        "data": {
-            "eventSource": source,
-            "operationContext": operation_context,
-            "resultInformation": result.to_json(),
-            **(extra or {}),
-            "version": EVENT_DATA_VERSION,
-            "callConnectionId": ids.call_connection_id,
-            "serverCallId": ids.server_call_id,
-            "correlationId": ids.correlation_id,
-            "publicEventType": event_type,
-        },
+        "subject": source,
+    }
+
+
+def participants_update(participants: Sequence[Identifier], sequence_number: int) -> dict[str, Any]:
+    """The ``participants`` and ``sequenceNumber`` of ``ParticipantsUpdated``."""
+    return {
+        "participants": [
+            {"identifier": identifier.to_json(), "isMuted": False, "isOnHold": False}
+            for identifier in participants
+        ],
+        "sequenceNumber": sequence_number,
     }
 
 

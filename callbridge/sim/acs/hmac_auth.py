@@ -43,7 +43,7 @@ def decode_access_key(access_key: str) -> bytes:
     """
     try:
         return base64.b64decode(access_key, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
         raise ValueError("an ACS access key is base64 text") from exc
 
 
@@ -89,7 +89,7 @@ def verify_request(
     expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).digest()
     try:
         given = base64.b64decode(signature, validate=True)
-    except binascii.Error as exc:
+    except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
         raise HmacError("the signature is not base64") from exc
     if not hmac.compare_digest(given, expected):
         raise HmacError("the signature does not match")

@@ -41,6 +41,8 @@ class CallSetup:
     callback_uri: str
     operation_context: str | None
     media: MediaOptions | None
+    api_version: str
+    """The request's ``api-version``: the call's callbacks carry it as ``data.version``."""
 
 
 def read_setup(payload: Payload) -> CallSetup:
@@ -55,6 +57,7 @@ def read_setup(payload: Payload) -> CallSetup:
         callback_uri=callback_uri,
         operation_context=payload.text("operationContext"),
         media=None if media is None else _read_media(media),
+        api_version=payload.api_version,
     )
 
 

@@ -20,14 +20,16 @@ RAW_ID_PHONE_PREFIX: Final = "4:"
 class Payload:
     """A JSON object with case-insensitive, typed access to its fields."""
 
-    def __init__(self, raw: Mapping[str, Any], *, path: str = "") -> None:
+    def __init__(self, raw: Mapping[str, Any], *, path: str = "", api_version: str = "") -> None:
         self.raw = dict(raw)
         """The object as received."""
+        self.api_version = api_version
+        """The request's ``api-version`` (only on a request's top-level body)."""
         self._fields = {key.lower(): value for key, value in raw.items()}
         self._path = path
 
     @classmethod
-    def parse(cls, body: bytes) -> Payload:
+    def parse(cls, body: bytes, *, api_version: str = "") -> Payload:
         """Parse a request body that must be a JSON object.
 
         Raises:
@@ -39,7 +41,7 @@ class Payload:
             raise bad_request("The request body is not valid JSON.") from exc
         if not isinstance(raw, dict):
             raise bad_request("The request body must be a JSON object.")
-        return cls(raw)
+        return cls(raw, api_version=api_version)
 
     def _get(self, key: str, kind: type, required: bool) -> Any:
         value = self._fields.get(key.lower())

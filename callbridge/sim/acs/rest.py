@@ -127,7 +127,7 @@ class RestApi:
             name, call_id = _route(request.method, request.path)
             if "api-version" not in request.query:
                 raise bad_request("The api-version query parameter is required.")
-            payload = Payload.parse(raw)
+            payload = Payload.parse(raw, api_version=request.query["api-version"])
             body = payload.raw if raw else None
             if name == "create":
                 call = self._create(payload)

@@ -57,6 +57,8 @@ class AcsStandin:
         max_clock_skew_s: how far a request's ``x-ms-date`` may be from the clock.
         callback_timeout_s: bound on each POST to the app.
         media_connect_timeout_s: bound on the media WebSocket handshake.
+        playout_delay_ms: the lines' true playout delay (ACS's jitter buffer before the caller
+            hears audio that reached an empty queue): what a bridge estimates or measures.
         stop_timeout_s: bound on waiting for background tasks at ``stop()``.
     """
 
@@ -71,6 +73,7 @@ class AcsStandin:
         max_clock_skew_s: float = 300.0,
         callback_timeout_s: float = 5.0,
         media_connect_timeout_s: float = 5.0,
+        playout_delay_ms: float = 60.0,
         stop_timeout_s: float = 5.0,
     ) -> None:
         self.access_key = access_key or base64.b64encode(secrets.token_bytes(64)).decode()
@@ -97,6 +100,7 @@ class AcsStandin:
             bot_id=f"8:acs:{self.resource_id}_{uuid.uuid4()}",
             topic=self._topic,
             media_connect_timeout_s=media_connect_timeout_s,
+            playout_delay_ms=playout_delay_ms,
         )
         self._calls: list[SimCall] = []
         self._by_context: dict[str, SimCall] = {}
