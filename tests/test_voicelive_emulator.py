@@ -42,6 +42,7 @@ from callbridge.sim.validate import validate_server_event
 from callbridge.sim.voicelive import (
     API_VERSION,
     CLIENT_REQUEST_ID_HEADER,
+    DOCUMENTED_BEYOND_SDK,
     REALTIME_PATH,
     AgentTurn,
     EnergyVad,
@@ -770,7 +771,11 @@ async def test_every_event_the_emulator_sends_validates(make_emulator: EmulatorF
     types = {frame["type"] for frame in frames}
     assert {"session.updated", "input_audio_buffer.speech_stopped", "response.done"} <= types
     for frame in frames:
-        assert validate_server_event(frame) == [], frame["type"]
+        # Only the shapes the API reference documents and SDK 1.3.1 refuses (listed, and
+        # checked against the documented examples in tests/conformance/test_voicelive.py).
+        violations = validate_server_event(frame)
+        undocumented = [v for v in violations if v.partition(": ")[2] not in DOCUMENTED_BEYOND_SDK]
+        assert undocumented == [], frame["type"]
     assert len({frame["event_id"] for frame in frames}) == len(frames)
     assert emulator.violations == []
 

@@ -46,7 +46,9 @@ What it does, as the service does:
 
 Every client event received and every server event sent is checked strictly against the SDK's
 models (:mod:`callbridge.sim.validate`); violations are recorded on the session, and an invalid
-client event is answered with an ``error`` event, as the service would.
+client event is answered with an ``error`` event, as the service would. Server events have the
+shapes of the API reference 2026-07-15's examples (``tests/conformance/test_voicelive*.py``),
+also where SDK 1.3.1's models lack a documented field (``DOCUMENTED_BEYOND_SDK``).
 
 Deliberate simplifications: the VAD is an RMS threshold (``turn_detection.threshold`` is echoed
 but not used); responses follow the script, not the conversation (tool outputs and text inputs
@@ -89,10 +91,12 @@ from callbridge.sim.voicelive.server import (
     serve_emulator,
 )
 from callbridge.sim.voicelive.vad import EnergyVad, SpeechEnd, SpeechOnset
+from callbridge.sim.voicelive.wire import DOCUMENTED_BEYOND_SDK
 
 __all__ = [
     "API_VERSION",
     "CLIENT_REQUEST_ID_HEADER",
+    "DOCUMENTED_BEYOND_SDK",
     "REALTIME_PATH",
     "AgentTurn",
     "AudioFormat",

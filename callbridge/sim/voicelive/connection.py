@@ -157,8 +157,8 @@ class Connection:
                 self._conversation.delete(event["item_id"])
                 self._wire.emit({"type": "conversation.item.deleted", "item_id": event["item_id"]})
             case "conversation.item.retrieve":
-                item = self._conversation.require(event["item_id"])
-                self._wire.emit({"type": "conversation.item.retrieved", "item": item.payload})
+                item = self._retrieved_item(event["item_id"])
+                self._wire.emit({"type": "conversation.item.retrieved", "item": item})
             case other:
                 raise InvalidRequestError(
                     "unsupported_event", f"the Voice Live emulator does not implement {other}"
@@ -282,9 +282,11 @@ class Connection:
     def _commit_user_audio(self, item_id: str, speech_ms: int) -> None:
         self._input_buffer_ms = 0.0
         self._speech = None
-        # The SDK's input_audio content part requires "audio"; the service does not echo the
-        # caller's audio back, so the emulator sends it empty.
-        content = [{"type": "input_audio", "audio": "", "transcript": None}]
+        # As the API reference 2026-07-15 shows it (conversation.item.created, "Example with
+        # Audio Item"): "audio": null, the caller's audio is not echoed back. SDK 1.3.1 marks the
+        # field required (see wire.DOCUMENTED_BEYOND_SDK). The transcript is not known yet: it
+        # comes in conversation.item.input_audio_transcription.completed.
+        content = [{"type": "input_audio", "audio": None, "transcript": None}]
         created = self._conversation.add(
             item_id, message_item(item_id, "user", "completed", content)
         )
@@ -349,6 +351,28 @@ class Connection:
                 "audio_end_ms": audio_end_ms,
             }
         )
+
+    def _retrieved_item(self, item_id: str) -> dict[str, Any]:
+        """An item as ``conversation.item.retrieved`` carries it: an assistant audio part with
+        its audio, base64, as far as it was sent (and not truncated away). The API reference
+        2026-07-15 shows it so (conversation.item.retrieved example; RealtimeOutputAudioContentPart
+        "audio: Base64-encoded audio data"); SDK 1.3.1's ``ResponseAudioContentPart`` has no
+        ``audio`` field (see wire.DOCUMENTED_BEYOND_SDK)."""
+        item = self._conversation.require(item_id)
+        response = item.response
+        if response is None:
+            return item.payload
+        kept = response.audio_bytes_sent
+        if item.truncated_ms is not None:
+            kept = min(kept, item.truncated_ms * response.bytes_per_ms)
+        fmt = output_audio_format(response.output_format)
+        audio = self._settings.turn_audio(response.turn_index, fmt)[:kept]
+        encoded = base64.b64encode(audio).decode("ascii")
+        content = [
+            {**part, "audio": encoded} if part.get("type") == "audio" else part
+            for part in item.payload["content"]
+        ]
+        return {**item.payload, "content": content}
 
     def _on_item_create(self, item: Mapping[str, Any] | None, previous_item_id: str | None) -> None:
         if item is None:

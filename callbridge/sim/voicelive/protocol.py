@@ -173,9 +173,16 @@ _INPUT_KEYS: Final = ("input_audio_format", "input_audio_sampling_rate")
 
 
 def default_session(session_id: str, model: str) -> dict[str, Any]:
-    """The session configuration a new connection starts with (``session.created``)."""
+    """The session configuration a new connection starts with (``session.created``).
+
+    ``id``, ``object`` and ``expires_at`` are set by the server: the API reference 2026-07-15,
+    RealtimeResponseSession, lists ``object`` ("Allowed values: ``realtime.session``") and its
+    session.created example carries it, although SDK 1.3.1's ``ResponseSession`` has no such
+    field (see ``wire.DOCUMENTED_BEYOND_SDK``).
+    """
     return {
         "id": session_id,
+        "object": "realtime.session",
         "model": model,
         "modalities": ["text", "audio"],
         "instructions": "",

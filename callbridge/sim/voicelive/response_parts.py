@@ -74,14 +74,15 @@ def response_object(response: ActiveResponse, cancel_reason: str | None = None) 
         "output": list(response.output),
         "modalities": ["text", "audio"],
         "output_audio_format": record.output_format,
+        # Also on response.created, all zero: the API reference 2026-07-15's response.created
+        # example carries "usage" {total_tokens, input_tokens, output_tokens: 0}.
+        "usage": _usage(response),
     }
     if record.status == "cancelled":
         body["status_details"] = {
             "type": "cancelled",
             "reason": cancel_reason or "client_cancelled",
         }
-    if record.status != "in_progress":
-        body["usage"] = _usage(response)
     return body
 
 
