@@ -23,6 +23,7 @@ from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import (
     FunctionCallOutputItem,
     InputTextContentPart,
+    ResponseFunctionCallItem,
     ServerEventResponseFunctionCallArgumentsDone,
     SystemMessageItem,
 )
@@ -98,6 +99,7 @@ class AgentActions:
         self._helpers = helpers
         self._recorder = recorder
         self._tool_calls: dict[str, list[ToolCall]] = {}
+        self._tool_names: dict[str, str] = {}
         self._awaiting_goodbye = False
         self._goodbye_response_id: str | None = None
         self._goodbye_done = asyncio.Event()
@@ -111,9 +113,22 @@ class AgentActions:
             self._awaiting_goodbye = False
             self._goodbye_response_id = response_id
 
+    def on_function_call_item(self, item: ResponseFunctionCallItem) -> None:
+        """Remember a tool call's name from its item (``response.output_item.added``)."""
+        if isinstance(item.call_id, str) and isinstance(item.name, str):
+            self._tool_names[item.call_id] = item.name
+
     def on_tool_call(self, event: ServerEventResponseFunctionCallArgumentsDone) -> None:
-        """The model called a tool: user tools start at once, built-ins wait for the response."""
-        call_id, name = text(event.call_id), text(event.name)
+        """The model called a tool: user tools start at once, built-ins wait for the response.
+
+        Tolerant reader: the API reference (2026-07-15) leaves ``name`` out of
+        ``response.function_call_arguments.done`` in both its example and its field table, while
+        SDK 1.3.1 requires it and its live test reads it. Without it, the name comes from the
+        function-call item the same response announced first.
+        """
+        call_id = text(event.call_id)
+        name = text(event.name if event.get("name") is not None else self._tool_names.get(call_id))
+        self._tool_names.pop(call_id, None)
         arguments = event.arguments if isinstance(event.arguments, str) else ""
         spec = self._tools.get(name)
         running = None

@@ -26,6 +26,7 @@ from aiohttp import web
 from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import (
+    ResponseFunctionCallItem,
     ServerEvent,
     ServerEventConversationItemInputAudioTranscriptionCompleted,
     ServerEventConversationItemTruncated,
@@ -37,6 +38,7 @@ from azure.ai.voicelive.models import (
     ServerEventResponseCreated,
     ServerEventResponseDone,
     ServerEventResponseFunctionCallArgumentsDone,
+    ServerEventResponseOutputItemAdded,
     ServerEventSessionUpdated,
 )
 
@@ -294,6 +296,8 @@ class CallBridge:
                 response_id = text(event.response.id)
                 self._responses.done(response_id)
                 await media.actions.after_response(response_id)
+            case ServerEventResponseOutputItemAdded(item=ResponseFunctionCallItem() as item):
+                media.actions.on_function_call_item(item)
             case ServerEventResponseFunctionCallArgumentsDone():
                 media.actions.on_tool_call(event)
             case ServerEventSessionUpdated() if not self._session_ready.is_set():

@@ -4,44 +4,23 @@ The corpus (``voicelive/*.json``, sources in ``voicelive/SOURCES.md``) holds the
 2026-07-15's examples (REF, pinned in ``voicelive_support.REFERENCE``), the how-to's (HOWTO,
 voice-live-how-to.md @ 00bb5540) and those of Microsoft's ACS accelerator sample. Here:
 
-* server events as callbridge reads them: the SDK's typed class, and the very fields the bridge
-  reads, read as it reads them;
 * the emulator's strictness is not stricter than reality: every documented example passes the
   emulator's check (``callbridge.sim.validate``) but for the rows of ``CORPUS_EXCEPTIONS``, each
   with its reason and source; the table must match exactly what fails;
 * callbridge's own ``session.update`` only says what the documentation says a client may say,
   and callbridge and the emulator agree with REF's transcription-model table.
 
-What the emulator sends is checked against the same corpus in ``test_voicelive_emulator_shapes``.
+Server events as callbridge reads them are in ``test_voicelive_bridge_reads``; what the emulator
+sends is checked against the same corpus in ``test_voicelive_emulator_shapes``.
 """
 
 from __future__ import annotations
 
-from typing import Final, cast
+from typing import Final
 
 import pytest
-from azure.ai.voicelive import models
-from azure.ai.voicelive.aio import VoiceLiveConnection
-from azure.ai.voicelive.models import (
-    ServerEvent,
-    ServerEventConversationItemInputAudioTranscriptionCompleted,
-    ServerEventConversationItemTruncated,
-    ServerEventError,
-    ServerEventInputAudioBufferSpeechStarted,
-    ServerEventResponseAudioDone,
-    ServerEventResponseAudioTranscriptDone,
-    ServerEventResponseCreated,
-    ServerEventResponseDone,
-    ServerEventResponseFunctionCallArgumentsDone,
-    ServerEventSessionUpdated,
-)
 
-from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID, session_request
-from callbridge.bridge.agent_audio import AgentAudio
-from callbridge.bridge.event_fields import integer, text
-from callbridge.bridge.pacer import FramePacer
-from callbridge.bridge.responses import Responses
-from callbridge.bridge.stats import CallStats
+from callbridge.adapters.voice_live import session_request
 from callbridge.core import session_rules
 from callbridge.core.codec import make_codec
 from callbridge.core.profiles import AgentProfile, VoiceLiveAgent
@@ -145,162 +124,7 @@ def exceptions_of(name: str) -> set[str]:
 
 
 # ============================================================================================
-# 1. Server events as callbridge reads them
-# ============================================================================================
-
-
-@pytest.mark.parametrize("name", vl.corpus("server_"))
-def test_the_sdk_types_every_documented_server_event(name: str) -> None:
-    event = vl.deserialize(name)
-    class_name = "ServerEvent" + "".join(
-        part.capitalize() for part in event.type.replace(".", "_").split("_")
-    )
-    expected = getattr(models, class_name, None)
-    if event.type == "rate_limits.updated":  # unknown to SDK 1.3.1: a bare ServerEvent
-        assert (expected, type(event)) == (None, ServerEvent)
-    else:
-        assert type(event) is expected
-
-
-def bridge_reads(event: ServerEvent) -> dict[str, object]:
-    """The fields callbridge reads from an event it acts on, read as it reads them
-    (``bridge/call.py`` ``_on_event``/``_on_error``, ``bridge/actions.py`` ``on_tool_call``)."""
-    match event:
-        case ServerEventResponseAudioDone():
-            return {"item_id": text(event.item_id), "content_index": integer(event.content_index)}
-        case ServerEventResponseCreated() | ServerEventResponseDone():
-            return {"response.id": text(event.response.id)}
-        case ServerEventResponseFunctionCallArgumentsDone():
-            arguments = event.arguments if isinstance(event.arguments, str) else ""
-            return {
-                "call_id": text(event.call_id),
-                "name": text(event.name),
-                "arguments": arguments,
-                "response_id": text(event.response_id),
-            }
-        case (
-            ServerEventResponseAudioTranscriptDone()
-            | ServerEventConversationItemInputAudioTranscriptionCompleted()
-        ):
-            return {"item_id": text(event.item_id), "transcript": text(event.transcript)}
-        case ServerEventConversationItemTruncated():  # logged as they come
-            return {"item_id": event.item_id, "audio_end_ms": event.audio_end_ms}
-        case ServerEventError():
-            fields = ("type", "code", "message", "param", "event_id")
-            return {field: getattr(event.error, field, None) for field in fields}
-        case ServerEventInputAudioBufferSpeechStarted() | ServerEventSessionUpdated():
-            return {}  # acted on (barge-in; the greeting) without reading a field
-    raise AssertionError(f"callbridge does not act on {event.type}")
-
-
-_TRANSCRIPT = "Hello! I'm doing well, thank you for asking. How can I help you today?"
-BRIDGE_READS: Final[dict[str, dict[str, object]]] = {
-    "server_input_audio_buffer.speech_started.reference.json": {},
-    "server_session.updated.reference.json": {},
-    "server_response.audio.done.reference.json": {"item_id": "item_DEF456", "content_index": 0},
-    # Placeholder ids ("<item_id>") are still strings: what matters is that they read.
-    "server_response.audio.done.reference.placeholder.json": {
-        "item_id": "<item_id>",
-        "content_index": 0,
-    },
-    "server_response.created.reference.json": {"response.id": "resp_ABC123"},
-    "server_response.done.reference.json": {"response.id": "resp_ABC123"},
-    "server_response.audio_transcript.done.reference.json": {
-        "item_id": "item_DEF456",
-        "transcript": _TRANSCRIPT,
-    },
-    "server_response.audio_transcript.done.reference.placeholder.json": {
-        "item_id": "<item_id>",
-        "transcript": "<transcript>",
-    },
-    "server_conversation.item.input_audio_transcription.completed.reference.json": {
-        "item_id": "<item_id>",
-        "transcript": "<transcript>",
-    },
-    "server_conversation.item.truncated.reference.json": {
-        "item_id": "<item_id>",
-        "audio_end_ms": 0,
-    },
-    # No error.type in REF's example (see CORPUS_EXCEPTIONS): the bridge logs None for it.
-    "server_error.reference.json": {
-        "type": None,
-        "code": "<code>",
-        "message": "<message>",
-        "param": "<param>",
-        "event_id": "<event_id>",
-    },
-}
-"""What callbridge reads from each documented example of an event it acts on. The audio deltas
-and the function call are tested on their own below."""
-
-
-@pytest.mark.parametrize("name", sorted(BRIDGE_READS))
-def test_the_bridge_reads_the_documented_event(name: str) -> None:
-    assert bridge_reads(vl.deserialize(name)) == BRIDGE_READS[name]
-
-
-def test_a_documented_error_does_not_pass_for_a_refused_session() -> None:
-    """Only an error naming callbridge's session.update ends the call."""
-    assert BRIDGE_READS["server_error.reference.json"]["event_id"] != SESSION_UPDATE_EVENT_ID
-
-
-def test_the_bridge_reads_a_tool_call_only_with_the_name_the_reference_leaves_out() -> None:
-    """REF's example has no ``name``; the bridge cannot tell which tool was called without it,
-    so such an event is counted malformed. The real service sends it (CORPUS_EXCEPTIONS)."""
-    name = "server_response.function_call_arguments.done.reference.json"
-    with pytest.raises(TypeError, match="expected a string, got NoneType"):
-        bridge_reads(vl.deserialize(name))
-    event = vl.deserialize({**vl.load(name), "name": END_CALL.name})
-    assert bridge_reads(event) == {
-        "call_id": "<call_id>",
-        "name": "end_call",
-        "arguments": "<arguments>",  # a placeholder, not JSON: the tool gets an error result
-        "response_id": "<response_id>",
-    }
-
-
-def test_rate_limits_updated_reaches_the_bridge_as_an_event_it_ignores() -> None:
-    event = vl.deserialize("server_rate_limits.updated.reference.json")
-    with pytest.raises(AssertionError, match=r"does not act on rate_limits\.updated"):
-        bridge_reads(event)
-
-
-async def test_the_bridge_plays_the_documented_audio_delta_and_refuses_the_placeholder() -> None:
-    """``AgentAudio.on_delta`` itself: REF's delta (a 44-byte WAV header in base64, played as
-    g711 bytes) is 5.5 ms of audio of item_DEF456; the placeholder "<delta>" is no base64."""
-
-    async def send(_: str) -> None:
-        raise AssertionError("the pacer is not running")
-
-    codec = make_codec("g711_ulaw", 16000)
-    pacer = FramePacer(send, lead_ms=40, playout_delay_ms=60)
-    responses = Responses(cast(VoiceLiveConnection, None))  # not used to read deltas
-    stats = CallStats()
-    audio = AgentAudio(
-        codec=codec,
-        pacer=pacer,
-        responses=responses,
-        stats=stats,
-        telemetry=None,
-        keep_pcm=False,
-        started_at=0.0,
-    )
-    event = vl.deserialize("server_response.audio.delta.reference.json")
-    assert isinstance(event, models.ServerEventResponseAudioDelta)
-    audio.on_delta(event)
-    assert responses.item_response == {"item_DEF456": "resp_ABC123"}
-    assert responses.received_ms == {("item_DEF456", 0): 44 / 8}
-    assert stats.agent_audio_ms == 44 / 8
-    audio.end_of_item(("item_DEF456", 0))  # as response.audio.done: the short tail is queued
-    assert pacer.core.queued_frames == 1
-    placeholder = vl.deserialize("server_response.audio.delta.reference.placeholder.json")
-    assert isinstance(placeholder, models.ServerEventResponseAudioDelta)
-    with pytest.raises(ValueError, match="no base64 audio"):
-        audio.on_delta(placeholder)
-
-
-# ============================================================================================
-# 2. The emulator's check is not stricter than the documentation
+# 1. The emulator's check is not stricter than the documentation
 # ============================================================================================
 
 
@@ -333,7 +157,7 @@ def test_the_emulator_relaxes_its_check_only_for_documented_shapes() -> None:
 
 
 # ============================================================================================
-# 4. callbridge's session.update says only what the documentation lets a client say
+# 2. callbridge's session.update says only what the documentation lets a client say
 # ============================================================================================
 
 

@@ -24,7 +24,8 @@ NOT_EMULATED: Final[dict[str, str]] = {
     "sent; callbridge reads only that",
     "conversation.item.input_audio_transcription.failed": "the emulator's transcription "
     "never fails",
-    "rate_limits.updated": "unknown to SDK 1.3.1; callbridge ignores it (test_voicelive.py)",
+    "rate_limits.updated": "unknown to SDK 1.3.1; callbridge ignores it "
+    "(test_voicelive_bridge_reads.py)",
     "response.animation_viseme.delta": "only with session animation; callbridge never asks",
     "response.audio_timestamp.delta": "only with output_audio_timestamp_types; never set",
     "response.audio_timestamp.done": "only with output_audio_timestamp_types; never set",
