@@ -13,7 +13,12 @@ from aiohttp import WSMsgType, web
 
 from callbridge.sim.validate import validate_client_event
 from callbridge.sim.voicelive.audio import InputDecoder, input_audio_format, output_audio_format
-from callbridge.sim.voicelive.conversation import Conversation, item_from_request, message_item
+from callbridge.sim.voicelive.conversation import (
+    Conversation,
+    item_from_request,
+    message_item,
+    retrieved_payload,
+)
 from callbridge.sim.voicelive.protocol import (
     DEFAULT_SPEECH_MS,
     DEFAULT_TURN_DETECTION,
@@ -353,26 +358,12 @@ class Connection:
         )
 
     def _retrieved_item(self, item_id: str) -> dict[str, Any]:
-        """An item as ``conversation.item.retrieved`` carries it: an assistant audio part with
-        its audio, base64, as far as it was sent (and not truncated away). The API reference
-        2026-07-15 shows it so (conversation.item.retrieved example; RealtimeOutputAudioContentPart
-        "audio: Base64-encoded audio data"); SDK 1.3.1's ``ResponseAudioContentPart`` has no
-        ``audio`` field (see wire.DOCUMENTED_BEYOND_SDK)."""
         item = self._conversation.require(item_id)
         response = item.response
         if response is None:
             return item.payload
-        kept = response.audio_bytes_sent
-        if item.truncated_ms is not None:
-            kept = min(kept, item.truncated_ms * response.bytes_per_ms)
         fmt = output_audio_format(response.output_format)
-        audio = self._settings.turn_audio(response.turn_index, fmt)[:kept]
-        encoded = base64.b64encode(audio).decode("ascii")
-        content = [
-            {**part, "audio": encoded} if part.get("type") == "audio" else part
-            for part in item.payload["content"]
-        ]
-        return {**item.payload, "content": content}
+        return retrieved_payload(item, self._settings.turn_audio(response.turn_index, fmt))
 
     def _on_item_create(self, item: Mapping[str, Any] | None, previous_item_id: str | None) -> None:
         if item is None:

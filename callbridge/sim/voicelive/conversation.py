@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,16 @@ class Item:
     payload: dict[str, Any]
     response: ResponseRecord | None = None
     truncated_ms: int | None = None
+
+    @property
+    def kept_bytes(self) -> int:
+        """Of an assistant audio item: the audio sent, less what a truncate cut away."""
+        if self.response is None:
+            return 0
+        kept = self.response.audio_bytes_sent
+        if self.truncated_ms is not None:
+            kept = min(kept, self.truncated_ms * self.response.bytes_per_ms)
+        return kept
 
 
 class Conversation:
@@ -100,9 +111,7 @@ class Conversation:
                 "invalid_value", f"audio_end_ms {audio_end_ms} is negative", "audio_end_ms"
             )
         # Compare in bytes: an integer ms of audio is a whole number of bytes in every format.
-        available_bytes = audio.audio_bytes_sent
-        if item.truncated_ms is not None:
-            available_bytes = min(available_bytes, item.truncated_ms * audio.bytes_per_ms)
+        available_bytes = item.kept_bytes
         if audio_end_ms * audio.bytes_per_ms > available_bytes:
             raise InvalidRequestError(
                 "invalid_value",
@@ -111,6 +120,20 @@ class Conversation:
                 "audio_end_ms",
             )
         item.truncated_ms = audio_end_ms
+
+
+def retrieved_payload(item: Item, turn_audio: bytes) -> dict[str, Any]:
+    """An assistant audio item as ``conversation.item.retrieved`` carries it: its audio part with
+    the audio, base64, as far as it was sent (and not truncated away). The API reference
+    2026-07-15 shows it so (conversation.item.retrieved example; RealtimeOutputAudioContentPart
+    "audio: Base64-encoded audio data"); SDK 1.3.1's ``ResponseAudioContentPart`` has no
+    ``audio`` field (see wire.DOCUMENTED_BEYOND_SDK)."""
+    encoded = base64.b64encode(turn_audio[: item.kept_bytes]).decode("ascii")
+    content = [
+        {**part, "audio": encoded} if part.get("type") == "audio" else part
+        for part in item.payload["content"]
+    ]
+    return {**item.payload, "content": content}
 
 
 def message_item(
