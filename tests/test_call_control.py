@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from callbridge.bridge.call import SESSION_CONFIGURED_TIMEOUT_S
 from callbridge.core.call_token import mint_call_token
 from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
@@ -399,6 +400,27 @@ async def test_a_session_update_voice_live_refuses_ends_the_call_at_once() -> No
     assert sim.media is not None
     assert sim.media.spurts == []  # nothing was said: no greeting from a broken session
     assert sim.media.closed_by == "network"  # ACS ended it, not the phone giving up
+
+
+async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound() -> None:
+    """No session.updated (a hung service): callbridge waits a bounded time, logs it and hangs
+    up, instead of leaving the caller in silence."""
+    local = LocalStack(
+        turns=(GREETING, ANSWER, GOODBYE),
+        profile=AgentProfile(tools=("end_call",)),
+        session_updated_delay_ms=None,
+    )
+    async with local:
+        with capture_logs() as logs:
+            # The caller would stay on the line far longer than callbridge's bound.
+            sim = await ended(await local.ring([Hangup(At(CALL_TIMEOUT_S))]))
+    unconfigured = [line for line in logs if line["event"] == "voice_live.session_not_configured"]
+    assert [line["timeout_s"] for line in unconfigured] == [SESSION_CONFIGURED_TIMEOUT_S]
+    ending = [line for line in logs if line["event"] == "call.hanging_up"]
+    assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
+    assert sim.disconnect == "app_terminate"
+    assert sim.media is not None
+    assert sim.media.spurts == []
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:

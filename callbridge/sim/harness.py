@@ -116,6 +116,7 @@ class LocalStack:
         emulator_speed: float = 2.0,
         response_delay_ms: int = 200,
         connect_delay_ms: int = 0,
+        session_updated_delay_ms: int | None = 0,
         auth: bool = True,
         max_calls: int = 50,
         recordings_dir: Path | None = None,
@@ -124,7 +125,9 @@ class LocalStack:
     ) -> None:
         """``transcription_model``: ``VOICE_LIVE_TRANSCRIPTION_MODEL``, unchecked here (a stack
         can be given one the emulator refuses, as Voice Live would). ``line_playout_delay_ms``:
-        the phone lines' true playout delay; by default the one ``pacing`` assumes."""
+        the phone lines' true playout delay; by default the one ``pacing`` assumes.
+        ``connect_delay_ms``, ``session_updated_delay_ms``: the emulator's (see
+        :class:`VoiceLiveEmulator`)."""
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
             caller_transcripts=(
@@ -136,6 +139,7 @@ class LocalStack:
             speed=emulator_speed,
             response_delay_ms=response_delay_ms,
             connect_delay_ms=connect_delay_ms,
+            session_updated_delay_ms=session_updated_delay_ms,
         )
         self.line_playout_delay_ms = (
             pacing.playout_delay_ms if line_playout_delay_ms is None else line_playout_delay_ms

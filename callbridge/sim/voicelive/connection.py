@@ -180,7 +180,14 @@ class Connection:
         )
         self._record.config = config
         self._apply_session_config()
-        self._wire.emit({"type": "session.updated", "session": dict(config)})
+        updated = {"type": "session.updated", "session": dict(config)}
+        delay_ms = self._settings.session_updated_delay_ms
+        if delay_ms is None:
+            _log.warning("voicelive_emulator.session_updated_withheld")
+        elif delay_ms:
+            self._wire.emit_later(delay_ms / 1000, updated)
+        else:
+            self._wire.emit(updated)
 
     def _apply_session_config(self) -> None:
         config = self._record.config

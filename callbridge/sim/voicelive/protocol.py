@@ -60,6 +60,7 @@ class Settings:
     transcription_delay_ms: int
     default_model: str
     allow_unknown_client_fields: bool
+    session_updated_delay_ms: int | None = 0
     _encoded_turns: dict[tuple[int, str], bytes] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )

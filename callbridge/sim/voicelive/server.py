@@ -36,6 +36,8 @@ class VoiceLiveEmulator:
     ``vad_threshold_rms``: PCM16 RMS above which a 20 ms window counts as voiced.
     ``transcription_delay_ms``: delay of the caller transcription after the commit.
     ``allow_unknown_client_fields``: accept client fields the SDK models do not define.
+    ``session_updated_delay_ms``: how long an accepted ``session.update`` waits for its
+    ``session.updated``; ``None``: it never comes (a service that hangs, a fault to test with).
     ``connect_delay_ms``: how long the WebSocket upgrade takes to complete once the request has
     passed the auth and api-version checks, like the real service's handshake time (0 = at
     once); ``session.created`` follows the upgrade as usual.
@@ -58,6 +60,7 @@ class VoiceLiveEmulator:
         allow_unknown_client_fields: bool = False,
         max_sessions_kept: int = 1000,
         connect_delay_ms: int = 0,
+        session_updated_delay_ms: int | None = 0,
     ) -> None:
         if not turns:
             raise ValueError("the emulator needs at least one AgentTurn")
@@ -71,6 +74,8 @@ class VoiceLiveEmulator:
             raise ValueError("max_sessions_kept must not be negative")
         if connect_delay_ms < 0:
             raise ValueError("connect_delay_ms must not be negative")
+        if session_updated_delay_ms is not None and session_updated_delay_ms < 0:
+            raise ValueError("session_updated_delay_ms must not be negative")
         self._api_key = api_key.encode()
         self._settings = Settings(
             turns=tuple(turns),
@@ -82,6 +87,7 @@ class VoiceLiveEmulator:
             transcription_delay_ms=transcription_delay_ms,
             default_model=model,
             allow_unknown_client_fields=allow_unknown_client_fields,
+            session_updated_delay_ms=session_updated_delay_ms,
         )
         self._max_sessions_kept = max_sessions_kept
         self._connect_delay_s = connect_delay_ms / 1000
