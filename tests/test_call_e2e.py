@@ -185,18 +185,25 @@ async def test_voice_live_errors_and_malformed_events_do_not_end_the_call() -> N
     assert result.record.closed_by == "phone"
 
 
+async def open_media_socket(
+    local: LocalStack, http: aiohttp.ClientSession, connection_id: str, correlation_id: str
+) -> aiohttp.ClientWebSocketResponse:
+    """A media socket opened as ACS opens it, for a test to write frames by hand."""
+    return await http.ws_connect(
+        local.media_url(correlation_id),
+        headers={
+            "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
+            "x-ms-call-connection-id": connection_id,
+            "x-ms-call-correlation-id": correlation_id,
+        },
+    )
+
+
 async def test_malformed_acs_frames_do_not_end_the_call() -> None:
     """Bad media frames are logged and skipped; the caller still gets the greeting."""
     async with stack() as local, aiohttp.ClientSession() as http:
         async with asyncio.timeout(CALL_TIMEOUT_S):
-            ws = await http.ws_connect(
-                local.media_url("corr-malformed"),
-                headers={
-                    "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
-                    "x-ms-call-connection-id": "malformed-frames",
-                    "x-ms-call-correlation-id": "corr-malformed",
-                },
-            )
+            ws = await open_media_socket(local, http, "malformed-frames", "corr-malformed")
             await ws.send_str(
                 json.dumps(
                     {
@@ -236,14 +243,7 @@ async def test_what_the_public_record_leaves_open_is_read_tolerantly() -> None:
     async with stack() as local, aiohttp.ClientSession() as http:
         with capture_logs() as logs:
             async with asyncio.timeout(CALL_TIMEOUT_S):
-                ws = await http.ws_connect(
-                    local.media_url("corr-tolerant"),
-                    headers={
-                        "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
-                        "x-ms-call-connection-id": "tolerant-reader",
-                        "x-ms-call-correlation-id": "corr-tolerant",
-                    },
-                )
+                ws = await open_media_socket(local, http, "tolerant-reader", "corr-tolerant")
                 await ws.send_str(
                     '{"kind":"AudioMetadata","audioMetadata":{"sampleRate":16000,"channels":1}}'
                 )

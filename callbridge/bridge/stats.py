@@ -59,7 +59,6 @@ class CallStats:
 def call_summary(stats: CallStats, pacer: PacerCore | None) -> CallSummary:
     """The call's figures for telemetry (pacing figures only once media flowed)."""
     pacing = pacer.stats if pacer is not None else None
-    marks = pacer.marks if pacer is not None else None
     return CallSummary(
         caller_frames=stats.caller_frames,
         malformed_media=stats.malformed_media,
@@ -73,7 +72,7 @@ def call_summary(stats: CallStats, pacer: PacerCore | None) -> CallSummary:
         pacer_starved=pacing.starved if pacing else 0,
         ended_by=stats.ended_by,
         playout_delay_ms=pacer.playout_delay_ms if pacer is not None else None,
-        playout_delay_measured=marks is not None and marks.delay_s is not None,
+        playout_delay_measured=pacer is not None and pacer.playout_delay_measured,
     )
 
 
@@ -98,7 +97,7 @@ def log_call_ended(stats: CallStats, pacer: PacerCore) -> None:
         pacer_starved=pacing.starved,
         pacer_max_late_ms=round(pacing.max_late_ms, 1),
         playout_delay_ms=round(pacer.playout_delay_ms, 1),
-        playout_delay_measured=marks is not None and marks.delay_s is not None,
+        playout_delay_measured=pacer.playout_delay_measured,
         **(
             {}
             if marks is None

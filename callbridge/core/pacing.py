@@ -212,6 +212,11 @@ class PacerCore:
         """The playout delay the heard position uses: measured if marks have measured it."""
         return self._playout_delay_s * 1000
 
+    @property
+    def playout_delay_measured(self) -> bool:
+        """Whether ``playout_delay_ms`` comes from ACS's playback marks, not the configuration."""
+        return self.marks is not None and self.marks.delay_s is not None
+
     def on_mark(self, mark: acs_media.MarkData, now: float) -> None:
         """ACS answered a mark at ``now``: a measurement of its playout delay, if ``completed``."""
         if self.marks is None:

@@ -2,6 +2,9 @@
 
 The phone sends ``AudioMetadata``, ``AudioData`` and ``DtmfData`` messages built here, and
 parses what the bridge sends (``AudioData`` to play, ``StopAudio``) the way ACS does.
+
+Deliberately its own reader, not ``callbridge.core.acs_media``'s: a stand-in that judged the
+bridge with the bridge's code could not catch it being wrong.
 """
 
 from __future__ import annotations

@@ -116,6 +116,9 @@ def turn_detection_defaults(kind: object) -> Mapping[str, Any]:
 # and agents: azure-speech, mai-transcribe, and mai-transcribe-2." The older gpt-4o(-mini)-realtime
 # names count as the realtime family, as the SDK's own live tests treat them (whisper-1). The
 # error the service sends for another pair is not documented: this one says what it refuses.
+# Deliberately the emulator's own copy of callbridge's core.session_rules: the stand-in must not
+# judge callbridge by callbridge's table. tests/conformance/test_voicelive.py holds both to the
+# reference's table.
 _REALTIME_FAMILY: Final = ("gpt-realtime", "gpt-4o-realtime", "gpt-4o-mini-realtime")
 _REALTIME_TRANSCRIPTION: Final = frozenset(
     {
