@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from callbridge.assets import asset_path
+from callbridge.core.settings import ContinuitySettings
 from callbridge.process.config import ConfigError, load_settings
 
 KEY = "k" * 32
@@ -283,3 +286,127 @@ def test_routed_profiles_are_checked_against_their_own_model_or_agent(tmp_path: 
     )
     assert "profiles.support.agent needs Entra ID" in message
     assert "AZURE_VOICE_LIVE_API_KEY is set" in message
+
+
+# --- Call continuity -------------------------------------------------------------------------
+
+
+def test_continuity_defaults() -> None:
+    continuity = load_settings(BASE).continuity
+    assert continuity == ContinuitySettings()
+    assert (
+        continuity.session_max_s,
+        continuity.voice_live_stall_s,
+        continuity.reconnect_budget_s,
+        continuity.media_rejoin_s,
+        continuity.media_stall_s,
+    ) == (1800.0, 5.0, 5.0, 10.0, 3.0)
+    profile = load_settings(BASE).routing.profile("default")
+    assert (profile.fallback_audio, profile.fallback_transfer_to) == (None, None)
+
+
+def test_continuity_variables_are_read() -> None:
+    settings = load_settings(
+        {
+            **BASE,
+            "CALLBRIDGE_SESSION_MAX_S": "900",
+            "CALLBRIDGE_VOICE_LIVE_STALL_S": "2.5",
+            "CALLBRIDGE_RECONNECT_BUDGET_S": "0",
+            "CALLBRIDGE_MEDIA_REJOIN_S": "20",
+            "CALLBRIDGE_MEDIA_STALL_S": "1.5",
+        }
+    )
+    assert settings.continuity == ContinuitySettings(
+        session_max_s=900.0,
+        voice_live_stall_s=2.5,
+        reconnect_budget_s=0.0,
+        media_rejoin_s=20.0,
+        media_stall_s=1.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("CALLBRIDGE_SESSION_MAX_S", "30", "CALLBRIDGE_SESSION_MAX_S='30' must be >= 60"),
+        ("CALLBRIDGE_SESSION_MAX_S", "half an hour", "is not a number"),
+        ("CALLBRIDGE_VOICE_LIVE_STALL_S", "0", "CALLBRIDGE_VOICE_LIVE_STALL_S='0' must be >= 0.5"),
+        ("CALLBRIDGE_VOICE_LIVE_STALL_S", "nan", "CALLBRIDGE_VOICE_LIVE_STALL_S='nan' must be"),
+        ("CALLBRIDGE_RECONNECT_BUDGET_S", "-1", "CALLBRIDGE_RECONNECT_BUDGET_S='-1' must be >= 0"),
+        ("CALLBRIDGE_MEDIA_REJOIN_S", "inf", "CALLBRIDGE_MEDIA_REJOIN_S='inf' must be >= 0"),
+        ("CALLBRIDGE_MEDIA_STALL_S", "0.01", "CALLBRIDGE_MEDIA_STALL_S='0.01' must be >= 0.1"),
+        (
+            "CALLBRIDGE_FALLBACK_TRANSFER_TO",
+            "555-0123",
+            "CALLBRIDGE_FALLBACK_TRANSFER_TO must be an E.164",
+        ),
+    ],
+)
+def test_invalid_continuity_values_are_refused_by_name(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, name: value})
+    assert problem in str(caught.value)
+
+
+def test_fallback_variables_set_the_env_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative clip path is taken from the working directory and kept absolute."""
+    shutil.copy(asset_path("fallback_goodbye"), tmp_path / "sorry.wav")
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(
+        {
+            **BASE,
+            "CALLBRIDGE_FALLBACK_AUDIO": "sorry.wav",
+            "CALLBRIDGE_FALLBACK_TRANSFER_TO": "4:+1 800 555 0199",
+        }
+    )
+    profile = settings.routing.profile("default")
+    assert profile.fallback_audio == str(tmp_path.resolve() / "sorry.wav")
+    assert profile.fallback_transfer_to == "+18005550199"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [(None, "no such file: "), (b"RIFF but not really", "not a PCM WAV file")],
+)
+def test_an_unusable_fallback_clip_fails_start_up(
+    tmp_path: Path, content: bytes | None, problem: str
+) -> None:
+    clip = tmp_path / "sorry.wav"
+    if content is not None:
+        clip.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, "CALLBRIDGE_FALLBACK_AUDIO": str(clip)})
+    message = str(caught.value)
+    assert f"CALLBRIDGE_FALLBACK_AUDIO='{clip}': " in message
+    assert problem in message
+
+
+def test_fallback_variables_are_the_routed_profiles_defaults(tmp_path: Path) -> None:
+    """A routing-file profile without fallback keys inherits the environment's; one with
+    them keeps its own."""
+    shutil.copy(asset_path("fallback_goodbye"), tmp_path / "env.wav")
+    shutil.copy(asset_path("fallback_transfer"), tmp_path / "own.wav")
+    routes = tmp_path / "routes.toml"
+    routes.write_text(
+        'default_profile = "plain"\n[profiles.plain]\n'
+        '[profiles.own]\nfallback_audio = "own.wav"\nfallback_transfer_to = "+18005550111"\n'
+    )
+    settings = load_settings(
+        {
+            **BASE,
+            "CALLBRIDGE_ROUTES": str(routes),
+            "CALLBRIDGE_FALLBACK_AUDIO": str(tmp_path / "env.wav"),
+            "CALLBRIDGE_FALLBACK_TRANSFER_TO": "+18005550199",
+        }
+    )
+    plain, own = settings.routing.profile("plain"), settings.routing.profile("own")
+    assert (plain.fallback_audio, plain.fallback_transfer_to) == (
+        str(tmp_path.resolve() / "env.wav"),
+        "+18005550199",
+    )
+    assert (own.fallback_audio, own.fallback_transfer_to) == (
+        str(tmp_path.resolve() / "own.wav"),
+        "+18005550111",
+    )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from callbridge.assets import asset_path
 from callbridge.core.profiles import (
     BUILTIN_TOOLS,
     DEFAULT_INSTRUCTIONS,
@@ -251,7 +253,7 @@ A = '[profiles.a]\n[numbers]\n"+18005550100" = "a"\n'
             [
                 "profiles.b.colour: unknown key; valid keys: instructions, instructions_file,"
                 " greeting, voice, model, agent, audio_format, media_rate, tools, tools_module,"
-                " transfer_to, limits, record"
+                " transfer_to, fallback_audio, fallback_transfer_to, limits, record"
             ],
             id="unknown-key-lists-valid-keys",
         ),
@@ -649,3 +651,62 @@ def test_record_is_a_flag(tmp_path: Path) -> None:
         load_routing(path, AgentProfile())
     path.write_text('default_profile = "a"\n[profiles.a]\nrecord = true\n')
     assert load_routing(path, AgentProfile()).profile("a").record
+
+
+# --- Fallback keys ---------------------------------------------------------------------------
+
+
+def test_fallback_keys_are_read_relative_to_the_routing_file(tmp_path: Path) -> None:
+    (tmp_path / "clips").mkdir()
+    shutil.copy(asset_path("fallback_transfer"), tmp_path / "clips" / "sorry.wav")
+    path = write(
+        tmp_path,
+        A + '[profiles.b]\nfallback_audio = "clips/sorry.wav"\n'
+        'fallback_transfer_to = "+1 800 555 0111"\n',
+    )
+    routing = load_routing(path, BASE)
+    b = routing.profile("b")
+    assert b.fallback_audio == str(tmp_path.resolve() / "clips" / "sorry.wav")
+    assert b.fallback_transfer_to == "+18005550111"
+
+
+def test_fallback_keys_default_to_the_base_profiles(tmp_path: Path) -> None:
+    base = replace(BASE, fallback_audio="/srv/clips/sorry.wav", fallback_transfer_to="+18005550199")
+    routing = load_routing(write(tmp_path, A), base)
+    a = routing.profile("a")
+    assert (a.fallback_audio, a.fallback_transfer_to) == ("/srv/clips/sorry.wav", "+18005550199")
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        pytest.param(
+            'fallback_transfer_to = "555-0123"\n',
+            [
+                'profiles.b.fallback_transfer_to = "555-0123": must be an E.164 number: "+",'
+                ' country code, number (e.g. "+18005550100")'
+            ],
+            id="transfer-not-e164",
+        ),
+        pytest.param(
+            "fallback_audio = 5\n",
+            ['profiles.b.fallback_audio = 5: must be a string (quote it: "5")'],
+            id="audio-not-a-string",
+        ),
+        pytest.param(
+            'fallback_audio = "nowhere.wav"\n',
+            ['profiles.b.fallback_audio = "nowhere.wav": no such file: {dir}/nowhere.wav'],
+            id="audio-missing",
+        ),
+        pytest.param(
+            'fallback_audio = "routes.toml"\n',
+            ['profiles.b.fallback_audio = "routes.toml": {dir}/routes.toml: not a PCM WAV file'],
+            id="audio-not-wav",
+        ),
+    ],
+)
+def test_fallback_keys_are_checked(tmp_path: Path, lines: str, expected: list[str]) -> None:
+    reported = problems(write(tmp_path, A + "[profiles.b]\n" + lines))
+    assert len(reported) == len(expected)
+    for line, start in zip(reported, expected, strict=True):
+        assert line.startswith(start.format(dir=tmp_path.resolve())), line

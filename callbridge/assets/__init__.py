@@ -1,4 +1,5 @@
-"""Recorded speech for simulated calls: a support agent's turns and a caller's lines.
+"""Recorded speech: a support agent's turns and a caller's lines for simulated calls, and the
+fallback clips the bridge plays when no agent can talk (``callbridge.adapters.fallback_audio``).
 
 The WAVs are 16 kHz mono PCM16, made once with espeak-ng and sox by ``make_assets.sh`` (in this
 folder) and shipped inside the package, each beside a ``.txt`` transcript.

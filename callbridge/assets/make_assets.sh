@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the speech assets of the simulated support call (agent lines and caller lines).
+# Regenerate the speech assets: the simulated support call (agent lines and caller lines) and
+# the fallback clips the bridge plays itself when no agent can talk.
 #
 # Run once, by hand; the WAVs it writes are committed, so tests never need these tools:
 #     bash callbridge/assets/make_assets.sh
@@ -54,3 +55,10 @@ make caller_02_interrupt -3 "${caller_voice[@]}" -- \
     "Sorry, can you just text me the tracking link?"
 make caller_03_thanks -3 "${caller_voice[@]}" -- \
     "Great, thanks. Bye."
+
+# The fallback clips: said by the bridge, in the agent's voice, when Voice Live cannot answer.
+# fallback_transfer precedes a transfer to a person, fallback_goodbye a hang-up.
+make fallback_transfer -6 "${agent_voice[@]}" -- \
+    "I'm sorry, our assistant can't take your call right now. I'm putting you through to a colleague."
+make fallback_goodbye -6 "${agent_voice[@]}" -- \
+    "I'm sorry, our assistant can't take your call right now. Please call again a little later. Goodbye."

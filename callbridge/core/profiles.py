@@ -81,6 +81,13 @@ class AgentProfile:
     """Importable Python module whose tools (see ``callbridge.tools``) the profile may use."""
     transfer_to: str | None = None
     """E.164 number (or ACS raw id) that ``transfer_call`` transfers the caller to."""
+    fallback_audio: str | None = None
+    """Path of a WAV (PCM16 mono, 8-48 kHz, at most 30 s) the bridge plays itself when no agent
+    can talk: Voice Live unreachable, its configuration refused, or the reconnect budget spent.
+    None plays the shipped default clip (``callbridge.adapters.fallback_audio``)."""
+    fallback_transfer_to: str | None = None
+    """E.164 number (or ACS raw id) the caller is transferred to after the fallback clip; None
+    hangs up instead."""
     limits: CallLimits = CallLimits()
     record: bool = False
     """Record this profile's calls (see ``callbridge.adapters.recording``): off by default, since a

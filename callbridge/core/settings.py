@@ -76,6 +76,42 @@ class PacingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ContinuitySettings:
+    """How a call survives a Voice Live session ending or a socket dying under it.
+
+    Each figure either follows a published limit (cited) or is our own trade-off between a
+    caller hearing dead air and a call being given up too soon; the docstrings say which.
+    """
+
+    session_max_s: float = 1800.0
+    """A Voice Live session is rolled over before this age, or before its ``expires_at``,
+    whichever is sooner. Published caps: Voice Live, "maximum connection length <= 60 minutes
+    per session" (Learn, "Speech service quotas and limits", Voice Live section); Azure OpenAI
+    Realtime, "The maximum session duration is 30 minutes" (Learn, "Use the GPT Realtime API for
+    speech and audio"); OpenAI's Realtime guide, 60 minutes. Which of these binds a Voice Live
+    session whose model is a realtime model is not published, so the default is the lowest,
+    30 minutes; ``session.created`` carries ``expires_at`` and an earlier one wins."""
+    voice_live_stall_s: float = 5.0
+    """No server event this long while a response is expected means the session is stalled;
+    it also sets the WebSocket heartbeat. Not published: Voice Live documents no event cadence
+    or keep-alive, so we chose the longest dead air we would let a caller hear on a live line."""
+    reconnect_budget_s: float = 5.0
+    """Time allowed to reconnect to Voice Live after an unexpected drop before the fallback
+    clip plays. Our choice, like ``voice_live_stall_s``: a reconnect normally takes one TLS and
+    WebSocket handshake plus ``session.update``; a caller waiting longer in silence is better
+    told what is happening."""
+    media_rejoin_s: float = 10.0
+    """How long a call whose ACS media socket closed waits for ACS to open a new one. Not
+    published: the media streaming docs say neither whether nor how soon ACS reconnects a
+    dropped media socket, so we wait a bounded time and then end the call."""
+    media_stall_s: float = 3.0
+    """No ACS media frame this long means the socket is dead. ACS streams "50 frames per
+    second", a "20-ms rate" (Learn, "Audio streaming overview"), silence included: ``AudioData``
+    carries a ``silent`` flag (Learn, audio streaming quickstart). 3 s is 150 missed frames, far
+    beyond network jitter."""
+
+
+@dataclass(frozen=True, slots=True)
 class AuthSettings:
     """Who may reach which endpoint. Everything is checked unless ``enabled`` is False."""
 
@@ -100,6 +136,7 @@ class Settings:
     """Where ACS and Event Grid reach this deployment, e.g. ``https://callbridge.example.com``."""
     routing: Routing
     pacing: PacingSettings = PacingSettings()
+    continuity: ContinuitySettings = ContinuitySettings()
     prewarm_ttl_s: float = 10.0
     """A pre-warmed Voice Live session not claimed by a media socket within this is closed."""
     max_calls: int = 50

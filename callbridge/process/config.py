@@ -6,6 +6,7 @@ misconfigured deployment fails at boot with one readable message instead of on t
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar, get_args
 from urllib.parse import urlsplit
 
+from callbridge.adapters.fallback_audio import load_fallback_clip
 from callbridge.core.call_token import MIN_KEY_BYTES
 from callbridge.core.jwt_policy import ACS_ISSUER, ACS_JWKS_URL
 from callbridge.core.numbers import parse_e164
@@ -27,6 +29,7 @@ from callbridge.core.session_rules import supported_transcription_models
 from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
+    ContinuitySettings,
     EntraWebhookAuth,
     LogFormat,
     PacingSettings,
@@ -69,7 +72,8 @@ class _Reader:
         except ValueError:
             self.errors.append(f"{name}={raw!r} is not a number")
             return default
-        if not isinstance(value, int | float) or value < low:
+        # float() takes "inf" and "nan"; neither is a usable number of seconds or calls.
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < low:
             self.errors.append(f"{name}={raw!r} must be >= {low:g}")
             return default
         return value
@@ -170,8 +174,28 @@ def _env_profile(reader: _Reader) -> AgentProfile:
         tools=tools,
         tools_module=reader.text("AGENT_TOOLS_MODULE"),
         transfer_to=transfer_to,
+        fallback_audio=_fallback_audio(reader),
+        fallback_transfer_to=_number(reader, "CALLBRIDGE_FALLBACK_TRANSFER_TO"),
         record=reader.choice("CALLBRIDGE_RECORD", "off", ("on", "off")) == "on",
     )
+
+
+def _fallback_audio(reader: _Reader) -> str | None:
+    """``CALLBRIDGE_FALLBACK_AUDIO`` as an absolute path, once the clip has been checked.
+
+    Reading the clip here also caches it, so the first call that needs it does not wait on
+    the disk.
+    """
+    raw = reader.text("CALLBRIDGE_FALLBACK_AUDIO")
+    if raw is None:
+        return None
+    path = Path(raw).resolve()
+    try:
+        load_fallback_clip(path)
+    except ValueError as exc:
+        reader.errors.append(f"CALLBRIDGE_FALLBACK_AUDIO={raw!r}: {exc}")
+        return None
+    return str(path)
 
 
 def _routing(reader: _Reader, base: AgentProfile) -> Routing:
@@ -267,6 +291,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         playout_delay_ms=reader.number("CALLBRIDGE_PLAYOUT_DELAY_MS", 60.0, float, 0),
         acs_marks=reader.choice("CALLBRIDGE_ACS_MARKS", "off", ("on", "off")) == "on",
     )
+    continuity = ContinuitySettings(
+        session_max_s=reader.number("CALLBRIDGE_SESSION_MAX_S", 1800.0, float, 60),
+        voice_live_stall_s=reader.number("CALLBRIDGE_VOICE_LIVE_STALL_S", 5.0, float, 0.5),
+        reconnect_budget_s=reader.number("CALLBRIDGE_RECONNECT_BUDGET_S", 5.0, float, 0),
+        media_rejoin_s=reader.number("CALLBRIDGE_MEDIA_REJOIN_S", 10.0, float, 0),
+        media_stall_s=reader.number("CALLBRIDGE_MEDIA_STALL_S", 3.0, float, 0.1),
+    )
     settings = Settings(
         voice_live=voice_live,
         acs=acs,
@@ -274,6 +305,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=public_url.rstrip("/"),
         routing=_routing(reader, _env_profile(reader)),
         pacing=pacing,
+        continuity=continuity,
         prewarm_ttl_s=reader.number("CALLBRIDGE_PREWARM_TTL_S", 10.0, float, 0.1),
         max_calls=reader.number("CALLBRIDGE_MAX_CALLS", 50, int, 1),
         drain_s=reader.number("CALLBRIDGE_DRAIN_S", 120.0, float, 0),

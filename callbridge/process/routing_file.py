@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Final, get_args
 
+from callbridge.adapters.fallback_audio import load_fallback_clip
 from callbridge.core.numbers import parse_e164
 from callbridge.core.profiles import (
     BUILTIN_TOOLS,
@@ -81,6 +82,8 @@ _PROFILE_KEYS: Final = (
     "tools",
     "tools_module",
     "transfer_to",
+    "fallback_audio",
+    "fallback_transfer_to",
     "limits",
     "record",
 )
@@ -206,6 +209,8 @@ class _Loader(TomlReader):
             "tools": self.tools,
             "tools_module": self.module_name,
             "transfer_to": self.e164,
+            "fallback_audio": self.fallback_audio,
+            "fallback_transfer_to": self.e164,
             "limits": self.limits,
             "agent": self.agent,
             "record": self.flag,
@@ -259,6 +264,20 @@ class _Loader(TomlReader):
             self.problems.add(file_key, f"{prompt} is empty", file_name)
             return None
         return text
+
+    def fallback_audio(self, table: Mapping[str, Any], key: Key) -> str | None:
+        """The absolute path of a checked fallback WAV, relative to the routing file."""
+        file_name = self.string(table, key)
+        if file_name is None:
+            return None
+        # Like instructions_file: found wherever `callbridge serve` is started from.
+        clip = (self.path.parent / file_name).resolve()
+        try:
+            load_fallback_clip(clip)
+        except ValueError as exc:
+            self.problems.add(key, str(exc), file_name)
+            return None
+        return str(clip)
 
     def flag(self, table: Mapping[str, Any], key: Key) -> bool | None:
         value = table.get(key[-1])
