@@ -32,6 +32,8 @@ CALL_TIMEOUT_S = 30.0
 SALES = "+18005550101"
 HUMAN = "+18005550123"
 CALLEE = "+14255550150"
+FALLBACK_DS = round(4820 / 100)
+"""The shipped goodbye fallback clip (``fallback_goodbye.wav``, 4.82 s), in tenths of a second."""
 LINE = Clip.tone(ms=600, sample_rate=RATE, hz=300, amplitude=0.5)
 
 
@@ -382,29 +384,31 @@ async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_de
     ]
 
 
-async def test_a_session_update_voice_live_refuses_ends_the_call_at_once() -> None:
-    """Voice Live answers session.update with an error: callbridge logs the offending field
-    and hangs up, instead of leaving the caller in silence."""
+async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback() -> None:
+    """Voice Live answers session.update with an error: callbridge logs the offending field,
+    says its fallback message and hangs up, instead of leaving the caller in silence."""
     local = stack()
     # azure-speech with gpt-realtime: start-up checks refuse this pair; the stack lets it
     # through, as an older callbridge or a changed service table would.
     local.transcription_model = "azure-speech"
     async with local:
         with capture_logs() as logs:
-            sim = await ended(await local.ring([]))
+            # The caller would stay on the line far longer than callbridge's bound.
+            sim = await ended(await local.ring([Hangup(At(CALL_TIMEOUT_S))]))
     rejected = [line for line in logs if line["event"] == "voice_live.session_rejected"]
     assert [line["param"] for line in rejected] == ["session.input_audio_transcription.model"]
     ending = [line for line in logs if line["event"] == "call.hanging_up"]
     assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
-    assert sim.media.spurts == []  # nothing was said: no greeting from a broken session
+    # No greeting from a broken session: the one thing heard is the fallback clip, whole.
+    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
     assert sim.media.closed_by == "network"  # ACS ended it, not the phone giving up
 
 
 async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound() -> None:
-    """No session.updated (a hung service): callbridge waits a bounded time, logs it and hangs
-    up, instead of leaving the caller in silence."""
+    """No session.updated (a hung service): callbridge waits a bounded time, logs it, says its
+    fallback message and hangs up, instead of leaving the caller in silence."""
     local = LocalStack(
         turns=(GREETING, ANSWER, GOODBYE),
         profile=AgentProfile(tools=("end_call",)),
@@ -420,7 +424,7 @@ async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_b
     assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
-    assert sim.media.spurts == []
+    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:

@@ -257,6 +257,7 @@ async def test_what_the_public_record_leaves_open_is_read_tolerantly() -> None:
                 ):
                     await ws.send_str(message)
                 await ws.close()  # the bridge reads what was sent before the close
+                await local.bridge_summaries.get("tolerant-reader")
                 await local.emulator.wait_all_closed()
     unknown = [line["kind"] for line in logs if line["event"] == "acs.unknown_frame"]
     assert unknown == ["TranscriptionData", "DtmfMetadata"]
@@ -268,17 +269,21 @@ async def test_what_the_public_record_leaves_open_is_read_tolerantly() -> None:
     assert [e.fields["audio_bytes"] for e in appended] == [160, 160]  # 20 ms of 8 kHz mu-law
 
 
-async def test_voice_live_hanging_up_ends_the_call() -> None:
-    """When Voice Live closes the session, the bridge hangs the call up: no dead air."""
+async def test_voice_live_closing_mid_call_is_replaced_and_the_call_goes_on() -> None:
+    """When Voice Live closes the session, the bridge opens a new one for the same call, and
+    the caller stays until they hang up."""
     async with stack() as local:
-        call = asyncio.create_task(place(local, [Hangup(At(20))]))
-        session = await asyncio.wait_for(local.emulator.wait_for_session(0), 10)
+        call = asyncio.create_task(place(local, [Hangup(At(6))]))
+        first = await asyncio.wait_for(local.emulator.wait_for_session(0), 10)
         await asyncio.sleep(0.5)
-        await session.close()
+        await first.close()
+        second = await asyncio.wait_for(local.emulator.wait_for_session(1), 5)
         result = await call
+    assert second.client_request_id == first.client_request_id
+    assert [e.type for e in second.events if e.direction == "received"][:1] == ["session.update"]
     assert result.acs is not None
-    assert result.acs.disconnect == "app_terminate"
-    assert result.record.closed_by in ("network", "bridge")
+    assert result.acs.disconnect == "caller"
+    assert result.record.closed_by == "phone"
 
 
 async def test_phone_sees_canonical_media_messages_only() -> None:

@@ -153,6 +153,21 @@ class AcsCallActions:
                 raise
             log.info("acs.call_already_ended")
 
+    async def connected(self) -> bool | None:
+        """Whether ACS still has the call connected (its ``callConnectionState``); None if ACS
+        cannot be asked right now."""
+        try:
+            properties = await self._connection.get_call_properties()
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:  # unreachable or refusing: the caller's fate is unknown
+            log.warning("acs.call_state_unknown", error=str(exc) or type(exc).__name__)
+            return None
+        return str(properties.call_connection_state).lower() not in (
+            "disconnected",
+            "disconnecting",
+        )
+
     async def transfer(self, target: str) -> None:
         await self._connection.transfer_call_to_participant(
             PhoneNumberIdentifier(target), operation_context="transfer_call"

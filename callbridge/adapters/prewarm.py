@@ -10,12 +10,11 @@ depends on which replica gets what; only the greeting's latency does.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import structlog
-from azure.ai.voicelive.aio import VoiceLiveConnection
 
-from callbridge.adapters.voice_live import configure_session, open_voice_live, session_request
+from callbridge.adapters.held_session import HeldSession, call_sessions
+from callbridge.adapters.voice_live import session_request
 from callbridge.core.codec import make_codec
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import VoiceLiveSettings
@@ -24,8 +23,9 @@ from callbridge.tools import profile_tools
 log = structlog.get_logger(__name__)
 
 
-class PrewarmedSession:
-    """A Voice Live connection being opened (and configured) for one call."""
+class PrewarmedSession(HeldSession):
+    """A Voice Live session being opened and configured for one call, closed after ``ttl_s``
+    unless a media socket claims it."""
 
     def __init__(
         self,
@@ -33,87 +33,54 @@ class PrewarmedSession:
         profile: AgentProfile,
         correlation_id: str,
         ttl_s: float,
+        heartbeat_s: float | None = None,
     ) -> None:
         self.profile = profile
         self.correlation_id = correlation_id
-        self._ready: asyncio.Future[VoiceLiveConnection] = asyncio.Future()
-        self._released = asyncio.Event()
         self._claimed = asyncio.Event()
-        self._task = asyncio.create_task(
-            self._hold(settings, ttl_s), name=f"prewarm-{correlation_id}"
+        self._ttl_s = ttl_s
+        codec = make_codec(profile.audio_format, profile.media_rate)
+        super().__init__(
+            call_sessions(settings, profile, correlation_id, heartbeat_s).opener,
+            name=f"prewarm-{correlation_id}",
+            configure=session_request(
+                profile, codec, settings.transcription_model_for(profile), profile_tools(profile)
+            ),
+            configured_rate=profile.media_rate,
         )
-
-    @property
-    def media_rate(self) -> int:
-        """The ACS rate the session's audio formats were configured for."""
-        return self.profile.media_rate
 
     def claim(self) -> bool:
         """Keep the session past its time to live; False if it has already closed."""
         self._claimed.set()
-        return not self._task.done()
+        return not self.closed
 
-    def on_closed(self, callback: Callable[[], None]) -> None:
-        self._task.add_done_callback(lambda _: callback())
-
-    async def connection(self) -> VoiceLiveConnection:
-        """The configured connection, once open.
-
-        Raises:
-            TimeoutError, azure.ai.voicelive.aio.ConnectionError: opening it failed.
-        """
-        return await asyncio.shield(self._ready)
-
-    async def release(self) -> None:
-        """Close the connection (the call has ended, or nobody claimed it)."""
-        self._released.set()
-        await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _hold(self, settings: VoiceLiveSettings, ttl_s: float) -> None:
-        # The connection lives in this task from open to close, so its context manager is
-        # entered and exited by one task whoever uses it.
+    async def _wait_until_released(self) -> None:
         try:
-            async with open_voice_live(
-                settings, self.profile, correlation_id=self.correlation_id
-            ) as connection:
-                codec = make_codec(self.profile.audio_format, self.profile.media_rate)
-                await configure_session(
-                    connection,
-                    session_request(
-                        self.profile,
-                        codec,
-                        settings.transcription_model_for(self.profile),
-                        profile_tools(self.profile),
-                    ),
-                )
-                self._ready.set_result(connection)
-                try:
-                    await asyncio.wait_for(self._claimed.wait(), ttl_s)
-                except TimeoutError:
-                    log.info("voice_live.prewarm_expired", ttl_s=ttl_s)
-                    return
-                await self._released.wait()
-        except Exception as exc:  # reported to whoever claims the session
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-                # Retrieved here so an unclaimed failure is not reported as never retrieved.
-                self._ready.exception()
-            log.warning("voice_live.prewarm_failed", error=str(exc) or type(exc).__name__)
+            await asyncio.wait_for(self._claimed.wait(), self._ttl_s)
+        except TimeoutError:
+            log.info("voice_live.prewarm_expired", ttl_s=self._ttl_s)
+            return
+        await super()._wait_until_released()
 
 
 class Prewarmer:
     """This replica's pre-warmed sessions, by the call's correlation id."""
 
-    def __init__(self, settings: VoiceLiveSettings, *, ttl_s: float) -> None:
+    def __init__(
+        self, settings: VoiceLiveSettings, *, ttl_s: float, heartbeat_s: float | None = None
+    ) -> None:
         self._settings = settings
         self._ttl_s = ttl_s
+        self._heartbeat_s = heartbeat_s
         self._sessions: dict[str, PrewarmedSession] = {}
 
     def start(self, correlation_id: str, profile: AgentProfile) -> None:
         """Start opening a session for a call about to be answered (once per call)."""
         if correlation_id in self._sessions:
             return
-        session = PrewarmedSession(self._settings, profile, correlation_id, self._ttl_s)
+        session = PrewarmedSession(
+            self._settings, profile, correlation_id, self._ttl_s, self._heartbeat_s
+        )
         self._sessions[correlation_id] = session
         session.on_closed(lambda: self._forget(correlation_id, session))
 

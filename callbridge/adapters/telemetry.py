@@ -51,6 +51,7 @@ _DIRECTION = "callbridge.direction"
 _ENDED_BY = "callbridge.ended_by"
 _REASON = "callbridge.reason"
 _TRUNCATED = "callbridge.truncated"
+_KIND = "callbridge.kind"
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,19 @@ class _Instruments:
             "callbridge.call.duration",
             unit="s",
             description="How long calls stayed bridged, by who ended them.",
+        )
+        self.continuity: Counter = meter.create_counter(
+            "callbridge.continuity.events",
+            unit="{event}",
+            description="What kept calls going, by kind: reconnect (a lost Voice Live session "
+            "replaced), rollover (one near its expiry replaced), rejoin (ACS's media socket "
+            "came back), fallback (no agent: callbridge spoke itself).",
+        )
+        self.outage: Histogram = meter.create_histogram(
+            "callbridge.continuity.outage",
+            unit="ms",
+            description="How long a call had no working Voice Live session or media socket, "
+            "by kind (reconnect, rejoin).",
         )
         self.barge_ins: Counter = meter.create_counter(
             "callbridge.barge_ins",
@@ -301,6 +315,20 @@ class CallTelemetry:
         self._instruments.first_audio.record(ms, self._attributes)
         if self._span is not None:
             self._span.set_attribute("callbridge.first_audio_ms", ms)
+
+    def continuity(self, kind: str, outage_ms: float | None = None) -> None:
+        """The call survived something (``kind``: reconnect, rollover, rejoin, fallback);
+        ``outage_ms``: how long it had no working session or socket meanwhile."""
+        if self._instruments is None or self._ended:
+            return
+        attributes = {**self._attributes, _KIND: kind}
+        self._instruments.continuity.add(1, attributes)
+        event: _Attributes = {_KIND: kind}
+        if outage_ms is not None:
+            self._instruments.outage.record(outage_ms, attributes)
+            event["callbridge.outage_ms"] = round(outage_ms)
+        if self._span is not None:
+            self._span.add_event("continuity", event)
 
     def barge_in(self, *, heard_ms: float, truncated: bool) -> None:
         """The caller spoke over the agent. ``truncated``: audio they were hearing was cut and

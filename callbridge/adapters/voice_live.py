@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from azure.ai.voicelive.aio import VoiceLiveConnection, connect
+from azure.ai.voicelive.aio import VoiceLiveConnection, WebsocketConnectionOptions, connect
 from azure.ai.voicelive.models import (
     AssistantMessageItem,
     AudioEchoCancellation,
@@ -18,17 +18,24 @@ from azure.ai.voicelive.models import (
     AudioNoiseReduction,
     AzureSemanticVad,
     AzureStandardVoice,
+    ConversationRequestItem,
+    FunctionCallItem,
+    FunctionCallOutputItem,
     FunctionTool,
+    InputTextContentPart,
     Modality,
     OpenAIVoice,
     OpenAIVoiceName,
     OutputTextContentPart,
     RequestSession,
     ResponseCreateParams,
+    SystemMessageItem,
+    UserMessageItem,
 )
 from azure.core.credentials import AzureKeyCredential
 from azure.identity.aio import DefaultAzureCredential
 
+from callbridge.core.call_context import Entry, KeypadInput, Omitted, ToolExchange, Turn
 from callbridge.core.codec import Codec
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import VoiceLiveSettings
@@ -109,15 +116,57 @@ def verbatim_request(text: str) -> ResponseCreateParams:
     )
 
 
+CONTINUED_NOTE = (
+    "The conversation above happened earlier in this same phone call. Carry on from where it "
+    "stands; do not greet the caller again."
+)
+"""Ends a replayed context, so the model neither greets again nor repeats itself."""
+
+
+def context_items(entries: Sequence[Entry]) -> list[ConversationRequestItem]:
+    """A call's conversation so far as ``conversation.item.create`` items for a new session.
+
+    Caller turns and keypad input become user messages, the agent's turns assistant messages
+    (text: the new session has no audio of them), a tool call its ``function_call`` item and,
+    once it returned, its ``function_call_output``.
+    """
+    items: list[ConversationRequestItem] = []
+    for entry in entries:
+        match entry:
+            case Turn(role="caller", text=text) | KeypadInput(text=text):
+                items.append(UserMessageItem(content=[InputTextContentPart(text=text)]))
+            case Turn(role="agent", text=text):
+                items.append(AssistantMessageItem(content=[OutputTextContentPart(text=text)]))
+            case ToolExchange(call_id=call_id, name=name, arguments=arguments, output=output):
+                items.append(FunctionCallItem(call_id=call_id, name=name, arguments=arguments))
+                if output is not None:
+                    items.append(FunctionCallOutputItem(call_id=call_id, output=output))
+            case Omitted(entries=count):
+                items.append(_system(f"({count} earlier parts of this call were left out.)"))
+    if items:
+        items.append(_system(CONTINUED_NOTE))
+    return items
+
+
+def _system(text: str) -> SystemMessageItem:
+    return SystemMessageItem(content=[InputTextContentPart(text=text)])
+
+
 @asynccontextmanager
 async def open_voice_live(
-    settings: VoiceLiveSettings, profile: AgentProfile, *, correlation_id: str
+    settings: VoiceLiveSettings,
+    profile: AgentProfile,
+    *,
+    correlation_id: str,
+    heartbeat_s: float | None = None,
 ) -> AsyncIterator[VoiceLiveConnection]:
     """Connect to Voice Live for one call: the profile's model or agent, with an API key if
     configured, else with Entra ID.
 
     ACS's correlation id of the call travels as ``x-ms-client-request-id``, so one id finds
-    the call in both services' logs.
+    the call in both services' logs. ``heartbeat_s``: ping the service this often; a pong
+    missing for half of it closes the connection (aiohttp's heartbeat; the SDK's default is
+    30 s, far too slow to notice a frozen path on a live call).
 
     Raises:
         TimeoutError: the handshake took longer than ``settings.connect_timeout_s`` (the SDK
@@ -131,6 +180,9 @@ async def open_voice_live(
         else:
             credential = await stack.enter_async_context(DefaultAzureCredential())
         headers = {"x-ms-client-request-id": correlation_id}
+        options: WebsocketConnectionOptions = {}
+        if heartbeat_s is not None:
+            options["heartbeat"] = heartbeat_s
         agent = profile.agent
         if agent is not None:
             manager = connect(
@@ -138,6 +190,7 @@ async def open_voice_live(
                 credential=credential,
                 api_version=API_VERSION,
                 headers=headers,
+                connection_options=options,
                 agent_name=agent.name,
                 project_name=agent.project,
                 agent_version=agent.version,
@@ -148,6 +201,7 @@ async def open_voice_live(
                 credential=credential,
                 api_version=API_VERSION,
                 headers=headers,
+                connection_options=options,
                 model=settings.session_model(profile),
             )
         async with asyncio.timeout(settings.connect_timeout_s):

@@ -18,8 +18,6 @@ from typing import Any, Protocol
 
 import aiohttp
 import structlog
-from aiohttp import web
-from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import (
     FunctionCallOutputItem,
     InputTextContentPart,
@@ -32,9 +30,12 @@ from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.voice_live import verbatim_request
 from callbridge.bridge.event_fields import text
 from callbridge.bridge.interruption import Interruption
+from callbridge.bridge.media_line import MediaLine
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, ToolCallStat
+from callbridge.bridge.voice_link import VoiceLink
+from callbridge.core.call_context import CallContext
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.tasks import OwnedTasks
@@ -66,6 +67,10 @@ class CallActions(Protocol):
         """Raises an exception if ACS refuses the transfer."""
         ...
 
+    async def connected(self) -> bool | None:
+        """Whether ACS still has the call connected; None if it cannot be told."""
+        ...
+
 
 class AgentActions:
     """Carries out one call's tool calls, hang-ups, transfers, goodbyes and time limit."""
@@ -73,8 +78,9 @@ class AgentActions:
     def __init__(
         self,
         *,
-        acs: web.WebSocketResponse,
-        voice: VoiceLiveConnection,
+        acs: MediaLine,
+        voice: VoiceLink,
+        context: CallContext,
         profile: AgentProfile,
         tools: dict[str, Tool],
         call: CallActions,
@@ -88,6 +94,7 @@ class AgentActions:
     ) -> None:
         self._acs = acs
         self._voice = voice
+        self._context = context
         self._profile = profile
         self._tools = tools
         self._call = call
@@ -138,6 +145,7 @@ class AgentActions:
                 name=f"tool-{name}",
             )
         self._tool_calls.setdefault(text(event.response_id), []).append((call_id, name, running))
+        self._context.tool_called(call_id, name, arguments)
         if self._recorder is not None:
             self._recorder.tool_call(name=name, call_id=call_id, arguments=arguments)
         # Arguments may hold personal data: only the tool's name is logged.
@@ -153,6 +161,16 @@ class AgentActions:
             self._helpers.spawn(self._finish_tools(calls, interrupted=interrupted), "tools")
         else:
             await self._responses.request_if_wanted()
+
+    def session_replaced(self) -> None:
+        """The session whose responses called tools is gone: their ``response.done`` will
+        never come, so their results go to the new session now (its context holds the calls)."""
+        self._awaiting_goodbye = False
+        if self._goodbye_response_id is not None:
+            self._goodbye_done.set()  # that goodbye will never finish: end the call now
+        for response_id in list(self._tool_calls):
+            calls = self._tool_calls.pop(response_id)
+            self._helpers.spawn(self._finish_tools(calls, interrupted=False), "tools")
 
     def close(self) -> None:
         """The call is over: stop the tools still running."""
@@ -197,7 +215,7 @@ class AgentActions:
         target = self._profile.transfer_to
         if target is None:
             output = _tool_error("no transfer target is configured")
-        elif not await self._played_out_undisturbed():
+        elif not await self.played_out():
             output = _tool_error("the caller interrupted before the transfer")
         else:
             try:
@@ -220,13 +238,12 @@ class AgentActions:
             self._recorder.tool_result(name=name, call_id=call_id, output=output)
 
     async def _send_tool_output(self, call_id: str, output: str) -> None:
-        await self._voice.conversation.item.create(
-            item=FunctionCallOutputItem(call_id=call_id, output=output)
-        )
+        self._context.tool_returned(call_id, output)
+        await self._voice.create_item(FunctionCallOutputItem(call_id=call_id, output=output))
 
     # --- Ending the call -----------------------------------------------------------------
 
-    async def _played_out_undisturbed(self) -> bool:
+    async def played_out(self) -> bool:
         """Wait until the caller has heard all queued agent audio; False on a barge-in."""
         barge_ins = len(self._stats.barge_ins)
         with contextlib.suppress(TimeoutError):
@@ -250,7 +267,7 @@ class AgentActions:
         over them keeps the call going."""
         if self.ending:
             return
-        if not await self._played_out_undisturbed() and not force:
+        if not await self.played_out() and not force:
             log.info("call.end_cancelled", reason=reason, detail="the caller spoke")
             return
         self.ending = True
@@ -280,7 +297,7 @@ class AgentActions:
 
         async def say_goodbye() -> None:
             await self._interruption.interrupt()
-            await self._voice.response.create(response=verbatim_request(goodbye))
+            await self._voice.create_response(verbatim_request(goodbye))
 
         await self._goodbye_then_hang_up(EndedBy.SHUTDOWN, say_goodbye(), _GOING_AWAY)
 
@@ -308,8 +325,8 @@ class AgentActions:
 
     async def _tell_agent(self, instruction: str) -> None:
         """A system message to the model, and a response to it."""
-        await self._voice.conversation.item.create(
-            item=SystemMessageItem(content=[InputTextContentPart(text=instruction)])
+        await self._voice.create_item(
+            SystemMessageItem(content=[InputTextContentPart(text=instruction)])
         )
         await self._responses.request()
 

@@ -5,7 +5,10 @@ The bridge only orchestrates. Three tasks per call, owned here and cancelled tog
   too, so Voice Live's VAD measures the caller's pauses from real audio); keypad digits to the
   ``Keypad``;
 - the agent pump: Voice Live events, each handed to the part that owns it: agent audio
-  (``AgentAudio``), barge-in (``Interruption``), tools and the call's end (``AgentActions``);
+  (``AgentAudio``), barge-in (``Interruption``), tools and the call's end (``AgentActions``),
+  the conversation so far (``CallContext``); Voice Live itself is reached through the call's
+  ``VoiceLink``, which replaces a session that dies or grows old, and when no agent can talk
+  the bridge speaks its fallback message (``fallback``);
 - the pacer: releases agent audio to ACS in real time and keeps the heard-position ledger.
 
 Tool calls, keypad input and the call's time limit run as short-lived helper tasks the bridge
@@ -23,17 +26,18 @@ from typing import Any
 import aiohttp
 import structlog
 from aiohttp import web
-from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
-from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import (
     ResponseFunctionCallItem,
     ServerEvent,
     ServerEventConversationItemInputAudioTranscriptionCompleted,
     ServerEventConversationItemTruncated,
     ServerEventError,
+    ServerEventInputAudioBufferCommitted,
     ServerEventInputAudioBufferSpeechStarted,
+    ServerEventInputAudioBufferSpeechStopped,
     ServerEventResponseAudioDelta,
     ServerEventResponseAudioDone,
+    ServerEventResponseAudioTranscriptDelta,
     ServerEventResponseAudioTranscriptDone,
     ServerEventResponseCreated,
     ServerEventResponseDone,
@@ -42,11 +46,12 @@ from azure.ai.voicelive.models import (
     ServerEventSessionUpdated,
 )
 
+from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry
 from callbridge.adapters.voice_live import (
     SESSION_UPDATE_EVENT_ID,
-    configure_session,
+    context_items,
     greeting_request,
     session_request,
 )
@@ -54,27 +59,37 @@ from callbridge.bridge.actions import AgentActions, CallActions, hang_up
 from callbridge.bridge.agent_audio import AgentAudio
 from callbridge.bridge.caller_audio import CallerAudio
 from callbridge.bridge.event_fields import integer, text
+from callbridge.bridge.fallback import fall_back
 from callbridge.bridge.interruption import Interruption
 from callbridge.bridge.keypad import Keypad
+from callbridge.bridge.media_line import MediaLine
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, call_summary, log_call_ended
+from callbridge.bridge.voice_link import AgentUnavailable, SessionReplaced, SessionSource, VoiceLink
 from callbridge.core import acs_media
+from callbridge.core.call_context import CallContext
 from callbridge.core.codec import Codec, make_codec
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.pacing import OutFrame
 from callbridge.core.profiles import AgentProfile
-from callbridge.core.settings import PacingSettings
+from callbridge.core.settings import ContinuitySettings, PacingSettings
 from callbridge.core.tasks import OwnedTasks
 from callbridge.tools import profile_tools
 
 log = structlog.get_logger(__name__)
 
 SESSION_CONFIGURED_TIMEOUT_S = 5.0
-"""How long the session may take to confirm its configuration before the call ends."""
+"""How long the first session may take to confirm its configuration before the fallback."""
 
-MAX_UNREADABLE_IN_A_ROW = 100
-"""Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
+CALLER_QUIET_S = 0.3
+"""A session swap waits until ACS has marked the caller's frames silent for this long."""
+
+MEDIA_WATCH_S = 0.5
+"""How often the media socket's silence is checked (``media_stall_s``)."""
+
+_Rejoin = tuple[web.WebSocketResponse, asyncio.Event]
+"""A new media socket for the call, and the event the bridge sets when it is done with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,31 +105,38 @@ class _Media:
 
 
 class CallBridge:
-    """Bridges one ACS media WebSocket to one Voice Live connection until either side ends."""
+    """Bridges one ACS media WebSocket to the call's Voice Live sessions until the call ends."""
 
     def __init__(
         self,
         *,
         acs: web.WebSocketResponse,
-        voice: VoiceLiveConnection,
+        first_session: HeldSession,
+        sessions: SessionSource,
         profile: AgentProfile,
         pacing: PacingSettings,
+        continuity: ContinuitySettings,
         transcription_model: str,
         actions: CallActions,
-        configured_rate: int | None = None,
         telemetry: CallTelemetry | None = None,
         open_recorder: Callable[[int], CallRecorder] | None = None,
+        rejoinable: bool = True,
     ) -> None:
-        """``configured_rate``: the ACS rate the Voice Live session was already configured
-        for (a pre-warmed session); if ACS streams at that rate, no ``session.update`` is sent.
-        """
-        self._acs = acs
-        self._voice = voice
+        """``first_session``: the call's pre-warmed session (configured for its profile's
+        rate), or one being opened; ``sessions`` opens the ones that replace it.
+        ``rejoinable``: ACS may open a new media socket for this call if this one is lost
+        (False for a socket that named no ACS call)."""
+        self._acs = MediaLine(acs)
+        self._rejoinable = rejoinable
+        self._rejoin: asyncio.Future[_Rejoin | None] | None = None
+        self._sockets_done: list[asyncio.Event] = []
+        self._disconnected = False
+        self._first_session = first_session
         self._profile = profile
         self._pacing = pacing
+        self._continuity = continuity
         self._transcription_model = transcription_model
         self._call = actions
-        self._configured_rate = configured_rate
         self._telemetry = telemetry
         self._open_recorder = open_recorder
         self._recorder: CallRecorder | None = None
@@ -124,19 +146,45 @@ class CallBridge:
         self._started_at = time.monotonic()
         self._tools = {spec.name: spec for spec in profile_tools(profile)}
         self.stats = CallStats()
+        self.context = CallContext()
         self._helpers = OwnedTasks()
-        self._responses = Responses(voice)
-        self._caller = CallerAudio(acs=acs, voice=voice, stats=self.stats)
+        self._link = VoiceLink(
+            sessions=sessions,
+            continuity=continuity,
+            replay=lambda: context_items(
+                self.context.entries(leave_out=self._link.unanswered_items)
+            ),
+        )
+        self._responses = Responses(self._link)
+        self._caller = CallerAudio(voice=self._link, stats=self.stats)
+        self._caller_speaking = False
         self._session_ready = asyncio.Event()
         """Set on the first ``session.updated``: the agent is configured and greets."""
         self._media: _Media | None = None
         """Set once the first media frame says which rate ACS uses."""
 
     async def run(self) -> CallStats:
-        """Bridge until the caller or Voice Live hangs up; always returns the call's stats."""
-        first = await self._caller.first_message()
+        """Bridge until the call ends; always logs its ``call.ended`` and returns its stats."""
+        try:
+            await self._run()
+        finally:
+            for done in self._sockets_done:
+                done.set()
+            self.stats.sessions = self._link.sessions_used
+            self.stats.reconnects = self._link.reconnects
+            self.stats.rollovers = self._link.rollovers
+            log_call_ended(self.stats, self._media.pacer.core if self._media else None)
+            await self._link.aclose()
+            await self._first_session.release()
+        return self.stats
+
+    async def _run(self) -> None:
+        socket = self._acs.socket
+        assert socket is not None  # the socket the call was bridged on
+        first = await self._caller.first_message(socket)
         if first is None:
-            return self.stats
+            return
+        media_started = time.monotonic()
         rate = (
             first.sample_rate
             if isinstance(first, acs_media.AudioMetadata)
@@ -144,26 +192,23 @@ class CallBridge:
         )
         media = self._media = self._start_media(rate)
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
-        if rate != self._configured_rate:
-            await configure_session(
-                self._voice,
-                session_request(
-                    self._profile,
-                    media.codec,
-                    self._transcription_model,
-                    list(self._tools.values()),
-                ),
-            )
+        self._link.watch(self)
+        request = session_request(
+            self._profile, media.codec, self._transcription_model, list(self._tools.values())
+        )
+        # A caller must not wait longer for the agent than for a stalled one.
+        deadline = media_started + self._continuity.reconnect_budget_s
+        connected = self._link.connect_first(
+            self._first_session, request, rate=rate, deadline=deadline
+        )
         if isinstance(first, acs_media.AudioData):
             await self._caller.forward(media.codec, first, self._recorder)
         self._helpers.spawn(media.actions.time_limit(), "time-limit")
-        self._helpers.spawn(self._await_session(media), "session-watchdog")
+        self._helpers.spawn(self._watch_media(), "media-watchdog")
         try:
             await _run_until_first_done(
-                caller=self._caller.pump(
-                    media.codec, media.keypad, media.pacer.on_mark, self._recorder
-                ),
-                agent=self._agent_pump(media),
+                caller=self._caller_side(media, socket),
+                agent=self._agent_pump(media, connected),
                 pacer=media.pacer.run(),
             )
         finally:
@@ -173,8 +218,6 @@ class CallBridge:
             if self._recorder is not None:
                 self._recorder.event("bridge", "call_ended", ended_by=self.stats.ended_by)
                 await self._recorder.aclose()
-        log_call_ended(self.stats, media.pacer.core)
-        return self.stats
 
     def _start_media(self, rate: int) -> _Media:
         codec = make_codec(self._profile.audio_format, rate)
@@ -197,7 +240,8 @@ class CallBridge:
         )
         interruption = Interruption(
             acs=self._acs,
-            voice=self._voice,
+            voice=self._link,
+            context=self.context,
             codec=codec,
             pacer=pacer,
             agent_audio=agent_audio,
@@ -207,7 +251,8 @@ class CallBridge:
             recorder=self._recorder,
         )
         keypad = Keypad(
-            voice=self._voice,
+            voice=self._link,
+            context=self.context,
             responses=self._responses,
             stats=self.stats,
             helpers=self._helpers,
@@ -215,7 +260,8 @@ class CallBridge:
         )
         actions = AgentActions(
             acs=self._acs,
-            voice=self._voice,
+            voice=self._link,
+            context=self.context,
             profile=self._profile,
             tools=self._tools,
             call=self._call,
@@ -250,35 +296,187 @@ class CallBridge:
             response_id=self._responses.item_response.get(item_id),
         )
 
-    async def _agent_pump(self, media: _Media) -> None:
-        unreadable_in_a_row = 0
+    # --- the caller's side, socket after socket ------------------------------------------------
+
+    async def _caller_side(self, media: _Media, socket: web.WebSocketResponse | None) -> None:
+        """The caller's audio until the call ends. ACS may lose the media socket without the
+        call ending: then the call waits ``media_rejoin_s`` for a new one."""
+        while socket is not None:
+            await self._caller.pump(
+                socket, media.codec, media.keypad, media.pacer.on_mark, self._recorder
+            )
+            if self._acs.ended or media.actions.ending:
+                log.info("call.media_closed_by_bridge", close_code=socket.close_code)
+                return
+            if not await self._call_goes_on():
+                log.info("call.caller_hung_up", close_code=socket.close_code)
+                return
+            socket = await self._await_rejoin(media, socket)
+
+    async def _call_goes_on(self) -> bool:
+        """After the socket closed: is the call still connected at ACS (unknown: assume so)?"""
+        if self._disconnected or not self._rejoinable:
+            return False
+        return await self._call.connected() is not False
+
+    async def _await_rejoin(
+        self, media: _Media, lost: web.WebSocketResponse
+    ) -> web.WebSocketResponse | None:
+        """Wait for ACS to reconnect the call's media; hang up if it does not in time."""
+        wait_s = self._continuity.media_rejoin_s
+        log.warning("call.media_lost", close_code=lost.close_code, rejoin_s=wait_s)
+        lost_at = time.monotonic()
+        self._acs.socket = None
+        # Nobody hears what is queued: it is dropped and the model told what was heard.
+        await media.interruption.interrupt(barge_in=False)
+        self._rejoin = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(wait_s):
+                rejoined = await self._rejoin
+        except TimeoutError:
+            rejoined = None
+            log.error("call.media_not_rejoined", waited_s=wait_s)
+            self.stats.ended_by = EndedBy.MEDIA_LOST
+            media.actions.ending = True
+            self._acs.ended = True
+            await hang_up(self._call)
+        finally:
+            self._rejoin = None
+        if rejoined is None:
+            return None
+        socket, done = rejoined
+        self._sockets_done.append(done)
+        first = await self._caller.first_message(socket)
+        if first is None:
+            return socket  # closed at once: judged again like any closed socket
+        if isinstance(first, acs_media.AudioMetadata) and first.sample_rate != media.codec.acs_rate:
+            log.error("call.rejoin_refused", reason="another sample rate", rate=first.sample_rate)
+            await socket.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"sample rate")
+            return socket
+        self._acs.socket = socket
+        outage_ms = (time.monotonic() - lost_at) * 1000
+        self.stats.rejoins += 1
+        log.info("call.media_rejoined", outage_ms=round(outage_ms))
+        if self._recorder is not None:
+            self._recorder.event("bridge", "media_rejoined", outage_ms=round(outage_ms))
+        if self._telemetry is not None:
+            self._telemetry.continuity("rejoin", outage_ms)
+        if isinstance(first, acs_media.AudioData):
+            await self._caller.forward(media.codec, first, self._recorder)
+        return socket
+
+    def can_rejoin(self) -> bool:
+        """Whether the call is waiting for ACS to reconnect its media."""
+        return self._rejoin is not None and not self._rejoin.done()
+
+    async def rejoin(self, socket: web.WebSocketResponse) -> None:
+        """A new media socket for this call (``can_rejoin``): returns once the bridge is done
+        with it (the call ended, or this socket was lost too)."""
+        done = asyncio.Event()
+        if self._rejoin is None or self._rejoin.done():
+            return
+        self._rejoin.set_result((socket, done))
+        await done.wait()
+
+    async def call_disconnected(self) -> None:
+        """ACS says the call is over (``CallDisconnected``): end the bridge now."""
+        self._disconnected = True
+        with structlog.contextvars.bound_contextvars(**self._log_context):
+            if self._rejoin is not None and not self._rejoin.done():
+                self._rejoin.set_result(None)
+            socket = self._acs.socket
+            if socket is not None and not socket.closed:
+                await socket.close(code=aiohttp.WSCloseCode.OK, message=b"call disconnected")
+
+    async def _watch_media(self) -> None:
+        """ACS sends a frame every 20 ms, silence included: a socket silent for
+        ``media_stall_s`` is dead though open, and is closed like a lost one."""
+        stall_s = self._continuity.media_stall_s
         while True:
-            try:
-                event = await self._voice.recv()
-            except ConnectionClosed as exc:
-                log.info("voice_live.closed", code=exc.code)
-                break
-            except (VoiceLiveConnectionError, AttributeError, TypeError, ValueError) as exc:
-                # The SDK raises on undecodable frames; one bad event must not end the call.
-                self.stats.malformed_events += 1
-                unreadable_in_a_row += 1
-                log.warning("voice_live.malformed_event", error=str(exc))
-                if unreadable_in_a_row >= MAX_UNREADABLE_IN_A_ROW:
-                    # Nothing readable for this long: the connection itself is broken.
-                    log.error("voice_live.unreadable", events=unreadable_in_a_row)
-                    break
+            await asyncio.sleep(MEDIA_WATCH_S)
+            socket = self._acs.socket
+            silent_s = time.monotonic() - self._caller.last_frame_at
+            if socket is None or socket.closed or silent_s < stall_s:
                 continue
-            unreadable_in_a_row = 0
-            try:
-                await self._on_event(media, event)
-            except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                self.stats.malformed_events += 1
-                log.warning(
-                    "voice_live.malformed_event", event_type=str(event.get("type")), error=str(exc)
-                )
-        if not self._acs.closed and not media.actions.ending:
-            # Without an agent the caller would sit in silence: end the call itself.
-            await media.actions.end_call(EndedBy.VOICE_SESSION_ENDED, force=True)
+            log.warning("acs.media_stalled", silent_s=round(silent_s, 1))
+            self.stats.media_stalls += 1
+            await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"media stalled")
+
+    # --- the moment, for a session swap (``voice_link.Quiet``) ------------------------------
+
+    def quiet(self) -> bool:
+        caller_quiet = time.monotonic() - self._caller.last_voiced_at >= CALLER_QUIET_S
+        return self.turn_over() and not self._caller_speaking and caller_quiet
+
+    def turn_over(self) -> bool:
+        media = self._media
+        playing = media is not None and media.pacer.is_playing()
+        return not playing and self._responses.active_id is None
+
+    # --- Voice Live's events ------------------------------------------------------------------
+
+    async def _agent_pump(self, media: _Media, connected: Coroutine[Any, Any, bool]) -> None:
+        if not await connected:
+            await self._fall_back(media, "Voice Live could not be reached in time")
+            return
+        self._helpers.spawn(self._await_session(), "session-watchdog")
+        async for event in self._link.events():
+            match event:
+                case SessionReplaced():
+                    self._on_session_replaced(media, event)
+                case AgentUnavailable(reason=reason):
+                    await self._fall_back(media, reason)
+                case _:
+                    try:
+                        await self._on_event(media, event)
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        self.stats.malformed_events += 1
+                        log.warning(
+                            "voice_live.malformed_event",
+                            event_type=str(event.get("type")),
+                            error=str(exc),
+                        )
+        # The link ends its stream only once the call is being torn down or after the
+        # fallback: wait for the caller's side to end the call.
+        await asyncio.Event().wait()
+
+    async def _fall_back(self, media: _Media, reason: str) -> None:
+        await fall_back(
+            reason,
+            profile=self._profile,
+            codec=media.codec,
+            pacer=media.pacer,
+            actions=media.actions,
+            call=self._call,
+            stats=self.stats,
+            recorder=self._recorder,
+            telemetry=self._telemetry,
+        )
+
+    def _on_session_replaced(self, media: _Media, event: SessionReplaced) -> None:
+        """The call goes on with a new session: what the old one was saying stays queued and
+        is heard; in the context it is cut where the audio received ends."""
+        for key in self._responses.session_replaced():
+            received = self._responses.received_ms.get(key, 0.0)
+            self.context.agent_heard(key[0], received, received)
+        media.agent_audio.discard_partial()
+        media.actions.session_replaced()
+        self._caller_speaking = False
+        self.stats.outage_ms += event.lost_ms
+        log.info(
+            "call.session_replaced",
+            kind=event.kind,
+            session=self._link.current_session,
+            outage_ms=round(event.lost_ms),
+        )
+        if self._recorder is not None:
+            self._recorder.event(
+                "bridge", f"voice_live_{event.kind}", outage_ms=round(event.lost_ms)
+            )
+        if self._telemetry is not None:
+            self._telemetry.continuity(
+                event.kind, event.lost_ms if event.kind == "reconnect" else None
+            )
 
     async def _on_event(self, media: _Media, event: ServerEvent) -> None:
         match event:
@@ -287,7 +485,12 @@ class CallBridge:
             case ServerEventResponseAudioDone():
                 media.agent_audio.end_of_item((text(event.item_id), integer(event.content_index)))
             case ServerEventInputAudioBufferSpeechStarted():
+                self._caller_speaking = True
                 await media.interruption.interrupt()
+            case ServerEventInputAudioBufferSpeechStopped():
+                self._caller_speaking = False
+            case ServerEventInputAudioBufferCommitted():
+                self.context.caller_turn(text(event.item_id))
             case ServerEventResponseCreated():
                 response_id = text(event.response.id)
                 self._responses.created(response_id)
@@ -302,25 +505,31 @@ class CallBridge:
                 media.actions.on_tool_call(event)
             case ServerEventSessionUpdated() if not self._session_ready.is_set():
                 self._session_ready.set()
-                await self._voice.response.create(response=greeting_request(self._profile))
+                await self._link.create_response(greeting_request(self._profile))
+            case ServerEventResponseAudioTranscriptDelta():
+                self.context.agent_said(text(event.item_id), text(event.delta), final=False)
             case ServerEventResponseAudioTranscriptDone():
-                log.info("agent.transcript", item_id=event.item_id, text=event.transcript)
+                item_id, transcript = text(event.item_id), text(event.transcript)
+                self.context.agent_said(item_id, transcript, final=True)
+                log.info("agent.transcript", item_id=item_id, text=transcript)
                 if self._recorder is not None:
-                    self._recorder.transcript("agent", text(event.item_id), text(event.transcript))
+                    self._recorder.transcript("agent", item_id, transcript)
             case ServerEventConversationItemInputAudioTranscriptionCompleted():
-                log.info("caller.transcript", item_id=event.item_id, text=event.transcript)
+                item_id, transcript = text(event.item_id), text(event.transcript)
+                self.context.caller_said(item_id, transcript)
+                log.info("caller.transcript", item_id=item_id, text=transcript)
                 if self._recorder is not None:
-                    self._recorder.transcript("caller", text(event.item_id), text(event.transcript))
+                    self._recorder.transcript("caller", item_id, transcript)
             case ServerEventConversationItemTruncated():
                 log.info(
                     "voice_live.truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms
                 )
             case ServerEventError():
-                await self._on_error(media, event)
+                self._on_error(event)
 
-    async def _on_error(self, media: _Media, event: ServerEventError) -> None:
+    def _on_error(self, event: ServerEventError) -> None:
         """Most errors are Voice Live refusing one event, and the call goes on; a refused
-        ``session.update`` leaves no working agent, so the call ends."""
+        ``session.update`` leaves no working agent: the fallback."""
         self.stats.voice_live_errors += 1
         error = event.error
         fields = {
@@ -333,16 +542,16 @@ class CallBridge:
             log.error("voice_live.error", **fields)
             return
         log.error("voice_live.session_rejected", **fields)
-        await media.actions.end_call(EndedBy.VOICE_SESSION_UNAVAILABLE, force=True)
+        self._link.give_up("Voice Live refused the session's configuration")
 
-    async def _await_session(self, media: _Media) -> None:
-        """No ``session.updated`` in time: the agent will never speak, so end the call."""
+    async def _await_session(self) -> None:
+        """No ``session.updated`` in time: the agent will never speak."""
         try:
             async with asyncio.timeout(SESSION_CONFIGURED_TIMEOUT_S):
                 await self._session_ready.wait()
         except TimeoutError:
             log.error("voice_live.session_not_configured", timeout_s=SESSION_CONFIGURED_TIMEOUT_S)
-            await media.actions.end_call(EndedBy.VOICE_SESSION_UNAVAILABLE, force=True)
+            self._link.give_up("Voice Live did not confirm the session's configuration")
 
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then
@@ -356,6 +565,8 @@ class CallBridge:
             log.info("call.hanging_up", reason=EndedBy.SHUTDOWN)
             await hang_up(self._call)
             await self._acs.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
+            if self._rejoin is not None and not self._rejoin.done():
+                self._rejoin.set_result(None)
 
     def summary(self) -> CallSummary:
         """The call's figures for telemetry (pacing figures only once media flowed)."""

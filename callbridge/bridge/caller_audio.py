@@ -7,17 +7,17 @@ audio. Malformed and unknown frames are logged, counted and skipped; the call go
 from __future__ import annotations
 
 import asyncio
-import base64
+import time
 from collections.abc import Callable
 
 import aiohttp
 import structlog
 from aiohttp import web
-from azure.ai.voicelive.aio import VoiceLiveConnection
 
 from callbridge.adapters.recording import CallRecorder
 from callbridge.bridge.keypad import Keypad
 from callbridge.bridge.stats import CallStats
+from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core import acs_media
 from callbridge.core.codec import Codec
 
@@ -35,19 +35,21 @@ FirstMessage = acs_media.AudioMetadata | acs_media.AudioData
 class CallerAudio:
     """Reads one call's ACS media socket and forwards the caller to Voice Live."""
 
-    def __init__(
-        self, *, acs: web.WebSocketResponse, voice: VoiceLiveConnection, stats: CallStats
-    ) -> None:
-        self._acs = acs
+    def __init__(self, *, voice: VoiceLink, stats: CallStats) -> None:
         self._voice = voice
         self._stats = stats
         self._unknown_kinds: set[str] = set()
+        self.last_voiced_at = 0.0
+        """When ACS last sent a frame it did not mark silent (monotonic)."""
+        self.last_frame_at = time.monotonic()
+        """When ACS last sent anything on the media socket (monotonic)."""
 
-    async def first_message(self) -> FirstMessage | None:
-        """ACS sends ``AudioMetadata`` first; tolerate its absence (then the rate is 16 kHz)."""
+    async def first_message(self, socket: web.WebSocketResponse) -> FirstMessage | None:
+        """ACS sends ``AudioMetadata`` first on each socket; tolerate its absence (then the
+        rate is 16 kHz)."""
         try:
             async with asyncio.timeout(METADATA_TIMEOUT_S):
-                async for message in self._acs:
+                async for message in socket:
                     parsed = self.parse(message)
                     if isinstance(parsed, FirstMessage):
                         return parsed
@@ -55,18 +57,19 @@ class CallerAudio:
                         return None
         except TimeoutError:
             log.error("call.no_media", timeout_s=METADATA_TIMEOUT_S)
-            await self._acs.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"no media")
+            await socket.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"no media")
         return None
 
     async def pump(
         self,
+        socket: web.WebSocketResponse,
         codec: Codec,
         keypad: Keypad,
         on_mark: Callable[[acs_media.MarkData], None],
         recorder: CallRecorder | None,
     ) -> None:
-        """Forward the caller until ACS closes the socket; ACS's playback marks to ``on_mark``."""
-        async for message in self._acs:
+        """Forward the caller until the socket closes; ACS's playback marks to ``on_mark``."""
+        async for message in socket:
             parsed = self.parse(message)
             match parsed:
                 case acs_media.AudioData():
@@ -80,11 +83,6 @@ class CallerAudio:
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)
                 case _ if parsed is _CLOSED:
                     break
-        # ACS closes the socket when the caller hangs up; the bridge when it ended the call.
-        event = (
-            "call.caller_hung_up" if self._stats.ended_by is None else "call.media_closed_by_bridge"
-        )
-        log.info(event, close_code=self._acs.close_code)
 
     async def forward(
         self, codec: Codec, frame: acs_media.AudioData, recorder: CallRecorder | None
@@ -97,16 +95,15 @@ class CallerAudio:
         if recorder is not None:
             recorder.caller_audio(pcm, silent=frame.silent)
         self._stats.caller_frames += 1
-        self._stats.silent_frames += frame.silent
-        encoded = codec.encoder.encode(pcm)
-        # A plain mapping through the SDK's send(): the typed model would cost ~15 µs per
-        # 20 ms frame to build and serialise a two-key object.
-        await self._voice.send(
-            {"type": "input_audio_buffer.append", "audio": base64.b64encode(encoded).decode()}
-        )
+        if frame.silent:
+            self._stats.silent_frames += 1
+        else:
+            self.last_voiced_at = time.monotonic()
+        await self._voice.append(codec.encoder.encode(pcm))
 
     def parse(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
         """Parse one WebSocket message; malformed ones are logged, counted and skipped (None)."""
+        self.last_frame_at = time.monotonic()
         if message.type is aiohttp.WSMsgType.TEXT:
             try:
                 parsed = acs_media.parse(message.data)

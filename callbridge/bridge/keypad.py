@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 
 import structlog
-from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import InputTextContentPart, UserMessageItem
 
 from callbridge.adapters.recording import CallRecorder
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats
+from callbridge.bridge.voice_link import VoiceLink
+from callbridge.core.call_context import CallContext
 from callbridge.core.tasks import OwnedTasks
 
 log = structlog.get_logger(__name__)
@@ -30,13 +31,15 @@ class Keypad:
     def __init__(
         self,
         *,
-        voice: VoiceLiveConnection,
+        voice: VoiceLink,
+        context: CallContext,
         responses: Responses,
         stats: CallStats,
         helpers: OwnedTasks,
         recorder: CallRecorder | None,
     ) -> None:
         self._voice = voice
+        self._context = context
         self._responses = responses
         self._stats = stats
         self._helpers = helpers
@@ -68,7 +71,6 @@ class Keypad:
 
     async def _send(self, digits: str) -> None:
         text = f"(The caller pressed these keys on the phone keypad: {' '.join(digits)})"
-        await self._voice.conversation.item.create(
-            item=UserMessageItem(content=[InputTextContentPart(text=text)])
-        )
+        self._context.keypad(text)
+        await self._voice.create_item(UserMessageItem(content=[InputTextContentPart(text=text)]))
         await self._responses.request()

@@ -8,8 +8,7 @@ response is asked for only when none is in progress).
 
 from __future__ import annotations
 
-from azure.ai.voicelive.aio import VoiceLiveConnection
-
+from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core.pacing import ItemKey
 
 
@@ -20,6 +19,7 @@ class Responses:
         "_cancel_sent",
         "_create_sent",
         "_muted",
+        "_replaced_items",
         "_voice",
         "_wanted",
         "active_id",
@@ -27,7 +27,7 @@ class Responses:
         "received_ms",
     )
 
-    def __init__(self, voice: VoiceLiveConnection) -> None:
+    def __init__(self, voice: VoiceLink) -> None:
         self._voice = voice
         self.active_id: str | None = None
         """The response Voice Live is generating, if any."""
@@ -35,6 +35,7 @@ class Responses:
         self._create_sent = False
         self._wanted = False
         self._muted: set[str] = set()
+        self._replaced_items: set[str] = set()
         self.item_response: dict[str, str] = {}
         """The response each audio item belongs to."""
         self.received_ms: dict[ItemKey, float] = {}
@@ -49,12 +50,28 @@ class Responses:
         if response_id == self.active_id:
             self.active_id = None
 
+    def session_replaced(self) -> list[ItemKey]:
+        """The call goes on with a new Voice Live session: nothing is being generated any more.
+        The items of the response that was (cut off with the old session)."""
+        active = self.active_id
+        self.active_id = None
+        self._cancel_sent = self._create_sent = self._wanted = False
+        self._replaced_items.update(self.item_response)
+        if active is None:
+            return []
+        self.mute(active)
+        return [key for key in self.received_ms if self.item_response.get(key[0]) == active]
+
     def mute(self, response_id: str) -> None:
         """The caller spoke over this response: none of its audio may reach them any more."""
         self._muted.add(response_id)
 
     def is_muted(self, response_id: str | None) -> bool:
         return response_id in self._muted
+
+    def in_current_session(self, item_id: str) -> bool:
+        """Whether the call's current Voice Live session knows this item."""
+        return item_id not in self._replaced_items
 
     async def cancel_active(self) -> str | None:
         """Cancel the response being generated, at most once; the one cancelled, if any."""
@@ -63,7 +80,7 @@ class Responses:
         self._cancel_sent = True
         response_id = self.active_id
         self.mute(response_id)
-        await self._voice.response.cancel(response_id=response_id)
+        await self._voice.cancel_response(response_id)
         return response_id
 
     async def request(self) -> None:
@@ -72,7 +89,7 @@ class Responses:
             self._wanted = True
             return
         self._create_sent = True
-        await self._voice.response.create()
+        await self._voice.create_response()
 
     async def request_if_wanted(self, *, also: bool = False) -> None:
         """Ask for the response that was wanted while another was in progress (or if ``also``)."""

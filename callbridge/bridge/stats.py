@@ -54,6 +54,18 @@ class CallStats:
     agent_audio_ms: float = 0.0
     dropped_agent_audio_ms: float = 0.0
     barge_ins: list[BargeIn] = field(default_factory=list)
+    sessions: int = 0
+    """Voice Live sessions the call used."""
+    reconnects: int = 0
+    rollovers: int = 0
+    outage_ms: float = 0.0
+    """Time the call had no working Voice Live session, summed over reconnects."""
+    fallback: str | None = None
+    """Why callbridge spoke its fallback message, if it did."""
+    rejoins: int = 0
+    """Times ACS reconnected the call's media socket."""
+    media_stalls: int = 0
+    """Times the media socket went silent and was closed."""
 
 
 def call_summary(stats: CallStats, pacer: PacerCore | None) -> CallSummary:
@@ -76,8 +88,8 @@ def call_summary(stats: CallStats, pacer: PacerCore | None) -> CallSummary:
     )
 
 
-def log_call_ended(stats: CallStats, pacer: PacerCore) -> None:
-    pacing, marks = pacer.stats, pacer.marks
+def log_call_ended(stats: CallStats, pacer: PacerCore | None) -> None:
+    """The call's one ``call.ended`` line (pacing figures only once media flowed)."""
     log.info(
         "call.ended",
         caller_frames=stats.caller_frames,
@@ -91,20 +103,32 @@ def log_call_ended(stats: CallStats, pacer: PacerCore) -> None:
         dtmf_digits=stats.dtmf_digits,
         tool_calls=len(stats.tool_calls),
         ended_by=stats.ended_by,
-        frames_sent=pacing.frames,
-        spurts=pacing.spurts,
-        pacer_reanchors=pacing.reanchors,
-        pacer_starved=pacing.starved,
-        pacer_max_late_ms=round(pacing.max_late_ms, 1),
-        playout_delay_ms=round(pacer.playout_delay_ms, 1),
-        playout_delay_measured=pacer.playout_delay_measured,
-        **(
-            {}
-            if marks is None
-            else {
-                "marks_sent": marks.stats.sent,
-                "marks_completed": marks.stats.completed,
-                "marks_cancelled": marks.stats.cancelled,
-            }
-        ),
+        sessions=stats.sessions,
+        reconnects=stats.reconnects,
+        rollovers=stats.rollovers,
+        outage_ms=round(stats.outage_ms),
+        fallback=stats.fallback,
+        rejoins=stats.rejoins,
+        media_stalls=stats.media_stalls,
+        **({} if pacer is None else _pacing_fields(pacer)),
     )
+
+
+def _pacing_fields(pacer: PacerCore) -> dict[str, object]:
+    pacing, marks = pacer.stats, pacer.marks
+    fields: dict[str, object] = {
+        "frames_sent": pacing.frames,
+        "spurts": pacing.spurts,
+        "pacer_reanchors": pacing.reanchors,
+        "pacer_starved": pacing.starved,
+        "pacer_max_late_ms": round(pacing.max_late_ms, 1),
+        "playout_delay_ms": round(pacer.playout_delay_ms, 1),
+        "playout_delay_measured": pacer.playout_delay_measured,
+    }
+    if marks is not None:
+        fields.update(
+            marks_sent=marks.stats.sent,
+            marks_completed=marks.stats.completed,
+            marks_cancelled=marks.stats.cancelled,
+        )
+    return fields

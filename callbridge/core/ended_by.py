@@ -18,9 +18,15 @@ class EndedBy(StrEnum):
     """The agent handed the caller on, with its ``transfer_call`` tool."""
     TIME_LIMIT = "time_limit"
     """The profile's ``max_call_s`` ran out: a goodbye, then a hang-up."""
-    VOICE_SESSION_ENDED = "voice_session_ended"
-    """Voice Live closed the session mid-call; callbridge hung up rather than leave silence."""
     VOICE_SESSION_UNAVAILABLE = "voice_session_unavailable"
-    """No usable Voice Live session: it could not be reached, or refused its configuration."""
+    """No agent could talk: Voice Live could not be reached, refused the session's
+    configuration, or was lost and not replaced within the reconnect budget. callbridge played
+    the fallback message, then hung up."""
+    FALLBACK_TRANSFER = "fallback_transfer"
+    """No agent could talk (as above): callbridge played the fallback message, then
+    transferred the caller to the profile's ``fallback_transfer_to``."""
+    MEDIA_LOST = "media_lost"
+    """ACS's media socket closed or went silent and no new one came within the rejoin window,
+    while ACS still had the call: callbridge hung up."""
     SHUTDOWN = "shutdown"
     """The replica shut down (drained) while the call was going on."""

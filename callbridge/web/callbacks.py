@@ -79,6 +79,9 @@ async def _handle(replica: Replica, event: CallEvent) -> None:
             case "CallDisconnected":
                 log.info("call.disconnected")
                 await _forget(replica, correlation_id)
+                bridge = replica.bridges.get(call_id or "")
+                if bridge is not None:
+                    await bridge.call_disconnected()
             case "CallTransferFailed":
                 log.error("call.transfer_failed", **_result_fields(result))
                 bridge = replica.bridges.get(call_id or "")

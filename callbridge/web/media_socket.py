@@ -10,22 +10,16 @@ as deprecated.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 
-import aiohttp
 import structlog
 from aiohttp import web
-from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
-from azure.ai.voicelive.aio import VoiceLiveConnection
 
-from callbridge.adapters.prewarm import PrewarmedSession
+from callbridge.adapters.held_session import call_sessions
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry
-from callbridge.adapters.voice_live import open_voice_live
 from callbridge.bridge.call import CallBridge
 from callbridge.core.call_token import AuthError, verify_call_token
-from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import Settings
 from callbridge.web.replica import REPLICA, Replica
@@ -38,13 +32,17 @@ _MAX_MEDIA_MESSAGE = 256 * 1024
 
 async def media_socket(request: web.Request) -> web.WebSocketResponse:
     replica = request.app[REPLICA]
-    call_id = request.headers.get("x-ms-call-connection-id") or f"local-{uuid.uuid4()}"
+    acs_call_id = request.headers.get("x-ms-call-connection-id")
+    call_id = acs_call_id or f"local-{uuid.uuid4()}"
     correlation_id = request.headers.get("x-ms-call-correlation-id")
     with structlog.contextvars.bound_contextvars(
         call_connection_id=call_id, correlation_id=correlation_id
     ):
         await replica.require_acs_token(request)
         profile = _call_profile(request, replica, correlation_id)
+        live = replica.bridges.get(call_id)
+        if live is not None:
+            return await _rejoin(request, replica, live)
         acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
         await acs.prepare(request)
         replica.sockets.add(acs)
@@ -62,6 +60,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
                     call_id=call_id,
                     correlation_id=correlation_id or call_id,
                     telemetry=telemetry,
+                    rejoinable=acs_call_id is not None,
                 )
         finally:
             telemetry.end(summary)
@@ -70,6 +69,30 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
             if not acs.closed:
                 await acs.close()
             log.info("call.media_closed", close_code=acs.close_code)
+    return acs
+
+
+async def _rejoin(
+    request: web.Request, replica: Replica, bridge: CallBridge
+) -> web.WebSocketResponse:
+    """A new media socket for a call bridged here: it takes the place of one ACS lost.
+
+    A call has one media socket at a time: while its socket is alive, another is refused
+    (409) before the upgrade.
+    """
+    if not bridge.can_rejoin():
+        log.warning("media.refused", reason="the call's media socket is still open")
+        raise web.HTTPConflict(text="the call already has a media socket")
+    acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
+    await acs.prepare(request)
+    replica.sockets.add(acs)
+    log.info("call.media_reconnected")
+    try:
+        await bridge.rejoin(acs)
+    finally:
+        replica.sockets.discard(acs)
+        if not acs.closed:
+            await acs.close()
     return acs
 
 
@@ -125,43 +148,38 @@ async def _bridge(
     call_id: str,
     correlation_id: str,
     telemetry: CallTelemetry,
+    rejoinable: bool,
 ) -> CallSummary:
     """Bridge the call until it ends; its figures for telemetry."""
     settings = replica.settings
+    sessions = call_sessions(
+        settings.voice_live,
+        profile,
+        correlation_id,
+        heartbeat_s=settings.continuity.voice_live_stall_s / 2,
+    )
     prewarmed = await replica.prewarm.claim(correlation_id, profile)
+    if prewarmed is not None:
+        log.info("voice_live.prewarmed")
+    bridge = CallBridge(
+        acs=acs,
+        first_session=prewarmed or sessions.open(),
+        sessions=sessions,
+        profile=profile,
+        pacing=settings.pacing,
+        continuity=settings.continuity,
+        transcription_model=settings.voice_live.transcription_model_for(profile),
+        actions=replica.control.actions(call_id),
+        telemetry=telemetry,
+        open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
+        rejoinable=rejoinable,
+    )
+    replica.bridges[call_id] = bridge
     try:
-        async with _voice_session(replica, profile, correlation_id, prewarmed) as (
-            voice,
-            configured_rate,
-        ):
-            bridge = CallBridge(
-                acs=acs,
-                voice=voice,
-                profile=profile,
-                pacing=settings.pacing,
-                transcription_model=settings.voice_live.transcription_model_for(profile),
-                actions=replica.control.actions(call_id),
-                configured_rate=configured_rate,
-                telemetry=telemetry,
-                open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
-            )
-            replica.bridges[call_id] = bridge
-            try:
-                await bridge.run()
-            finally:
-                replica.bridges.pop(call_id, None)
-            return bridge.summary()
-    except (TimeoutError, VoiceLiveConnectionError) as exc:
-        log.error("voice_live.unavailable", error=str(exc) or type(exc).__name__)
-        # No agent can talk on this call: hang up rather than leave the caller in silence.
-        try:
-            await replica.control.hang_up(call_id)
-        except Exception as hang_up_error:  # logged; the socket is closed regardless
-            log.warning("acs.hang_up_failed", error=str(hang_up_error))
-        await acs.close(
-            code=aiohttp.WSCloseCode.INTERNAL_ERROR, message=b"voice session unavailable"
-        )
-        return CallSummary(ended_by=EndedBy.VOICE_SESSION_UNAVAILABLE)
+        await bridge.run()
+    finally:
+        replica.bridges.pop(call_id, None)
+    return bridge.summary()
 
 
 def _recorder_opener(
@@ -190,30 +208,3 @@ def _recorder_opener(
         )
 
     return open_recorder
-
-
-@asynccontextmanager
-async def _voice_session(
-    replica: Replica,
-    profile: AgentProfile,
-    correlation_id: str,
-    prewarmed: PrewarmedSession | None,
-) -> AsyncIterator[tuple[VoiceLiveConnection, int | None]]:
-    """The pre-warmed connection if this replica has one, else a new one; with the ACS rate
-    its session is already configured for (None: not configured yet)."""
-    if prewarmed is not None:
-        try:
-            connection = await prewarmed.connection()
-        except (TimeoutError, VoiceLiveConnectionError) as exc:
-            log.warning("voice_live.prewarm_unusable", error=str(exc) or type(exc).__name__)
-        else:
-            log.info("voice_live.prewarmed")
-            try:
-                yield connection, prewarmed.media_rate
-            finally:
-                await prewarmed.release()
-            return
-    async with open_voice_live(
-        replica.settings.voice_live, profile, correlation_id=correlation_id
-    ) as connection:
-        yield connection, None

@@ -136,7 +136,11 @@ async def open_replica(
     async with AsyncExitStack() as stack:
         control = CallControl(settings)
         stack.push_async_callback(control.aclose)
-        prewarm = Prewarmer(settings.voice_live, ttl_s=settings.prewarm_ttl_s)
+        prewarm = Prewarmer(
+            settings.voice_live,
+            ttl_s=settings.prewarm_ttl_s,
+            heartbeat_s=settings.continuity.voice_live_stall_s / 2,
+        )
         stack.push_async_callback(prewarm.aclose)
         acs_jwt = webhook_jwt = None
         if settings.auth.enabled:

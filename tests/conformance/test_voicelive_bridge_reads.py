@@ -13,7 +13,6 @@ from typing import Any, Final, cast
 
 import pytest
 from azure.ai.voicelive import models
-from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import (
     ServerEvent,
     ServerEventConversationItemInputAudioTranscriptionCompleted,
@@ -36,6 +35,8 @@ from callbridge.bridge.event_fields import integer, text
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats
+from callbridge.bridge.voice_link import VoiceLink
+from callbridge.core.call_context import CallContext
 from callbridge.core.codec import make_codec
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.tasks import OwnedTasks
@@ -161,6 +162,7 @@ def test_the_bridge_names_a_tool_call_from_its_item_when_the_done_event_leaves_i
     actions = AgentActions(
         acs=unused,
         voice=unused,
+        context=CallContext(),
         profile=AgentProfile(instructions="Be brief.", tools=(END_CALL.name,)),
         tools={END_CALL.name: END_CALL},
         call=unused,
@@ -206,7 +208,7 @@ async def test_the_bridge_plays_the_documented_audio_delta_and_refuses_the_place
 
     codec = make_codec("g711_ulaw", 16000)
     pacer = FramePacer(send, lead_ms=40, playout_delay_ms=60)
-    responses = Responses(cast(VoiceLiveConnection, None))  # not used to read deltas
+    responses = Responses(cast(VoiceLink, None))  # not used to read deltas
     stats = CallStats()
     audio = AgentAudio(
         codec=codec,
