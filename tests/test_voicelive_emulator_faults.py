@@ -247,9 +247,7 @@ async def test_freeze_is_noticed_by_a_client_heartbeat(
 async def test_stop_ends_hung_and_frozen_sessions(
     emulator_with: Callable[..., VoiceLiveEmulator],
 ) -> None:
-    emulator = await started(
-        emulator_with(faults=[Hang(at_s=0.05, session=None)], connect_delay_ms=0)
-    )
+    emulator = await started(emulator_with(faults=[Hang(at_s=0.05, session=None)]))
     emulator.script_session("frozen", TURNS, faults=[Freeze(at_s=0.05)])
     async with call_client(emulator, "hung"), call_client(emulator, "frozen"):
         for session in emulator.sessions:

@@ -66,7 +66,9 @@ class Hang(_TimedFault):
 @dataclass(frozen=True, kw_only=True)
 class Freeze(_TimedFault):
     """The path freezes: nothing is sent, client events are ignored and pings go unanswered, so
-    only a client heartbeat notices. The emulator still drains the socket, to see the client
+    only a client heartbeat notices. The installed aiohttp (3.14) answers a ping only inside
+    ``WebSocketResponse.receive()``, so the emulator's read loop answers pings itself
+    (``autoping=False``) and stops doing so here. It still drains the socket, to see the client
     leave and to answer a close frame promptly (a truly frozen path would not)."""
 
 
