@@ -44,7 +44,7 @@ from callbridge.sim.loopback import (
 from callbridge.sim.phone import Phone
 from callbridge.sim.report import call_setup, playout_delay
 from callbridge.sim.script import Step
-from callbridge.sim.voicelive import AgentTurn, ToolCall, VoiceLiveEmulator, load_turns
+from callbridge.sim.voicelive import AgentTurn, Fault, ToolCall, VoiceLiveEmulator, load_turns
 from callbridge.web.app import create_app
 from callbridge.web.outbound import API_KEY_HEADER
 from callbridge.web.replica import REPLICA
@@ -117,6 +117,7 @@ class LocalStack:
         response_delay_ms: int = 200,
         connect_delay_ms: int = 0,
         session_updated_delay_ms: int | None = 0,
+        faults: Sequence[Fault] = (),
         auth: bool = True,
         max_calls: int = 50,
         recordings_dir: Path | None = None,
@@ -126,7 +127,7 @@ class LocalStack:
         """``transcription_model``: ``VOICE_LIVE_TRANSCRIPTION_MODEL``, unchecked here (a stack
         can be given one the emulator refuses, as Voice Live would). ``line_playout_delay_ms``:
         the phone lines' true playout delay; by default the one ``pacing`` assumes.
-        ``connect_delay_ms``, ``session_updated_delay_ms``: the emulator's (see
+        ``connect_delay_ms``, ``session_updated_delay_ms``, ``faults``: the emulator's (see
         :class:`VoiceLiveEmulator`)."""
         self.emulator = VoiceLiveEmulator(
             turns=list(turns) if turns is not None else demo_turns(),
@@ -140,6 +141,7 @@ class LocalStack:
             response_delay_ms=response_delay_ms,
             connect_delay_ms=connect_delay_ms,
             session_updated_delay_ms=session_updated_delay_ms,
+            faults=faults,
         )
         self.line_playout_delay_ms = (
             pacing.playout_delay_ms if line_playout_delay_ms is None else line_playout_delay_ms
@@ -271,17 +273,20 @@ class LocalStack:
         caller_transcripts: Sequence[str] = (),
         speed: float | None = None,
         response_delay_ms: int | None = None,
+        faults: Sequence[Fault] = (),
         **options: Any,
     ) -> CallResult:
         """Ring, let the call run to its end, and judge it.
 
         ``profile`` answers this call only (under a dialed number of its own), and ``turns``
-        (with ``caller_transcripts``, and the agent's ``speed`` and ``response_delay_ms``)
-        script this call's Voice Live session only, so one stack can run many different
-        calls, one after another or at once.
+        (with ``caller_transcripts``, the agent's ``speed`` and ``response_delay_ms``, and
+        Voice Live ``faults``) script this call's Voice Live sessions only, so one stack can
+        run many different calls, one after another or at once.
         """
         if profile is not None:
             options["to"] = self.add_profile(profile)
+        if turns is None and faults:
+            raise ValueError("a call's own faults go with its own turns")
         if turns is None:
             sim = await self.ring(script, **options)
         else:
@@ -291,6 +296,7 @@ class LocalStack:
                 caller_transcripts,
                 speed=speed,
                 response_delay_ms=response_delay_ms,
+                faults=faults,
                 **options,
             )
         return await self.finish(sim, timeout_s=timeout_s)
@@ -304,9 +310,11 @@ class LocalStack:
         to: str = DIALED_NUMBER,
         speed: float | None = None,
         response_delay_ms: int | None = None,
+        faults: Sequence[Fault] = (),
         **options: Any,
     ) -> SimCall:
-        """Like ``ring``, with the call's own agent turns in the Voice Live emulator."""
+        """Like ``ring``, with the call's own agent turns (and faults) in the Voice Live
+        emulator."""
         sim = self.acs.incoming_call(to_number=to, script=script, **options)
         self.emulator.script_session(
             sim.correlation_id,
@@ -314,6 +322,7 @@ class LocalStack:
             caller_transcripts,
             speed=speed,
             response_delay_ms=response_delay_ms,
+            faults=faults,
         )
         assert sim.incoming_event is not None  # an inbound call always has one
         await self.acs.deliver(

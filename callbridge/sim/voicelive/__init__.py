@@ -42,7 +42,21 @@ What it does, as the service does:
   turn whatever the text says;
 * handshake latency: ``connect_delay_ms`` holds each WebSocket upgrade that long after the
   auth and api-version checks, like the real service's connect time, so that connecting
-  ahead of need (pre-warming) can be measured.
+  ahead of need (pre-warming) can be measured;
+* a call spans sessions: sessions opened with the same ``x-ms-client-request-id`` share the
+  call's progress, so a session that replaces a lost one plays the call's next turn (no second
+  greeting) and the caller's transcripts continue (``sessions_for``,
+  ``EmulatorSession.call_session_index``); the context a client replays with
+  ``conversation.item.create`` (user, assistant and system messages, function calls and their
+  outputs) is recorded in order (``EmulatorSession.client_items``), and each response records
+  whether the client or the server VAD created it (``ResponseRecord.trigger``, ``greetings``).
+
+Faults (:mod:`.faults`), given to the emulator or to one call's ``script_session``: ``Drop``
+(close code, or abort with no close frame), ``Hang`` (silent, still reading and answering
+pings), ``Freeze`` (silent, pings unanswered), ``SlowAccept``, ``Refuse`` (429/503 with
+``Retry-After``) and ``Expire`` (``expires_at``, then an ``error`` and a close: what Voice Live
+does at expiry is not published, see ``Expire``). Each names the session of the call it hits;
+what fired is recorded (``EmulatorSession.faults``, ``VoiceLiveEmulator.refused_upgrades``).
 
 Every client event received and every server event sent is checked strictly against the SDK's
 models (:mod:`callbridge.sim.validate`); violations are recorded on the session, and an invalid
@@ -59,10 +73,10 @@ the ``input_audio.*`` and ``input_text.*`` events are not emulated (the latter g
 instrument.
 
 Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.records` (what tests
-read), :mod:`.protocol` (constants, settings, session config), :mod:`.wire` (sending, event
-log), :mod:`.conversation` (items), :mod:`.response_parts` (a response's JSON and deltas),
-:mod:`.responses` (streaming), :mod:`.connection` (one socket's protocol), :mod:`.server`
-(auth, upgrade, the emulator).
+read), :mod:`.protocol` (constants, settings, session config, a call's progress), :mod:`.wire`
+(sending, event log), :mod:`.conversation` (items), :mod:`.response_parts` (a response's JSON
+and deltas), :mod:`.responses` (streaming), :mod:`.faults` (fault injection),
+:mod:`.connection` (one socket's protocol), :mod:`.server` (auth, upgrade, the emulator).
 """
 
 from callbridge.sim.voicelive.audio import (
@@ -74,11 +88,23 @@ from callbridge.sim.voicelive.audio import (
     output_audio_format,
     resample_pcm16,
 )
+from callbridge.sim.voicelive.faults import (
+    Drop,
+    Expire,
+    Fault,
+    Freeze,
+    Hang,
+    Refuse,
+    SlowAccept,
+)
 from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH
 from callbridge.sim.voicelive.records import (
     CancelRecord,
+    ClientItemRecord,
     EmulatorSession,
     EventRecord,
+    FaultRecord,
+    RefusedUpgrade,
     ResponseRecord,
     SpeechRecord,
     TextInputRecord,
@@ -101,10 +127,20 @@ __all__ = [
     "AgentTurn",
     "AudioFormat",
     "CancelRecord",
+    "ClientItemRecord",
+    "Drop",
     "EmulatorSession",
     "EnergyVad",
     "EventRecord",
+    "Expire",
+    "Fault",
+    "FaultRecord",
+    "Freeze",
+    "Hang",
+    "Refuse",
+    "RefusedUpgrade",
     "ResponseRecord",
+    "SlowAccept",
     "SpeechEnd",
     "SpeechOnset",
     "SpeechRecord",

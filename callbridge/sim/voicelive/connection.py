@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -15,14 +16,17 @@ from callbridge.sim.validate import validate_client_event
 from callbridge.sim.voicelive.audio import InputDecoder, input_audio_format, output_audio_format
 from callbridge.sim.voicelive.conversation import (
     Conversation,
+    client_item_record,
     item_from_request,
     message_item,
     retrieved_payload,
 )
+from callbridge.sim.voicelive.faults import Fault, FaultSchedule
 from callbridge.sim.voicelive.protocol import (
     DEFAULT_SPEECH_MS,
     DEFAULT_TURN_DETECTION,
     MIN_COMMIT_MS,
+    CallProgress,
     Ids,
     InvalidRequestError,
     Settings,
@@ -48,16 +52,28 @@ class Connection:
     """Speaks the Voice Live protocol on one WebSocket.
 
     The aiohttp handler task runs :meth:`run`: it reads and dispatches client events until
-    the socket closes. Sending belongs to :class:`Wire`, responses to :class:`Responses`.
+    the socket closes. Sending belongs to :class:`Wire`, responses to :class:`Responses`,
+    injected faults to :class:`FaultSchedule`. The call's ``progress`` is shared with the
+    call's other sessions. The socket must not answer pings itself (``autoping=False``): the
+    read loop does, unless a ``Freeze`` fault has fired.
     """
 
     def __init__(
-        self, *, ws: web.WebSocketResponse, record: EmulatorSession, settings: Settings
+        self,
+        *,
+        ws: web.WebSocketResponse,
+        transport: asyncio.Transport | None,
+        record: EmulatorSession,
+        settings: Settings,
+        progress: CallProgress,
+        faults: Sequence[Fault] = (),
     ) -> None:
         self._record = record
         self._settings = settings
+        self._progress = progress
         self._ids = Ids(record.index)
-        self._wire = Wire(ws, record, self._ids)
+        self._wire = Wire(ws, record, self._ids, transport)
+        self._faults = FaultSchedule(faults, wire=self._wire, record=record, on_freeze=self._freeze)
         self._conversation = Conversation()
         self._responses = Responses(
             wire=self._wire,
@@ -65,21 +81,27 @@ class Connection:
             ids=self._ids,
             settings=settings,
             record=record,
+            progress=progress,
+            on_audio_sent=self._faults.on_audio_sent,
         )
-        self._caller_turns = 0
+        self._frozen = False
         self._audio_appended = False
         self._input_buffer_ms = 0.0
         self._speech: SpeechRecord | None = None
-        record.config = default_session(f"sess_{record.index:03d}", record.model)
+        record.config = default_session(
+            f"sess_{record.index:03d}", record.model, self._faults.lifetime_s
+        )
         self._apply_session_config()
 
     async def run(self) -> None:
         self._wire.start()
+        self._faults.start()
         _log.info("voicelive_emulator.connection_opened", session=self._record.index)
         try:
             self._wire.emit({"type": "session.created", "session": dict(self._record.config)})
             await self._read_loop()
         finally:
+            self._faults.close()
             await self._wire.close()
             await self._responses.close()
             self._record._mark_closed()
@@ -89,9 +111,16 @@ class Connection:
                 violations=len(self._record.violations),
             )
 
+    def _freeze(self) -> None:
+        self._frozen = True
+
     async def _read_loop(self) -> None:
         async for message in self._wire.ws:
+            if self._frozen:
+                continue  # a frozen path: nothing read is acted on, pings go unanswered
             match message.type:
+                case WSMsgType.PING:
+                    await self._wire.ws.pong(message.data)
                 case WSMsgType.TEXT:
                     await self._on_text(message.data)
                 case WSMsgType.BINARY:
@@ -272,7 +301,7 @@ class Connection:
         if self._responses.is_active:
             _log.info("voicelive_emulator.response_not_started", reason="response_active")
         else:
-            self._responses.start(self._output_format)
+            self._responses.start(self._output_format, "server_vad")
 
     def _on_commit(self) -> None:
         if self._input_buffer_ms < MIN_COMMIT_MS:
@@ -294,6 +323,7 @@ class Connection:
     def _commit_user_audio(self, item_id: str, speech_ms: int) -> None:
         self._input_buffer_ms = 0.0
         self._speech = None
+        self._record.caller_turns += 1
         # As the API reference 2026-07-15 shows it (conversation.item.created, "Example with
         # Audio Item"): "audio": null, the caller's audio is not echoed back. SDK 1.3.1 marks the
         # field required (see wire.DOCUMENTED_BEYOND_SDK). The transcript is not known yet: it
@@ -313,8 +343,8 @@ class Connection:
         self._schedule_transcription(item_id, speech_ms)
 
     def _schedule_transcription(self, item_id: str, speech_ms: int) -> None:
-        index = self._caller_turns
-        self._caller_turns += 1
+        index = self._progress.caller_turns  # transcripts continue across the call's sessions
+        self._progress.caller_turns += 1
         scripted = self._settings.caller_transcripts
         transcript = (
             scripted[index]
@@ -389,6 +419,7 @@ class Connection:
         item_id = item.get("id") or self._ids.new("item")
         payload = item_from_request(item_id, item)
         self._wire.emit(self._conversation.add(item_id, payload, after=previous_item_id))
+        self._record.client_items.append(client_item_record(payload, received_at))
         match payload["type"]:
             case "function_call_output":
                 self._record_tool_output(payload, received_at)

@@ -5,10 +5,24 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from callbridge.sim.voicelive.protocol import InvalidRequestError
-from callbridge.sim.voicelive.records import ResponseRecord
+from callbridge.sim.voicelive.records import ClientItemRecord, ResponseRecord
+
+# The content part types each role's message takes in conversation.item.create: the Voice Live
+# API reference (voice-live-api-reference.md, RealtimeConversationRequestItem) gives
+# RealtimeSystemMessageItem RealtimeRequestTextContentPart (input_text),
+# RealtimeUserMessageItem input_text or RealtimeRequestAudioContentPart (input_audio), and
+# RealtimeAssistantMessageItem RealtimeOutputTextContentPart (text). SDK 1.3.1's
+# SystemMessageItem, UserMessageItem and AssistantMessageItem all take any MessageContentPart
+# (InputTextContentPart, InputAudioContentPart, OutputTextContentPart), so its models do not
+# catch a mismatch; the emulator refuses one, since the reference is clear.
+_CONTENT_TYPES_BY_ROLE: Final[Mapping[str, frozenset[str]]] = {
+    "system": frozenset({"input_text"}),
+    "user": frozenset({"input_text", "input_audio"}),
+    "assistant": frozenset({"text"}),
+}
 
 
 @dataclass(eq=False, slots=True)
@@ -168,6 +182,15 @@ def item_from_request(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
     match item["type"]:
         case "message":
             content = [dict(part) for part in item["content"]]
+            allowed = _CONTENT_TYPES_BY_ROLE.get(item["role"], frozenset())
+            wrong = sorted({str(p.get("type")) for p in content} - allowed)
+            if wrong:
+                raise InvalidRequestError(
+                    "invalid_value",
+                    f"a {item['role']} message takes content of type {sorted(allowed)}, "
+                    f"not {wrong}",
+                    "item.content",
+                )
             return message_item(item_id, item["role"], "completed", content)
         case "function_call_output":
             return {
@@ -186,3 +209,25 @@ def item_from_request(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
 
 def _item_base(item_id: str, item: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": item_id, "object": "realtime.item", "type": item["type"]}
+
+
+def client_item_record(payload: Mapping[str, Any], at: float) -> ClientItemRecord:
+    """What a test needs of an item the client created (see :class:`ClientItemRecord`)."""
+    match payload["type"]:
+        case "message":
+            text = "".join(
+                str(part.get("text") or part.get("transcript") or "") for part in payload["content"]
+            )
+            return ClientItemRecord(at, payload["id"], "message", role=payload["role"], text=text)
+        case "function_call":
+            return ClientItemRecord(
+                at,
+                payload["id"],
+                "function_call",
+                text=payload["arguments"],
+                call_id=payload["call_id"],
+                name=payload["name"],
+            )
+    return ClientItemRecord(
+        at, payload["id"], payload["type"], text=payload["output"], call_id=payload["call_id"]
+    )

@@ -73,6 +73,23 @@ class Settings:
         return self._encoded_turns[key]
 
 
+@dataclass(slots=True)
+class CallProgress:
+    """How far a call has got, across its sessions (those that share an
+    ``x-ms-client-request-id``): the n-th response of the call plays the n-th turn and the n-th
+    caller turn gets the n-th transcript, so a session that replaces a lost one carries on
+    instead of greeting again. A session without the header is a call of its own."""
+
+    upgrade_attempts: int = 0
+    responses_started: int = 0
+    caller_turns: int = 0
+
+    def next_session_index(self) -> int:
+        """The ordinal of a new upgrade attempt in the call (0 for the first)."""
+        self.upgrade_attempts += 1
+        return self.upgrade_attempts - 1
+
+
 # Defaults of each turn_detection type, from the API reference 2026-07-15 (RealtimeServerVAD,
 # RealtimeAzureSemanticVAD); the how-to adds that from api-version 2026-04-10 on prefix padding
 # is 400 for server_vad and 420 for the azure_semantic_vad types (300 before).
@@ -176,8 +193,10 @@ _NULLABLE_SESSION_KEYS: Final = frozenset(
 _INPUT_KEYS: Final = ("input_audio_format", "input_audio_sampling_rate")
 
 
-def default_session(session_id: str, model: str) -> dict[str, Any]:
+def default_session(session_id: str, model: str, lifetime_s: float | None = None) -> dict[str, Any]:
     """The session configuration a new connection starts with (``session.created``).
+
+    ``lifetime_s`` sets ``expires_at`` (by default the service's 60 minutes).
 
     ``id``, ``object`` and ``expires_at`` are set by the server: the API reference 2026-07-15,
     RealtimeResponseSession, lists ``object`` ("Allowed values: ``realtime.session``") and its
@@ -202,7 +221,9 @@ def default_session(session_id: str, model: str) -> dict[str, Any]:
         "tool_choice": "auto",
         "temperature": 0.8,
         "max_response_output_tokens": "inf",
-        "expires_at": int(time.time()) + _SESSION_LIFETIME_S,
+        "expires_at": round(
+            time.time() + (_SESSION_LIFETIME_S if lifetime_s is None else lifetime_s)
+        ),
     }
 
 

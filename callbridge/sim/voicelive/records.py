@@ -11,6 +11,8 @@ from typing import Any, Literal, Protocol, TypeAlias
 from aiohttp import WSCloseCode
 
 Direction: TypeAlias = Literal["sent", "received"]
+FaultKind: TypeAlias = Literal["drop", "hang", "freeze", "slow_accept", "expire"]
+ResponseTrigger: TypeAlias = Literal["response.create", "server_vad"]
 
 
 class SocketSide(Protocol):
@@ -46,11 +48,20 @@ class SpeechRecord:
 
 @dataclass(slots=True)
 class ResponseRecord:
-    """One response: timing of its audio deltas and how much audio actually left."""
+    """One response: timing of its audio deltas and how much audio actually left.
+
+    ``call_response_index`` numbers the responses of the call, across its sessions (0 is the
+    greeting); ``turn_index`` is the scripted turn it plays. ``trigger``: the client's
+    ``response.create`` or the server's VAD (``create_response``). ``caller_turns_before``:
+    caller turns committed in this session before the response was created.
+    """
 
     response_id: str
     item_id: str
+    call_response_index: int
     turn_index: int
+    trigger: ResponseTrigger
+    caller_turns_before: int
     output_format: str
     bytes_per_ms: int
     audio_ms_total: float
@@ -127,13 +138,55 @@ class TextInputRecord:
     item_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClientItemRecord:
+    """A conversation item the client created (``conversation.item.create``), as received.
+
+    ``role`` is set for messages. ``text`` joins a message's ``input_text`` / ``text`` parts and
+    the transcripts of its ``input_audio`` parts; for a ``function_call_output`` it is the
+    output, for a ``function_call`` the arguments. ``call_id`` and ``name`` are set for function
+    calls and outputs (``name`` for calls only).
+    """
+
+    at: float
+    item_id: str
+    type: str
+    role: str | None = None
+    text: str | None = None
+    call_id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRecord:
+    """An injected fault that fired on a session: ``at`` is ``time.monotonic()``."""
+
+    kind: FaultKind
+    at: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedUpgrade:
+    """An upgrade a ``Refuse`` fault turned away (there is no session record for it)."""
+
+    at: float
+    client_request_id: str | None
+    call_session_index: int
+    status: int
+
+
 @dataclass(eq=False)
 class EmulatorSession:
     """Everything recorded on one emulator connection, plus test hooks to poke it.
 
     ``index`` numbers connections from 0 in the order the emulator accepted them.
     ``client_request_id`` is the ``x-ms-client-request-id`` header of the WebSocket upgrade
-    (the bridge sends its call connection id there), or None. ``upgrade_requested_at`` is
+    (the bridge sends its call connection id there), or None; sessions that share it belong to
+    one call, and ``call_session_index`` numbers the call's upgrade attempts from 0 (refused
+    ones count). ``caller_turns`` counts the caller turns committed in this session;
+    ``client_items`` the items the client created, in order; ``faults`` the injected faults
+    that fired. ``upgrade_requested_at`` is
     when the upgrade request arrived, before any ``connect_delay_ms``; ``opened_at`` is when
     the WebSocket was established. ``offered_tools`` names the function tools of the current
     session configuration (set by the client's latest ``session.update``). ``notes`` explains
@@ -148,6 +201,7 @@ class EmulatorSession:
     agent: str | None = None
     """The Voice Live agent (``agent-name``) the session talks to, if any."""
     client_request_id: str | None = None
+    call_session_index: int = 0
     upgrade_requested_at: float | None = None
     closed_at: float | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -158,6 +212,9 @@ class EmulatorSession:
     cancels: list[CancelRecord] = field(default_factory=list)
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     text_inputs: list[TextInputRecord] = field(default_factory=list)
+    client_items: list[ClientItemRecord] = field(default_factory=list)
+    faults: list[FaultRecord] = field(default_factory=list)
+    caller_turns: int = 0
     offered_tools: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -172,6 +229,16 @@ class EmulatorSession:
     def speech_started_sent_at(self) -> list[float]:
         """When each ``input_audio_buffer.speech_started`` was written to the socket."""
         return [s.started_sent_at for s in self.speech if s.started_sent_at is not None]
+
+    @property
+    def greetings(self) -> list[ResponseRecord]:
+        """Responses the client created before the caller said anything in this session: the
+        greeting, or a reconnected session speaking first."""
+        return [
+            r
+            for r in self.responses
+            if r.trigger == "response.create" and r.caller_turns_before == 0
+        ]
 
     @property
     def audio_ms_sent_by_item(self) -> dict[str, float]:

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -14,6 +14,7 @@ import structlog
 from callbridge.sim.voicelive.audio import AudioFormat, ToolCall
 from callbridge.sim.voicelive.conversation import Conversation, function_call_item, message_item
 from callbridge.sim.voicelive.protocol import (
+    CallProgress,
     Ids,
     InvalidRequestError,
     Settings,
@@ -23,6 +24,7 @@ from callbridge.sim.voicelive.records import (
     CancelRecord,
     EmulatorSession,
     ResponseRecord,
+    ResponseTrigger,
     ToolCallRecord,
 )
 from callbridge.sim.voicelive.response_parts import (
@@ -42,8 +44,9 @@ _log = structlog.get_logger(__name__)
 class Responses:
     """Plays the scripted turns as responses; at most one is active at a time.
 
-    The first response plays the first turn, each later one the next, and the last turn
-    repeats once they run out. Audio streams from a task that :meth:`close` cancels. A turn
+    The call's first response plays the first turn, each later one the next (counted across
+    the call's sessions), and the last turn repeats once they run out. Audio streams from a
+    task that :meth:`close` cancels; ``on_audio_sent`` hears of each delta that left. A turn
     with a ``tool_call`` ends its response with a ``function_call`` output item, if the
     response was offered that function.
     """
@@ -56,15 +59,18 @@ class Responses:
         ids: Ids,
         settings: Settings,
         record: EmulatorSession,
+        progress: CallProgress,
+        on_audio_sent: Callable[[ResponseRecord], None],
     ) -> None:
         self._wire = wire
         self._conversation = conversation
         self._ids = ids
         self._settings = settings
         self._record = record
+        self._progress = progress
+        self._on_audio_sent = on_audio_sent
         self._active: ActiveResponse | None = None
         self._task: asyncio.Task[None] | None = None
-        self._started = 0
 
     @property
     def is_active(self) -> bool:
@@ -80,7 +86,7 @@ class Responses:
                     f"{self._active.record.response_id}",
                 )
             await self.cancel("client_cancelled")
-        self.start(fmt, params)
+        self.start(fmt, "response.create", params)
 
     async def on_cancel(self, requested_id: str | None) -> None:
         """``response.cancel``: cancels the active response (the one named, if any)."""
@@ -92,17 +98,27 @@ class Responses:
             )
         await self.cancel("client_cancelled")
 
-    def start(self, fmt: AudioFormat, params: Mapping[str, Any] | None = None) -> None:
-        """Start the next scripted response; ``params`` are ``response.create``'s overrides."""
+    def start(
+        self,
+        fmt: AudioFormat,
+        trigger: ResponseTrigger,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Start the call's next scripted response; ``params`` are ``response.create``'s
+        overrides."""
         params = params or {}
         turns = self._settings.turns
-        turn_index = min(self._started, len(turns) - 1)
-        self._started += 1
+        call_response_index = self._progress.responses_started
+        self._progress.responses_started += 1
+        turn_index = min(call_response_index, len(turns) - 1)
         audio = self._settings.turn_audio(turn_index, fmt)
         record = ResponseRecord(
             response_id=self._ids.new("resp"),
             item_id=self._ids.new("item"),
+            call_response_index=call_response_index,
             turn_index=turn_index,
+            trigger=trigger,
+            caller_turns_before=self._record.caller_turns,
             output_format=fmt.name,
             bytes_per_ms=fmt.bytes_per_ms,
             audio_ms_total=len(audio) / fmt.bytes_per_ms,
@@ -198,13 +214,18 @@ class Responses:
     def _emit_audio_delta(self, response: ActiveResponse, chunk: bytes) -> None:
         record = response.record
         response.audio_bytes_emitted += len(chunk)
+
+        def mark_sent(at: float) -> None:
+            record.note_audio_sent(at, len(chunk))
+            self._on_audio_sent(record)
+
         self._wire.emit(
             {
                 "type": "response.audio.delta",
                 **content_ids(record),
                 "delta": base64.b64encode(chunk).decode("ascii"),
             },
-            on_sent=lambda at: record.note_audio_sent(at, len(chunk)),
+            on_sent=mark_sent,
             audio_bytes=len(chunk),
         )
 

@@ -14,8 +14,9 @@ from aiohttp import WSCloseCode, web
 
 from callbridge.sim.voicelive.audio import AgentTurn
 from callbridge.sim.voicelive.connection import Connection
-from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH, Settings
-from callbridge.sim.voicelive.records import EmulatorSession
+from callbridge.sim.voicelive.faults import Fault, Refuse, SlowAccept, faults_for
+from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH, CallProgress, Settings
+from callbridge.sim.voicelive.records import EmulatorSession, FaultRecord, RefusedUpgrade
 
 _log = structlog.get_logger(__name__)
 
@@ -43,6 +44,10 @@ class VoiceLiveEmulator:
     once); ``session.created`` follows the upgrade as usual.
     ``max_sessions_kept``: how many closed sessions' records to keep; older closed ones are
     dropped, so a long-running emulator does not grow without bound.
+    ``faults``: faults to inject into every call (see :mod:`.faults`).
+
+    Sessions opened with the same ``x-ms-client-request-id`` are one call: its scripted turns
+    and caller transcripts continue from one session to the next (:meth:`sessions_for`).
     """
 
     def __init__(
@@ -61,6 +66,7 @@ class VoiceLiveEmulator:
         max_sessions_kept: int = 1000,
         connect_delay_ms: int = 0,
         session_updated_delay_ms: int | None = 0,
+        faults: Sequence[Fault] = (),
     ) -> None:
         if not turns:
             raise ValueError("the emulator needs at least one AgentTurn")
@@ -92,6 +98,10 @@ class VoiceLiveEmulator:
         self._max_sessions_kept = max_sessions_kept
         self._connect_delay_s = connect_delay_ms / 1000
         self._scripts: dict[str, Settings] = {}
+        self._faults = tuple(faults)
+        self._call_faults: dict[str, tuple[Fault, ...]] = {}
+        self._calls: dict[str, CallProgress] = {}
+        self._refused: list[RefusedUpgrade] = []
         self._stopping = asyncio.Event()
         self._sessions: list[EmulatorSession] = []
         self._accepted = 0
@@ -105,6 +115,11 @@ class VoiceLiveEmulator:
     def sessions(self) -> Sequence[EmulatorSession]:
         """The kept session records (all open ones, the latest closed ones), oldest first."""
         return tuple(self._sessions)
+
+    @property
+    def refused_upgrades(self) -> Sequence[RefusedUpgrade]:
+        """The upgrades ``Refuse`` faults turned away, oldest first."""
+        return tuple(self._refused)
 
     @property
     def violations(self) -> list[str]:
@@ -125,6 +140,10 @@ class VoiceLiveEmulator:
             None,
         )
 
+    def sessions_for(self, client_request_id: str) -> Sequence[EmulatorSession]:
+        """The kept sessions of the call with this ``x-ms-client-request-id``, oldest first."""
+        return tuple(s for s in self._sessions if s.client_request_id == client_request_id)
+
     def script_session(
         self,
         client_request_id: str,
@@ -133,12 +152,15 @@ class VoiceLiveEmulator:
         *,
         speed: float | None = None,
         response_delay_ms: int | None = None,
+        faults: Sequence[Fault] = (),
     ) -> None:
-        """Give the session opened with this ``x-ms-client-request-id`` its own script: these
+        """Give the sessions opened with this ``x-ms-client-request-id`` their own script: these
         turns and transcripts (and pace) instead of the emulator's, so one emulator can serve
-        calls that each follow a different scenario."""
+        calls that each follow a different scenario; ``faults`` hit this call only (besides
+        the emulator's)."""
         if not turns:
             raise ValueError("a scripted session needs at least one AgentTurn")
+        self._call_faults[client_request_id] = tuple(faults)
         self._scripts[client_request_id] = replace(
             self._settings,
             turns=tuple(turns),
@@ -228,13 +250,30 @@ class VoiceLiveEmulator:
             return _http_error(
                 401, "Unauthorized", "key-based authentication isn't supported in agent mode"
             )
-        if self._connect_delay_s > 0 and await self._stopping_within(self._connect_delay_s):
+        client_request_id = request.headers.get(CLIENT_REQUEST_ID_HEADER)
+        progress = self._progress_of(client_request_id)
+        call_session_index = progress.next_session_index()
+        faults = faults_for(
+            (*self._faults, *self._call_faults.get(client_request_id or "", ())),
+            call_session_index,
+        )
+        refusal = next((f for f in faults if isinstance(f, Refuse)), None)
+        if refusal is not None:
+            self._refused.append(
+                RefusedUpgrade(requested_at, client_request_id, call_session_index, refusal.status)
+            )
+            return _throttled(refusal)
+        slow = next((f for f in faults if isinstance(f, SlowAccept)), None)
+        delay_s = self._connect_delay_s if slow is None else slow.delay_ms / 1000
+        if delay_s > 0 and await self._stopping_within(delay_s):
             return _http_error(503, "ServiceUnavailable", "the emulator is shutting down")
+        # autoping=False: the connection answers pings itself, so that a Freeze fault can stop.
         ws = web.WebSocketResponse(
-            max_msg_size=_MAX_CLIENT_MESSAGE_BYTES, timeout=_CLOSE_HANDSHAKE_TIMEOUT_S
+            max_msg_size=_MAX_CLIENT_MESSAGE_BYTES,
+            timeout=_CLOSE_HANDSHAKE_TIMEOUT_S,
+            autoping=False,
         )
         await ws.prepare(request)
-        client_request_id = request.headers.get(CLIENT_REQUEST_ID_HEADER)
         settings = self._scripts.get(client_request_id or "", self._settings)
         record = EmulatorSession(
             index=self._accepted,
@@ -242,9 +281,21 @@ class VoiceLiveEmulator:
             agent=agent,
             opened_at=time.monotonic(),
             client_request_id=client_request_id,
+            call_session_index=call_session_index,
             upgrade_requested_at=requested_at,
         )
-        connection = Connection(ws=ws, record=record, settings=settings)
+        if slow is not None:
+            record.faults.append(
+                FaultRecord("slow_accept", requested_at, f"upgrade held {slow.delay_ms} ms")
+            )
+        connection = Connection(
+            ws=ws,
+            transport=request.transport,
+            record=record,
+            settings=settings,
+            progress=progress,
+            faults=faults,
+        )
         self._sessions.append(record)
         self._accepted += 1
         async with self._session_opened:
@@ -264,10 +315,20 @@ class VoiceLiveEmulator:
             return False
         return True
 
+    def _progress_of(self, client_request_id: str | None) -> CallProgress:
+        """The progress of the call with this id; a session without one is a call of its own."""
+        if client_request_id is None:
+            return CallProgress()
+        return self._calls.setdefault(client_request_id, CallProgress())
+
     def _drop_old_closed_sessions(self) -> None:
         closed = [s for s in self._sessions if s.is_closed]
         for session in closed[: max(0, len(closed) - self._max_sessions_kept)]:
             self._sessions.remove(session)
+            # A call is forgotten with its last kept session: a long run stays bounded.
+            call = session.client_request_id
+            if call is not None and not self.sessions_for(call):
+                self._calls.pop(call, None)
 
     def _authorized(self, request: web.Request) -> bool:
         api_key = request.headers.get("api-key")
@@ -280,6 +341,18 @@ class VoiceLiveEmulator:
 
 def _http_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+def _throttled(refusal: Refuse) -> web.Response:
+    """A refused upgrade (see :class:`Refuse` for what is published about it)."""
+    code, message = (
+        ("TooManyRequests", "rate limit exceeded, retry later")
+        if refusal.status == 429
+        else ("ServiceUnavailable", "the service is temporarily unavailable, retry later")
+    )
+    response = _http_error(refusal.status, code, message)
+    response.headers["Retry-After"] = str(refusal.retry_after_s)
+    return response
 
 
 async def serve_emulator(

@@ -64,17 +64,27 @@ class Wire:
 
     Every emit is synchronous and ordered: a writer task drains the outbox and stamps each
     event when it really leaves. Delayed events use loop timers. :meth:`close` cancels them,
-    stops the writer and closes the socket; after it, emits are dropped.
+    stops the writer and closes the socket; after it, emits are dropped. Injected faults
+    :meth:`mute` it (nothing more leaves, queued events included; a close still does),
+    :meth:`drop` the socket or :meth:`abort` its transport.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, record: EmulatorSession, ids: Ids) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        record: EmulatorSession,
+        ids: Ids,
+        transport: asyncio.Transport | None,
+    ) -> None:
         self.ws = ws
         self._record = record
         self._ids = ids
+        self._transport = transport
         self._outbox: asyncio.Queue[_Outgoing | _CloseRequest] = asyncio.Queue()
         self._writer_task: asyncio.Task[None] | None = None
         self._timers: set[asyncio.TimerHandle] = set()
         self._closing = False
+        self._muted = False
         record._attach(self)
 
     def start(self) -> None:
@@ -97,12 +107,29 @@ class Wire:
     def request_close(self, code: int, reason: str) -> None:
         self._outbox.put_nowait(_CloseRequest(code, reason))
 
+    def mute(self) -> None:
+        """Send nothing more: later emits and events still queued are discarded."""
+        self._muted = True
+
+    def drop(self, code: int, reason: str) -> None:
+        """Close the socket with ``code`` now, discarding the events still queued."""
+        self.mute()
+        self.request_close(code, reason)
+
+    def abort(self) -> None:
+        """Cut the connection with no close frame, as a TCP reset does."""
+        self.mute()
+        if self._transport is not None:
+            self._transport.abort()
+
     async def _write_loop(self) -> None:
         while True:
             outgoing = await self._outbox.get()
             if isinstance(outgoing, _CloseRequest):
                 await self.ws.close(code=outgoing.code, message=outgoing.reason.encode())
                 return
+            if self._muted:
+                continue
             # Stamped before the hand-over: once the frame is in the socket the peer can read
             # and answer it before this task resumes, and a reply must never seem to precede
             # the event that caused it.
@@ -125,7 +152,7 @@ class Wire:
         audio_bytes: int | None = None,
     ) -> None:
         """Stamp, validate and queue a server event; ``on_sent`` gets the time it left."""
-        if self._closing:
+        if self._closing or self._muted:
             return
         event["event_id"] = self._ids.new("event")
         violations = sdk_violations(event)
