@@ -47,6 +47,9 @@ SESSION_UPDATE_EVENT_ID = "callbridge-session-update"
 """The ``event_id`` of callbridge's ``session.update``: the reference says an ``error`` carries
 the ``event_id`` of the client event that caused it."""
 
+LIVENESS_PROBE_EVENT_ID = "callbridge-liveness-probe"
+"""The ``event_id`` of the probe that asks a quiet session to prove it is alive."""
+
 _OPENAI_VOICES = frozenset(voice.value for voice in OpenAIVoiceName)
 
 
@@ -87,6 +90,17 @@ def session_request(
         tools=[_function_tool(spec) for spec in tools],
         tool_choice="auto",
     )
+
+
+def liveness_probe() -> dict[str, str]:
+    """A client event the service must answer and that changes nothing: retrieving an item
+    that does not exist. The ``error`` it brings back proves the session alive; its
+    ``event_id`` tells the bridge not to count it as a failure."""
+    return {
+        "type": "conversation.item.retrieve",
+        "event_id": LIVENESS_PROBE_EVENT_ID,
+        "item_id": LIVENESS_PROBE_EVENT_ID,
+    }
 
 
 async def configure_session(connection: VoiceLiveConnection, request: RequestSession) -> None:

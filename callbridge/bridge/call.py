@@ -18,6 +18,7 @@ also owns, so a slow tool never holds up barge-in.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallSummary, CallTelemetry
 from callbridge.adapters.voice_live import (
+    LIVENESS_PROBE_EVENT_ID,
     SESSION_UPDATE_EVENT_ID,
     context_items,
     greeting_request,
@@ -66,7 +68,13 @@ from callbridge.bridge.media_line import MediaLine
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, call_summary, log_call_ended
-from callbridge.bridge.voice_link import AgentUnavailable, SessionReplaced, SessionSource, VoiceLink
+from callbridge.bridge.voice_link import (
+    AgentUnavailable,
+    SessionLost,
+    SessionReplaced,
+    SessionSource,
+    VoiceLink,
+)
 from callbridge.core import acs_media
 from callbridge.core.call_context import CallContext
 from callbridge.core.codec import Codec, make_codec
@@ -84,6 +92,10 @@ SESSION_CONFIGURED_TIMEOUT_S = 5.0
 
 CALLER_QUIET_S = 0.3
 """A session swap waits until ACS has marked the caller's frames silent for this long."""
+
+DISCONNECT_GRACE_S = 0.5
+"""After the media socket closes, how long ACS's ``CallDisconnected`` may take to arrive before
+ACS is asked whether the call goes on (a caller hanging up closes both, about together)."""
 
 MEDIA_WATCH_S = 0.5
 """How often the media socket's silence is checked (``media_stall_s``)."""
@@ -130,7 +142,7 @@ class CallBridge:
         self._rejoinable = rejoinable
         self._rejoin: asyncio.Future[_Rejoin | None] | None = None
         self._sockets_done: list[asyncio.Event] = []
-        self._disconnected = False
+        self._disconnected = asyncio.Event()
         self._first_session = first_session
         self._profile = profile
         self._pacing = pacing
@@ -315,7 +327,12 @@ class CallBridge:
 
     async def _call_goes_on(self) -> bool:
         """After the socket closed: is the call still connected at ACS (unknown: assume so)?"""
-        if self._disconnected or not self._rejoinable:
+        if not self._rejoinable:
+            return False
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DISCONNECT_GRACE_S):
+                await self._disconnected.wait()
+        if self._disconnected.is_set():
             return False
         return await self._call.connected() is not False
 
@@ -380,7 +397,7 @@ class CallBridge:
 
     async def call_disconnected(self) -> None:
         """ACS says the call is over (``CallDisconnected``): end the bridge now."""
-        self._disconnected = True
+        self._disconnected.set()
         with structlog.contextvars.bound_contextvars(**self._log_context):
             if self._rejoin is not None and not self._rejoin.done():
                 self._rejoin.set_result(None)
@@ -422,6 +439,8 @@ class CallBridge:
         self._helpers.spawn(self._await_session(), "session-watchdog")
         async for event in self._link.events():
             match event:
+                case SessionLost():
+                    self._on_session_lost(media)
                 case SessionReplaced():
                     self._on_session_replaced(media, event)
                 case AgentUnavailable(reason=reason):
@@ -453,15 +472,20 @@ class CallBridge:
             telemetry=self._telemetry,
         )
 
-    def _on_session_replaced(self, media: _Media, event: SessionReplaced) -> None:
-        """The call goes on with a new session: what the old one was saying stays queued and
-        is heard; in the context it is cut where the audio received ends."""
+    def _on_session_lost(self, media: _Media) -> None:
+        """What the lost session was saying stays queued and is heard; in the context (which
+        its replacement is told) the turn ends where the audio received ends."""
         for key in self._responses.session_replaced():
             received = self._responses.received_ms.get(key, 0.0)
             self.context.agent_heard(key[0], received, received)
         media.agent_audio.discard_partial()
-        media.actions.session_replaced()
         self._caller_speaking = False
+
+    def _on_session_replaced(self, media: _Media, event: SessionReplaced) -> None:
+        """The call goes on with a new session (after a loss, or rolled over at a quiet
+        moment, when there is nothing in flight)."""
+        self._on_session_lost(media)
+        media.actions.session_replaced()
         self.stats.outage_ms += event.lost_ms
         log.info(
             "call.session_replaced",
@@ -538,7 +562,11 @@ class CallBridge:
             "message": getattr(error, "message", None),
             "param": getattr(error, "param", None),
         }
-        if getattr(error, "event_id", None) != SESSION_UPDATE_EVENT_ID:
+        event_id = getattr(error, "event_id", None)
+        if event_id == LIVENESS_PROBE_EVENT_ID:
+            self.stats.voice_live_errors -= 1  # the probe's expected answer, not a failure
+            return
+        if event_id != SESSION_UPDATE_EVENT_ID:
             log.error("voice_live.error", **fields)
             return
         log.error("voice_live.session_rejected", **fields)

@@ -99,7 +99,7 @@ class CallerAudio:
             self._stats.silent_frames += 1
         else:
             self.last_voiced_at = time.monotonic()
-        await self._voice.append(codec.encoder.encode(pcm))
+        await self._voice.append(codec.encoder.encode(pcm), voiced=not frame.silent)
 
     def parse(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
         """Parse one WebSocket message; malformed ones are logged, counted and skipped (None)."""

@@ -33,6 +33,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 import structlog
@@ -47,7 +48,12 @@ from azure.ai.voicelive.models import (
 )
 
 from callbridge.adapters.held_session import HeldSession
-from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID, configure_session
+from callbridge.adapters.voice_live import (
+    SESSION_UPDATE_EVENT_ID,
+    configure_session,
+    liveness_probe,
+)
+from callbridge.bridge.liveness import Liveness, Verdict
 from callbridge.core.settings import ContinuitySettings
 from callbridge.core.tasks import OwnedTasks
 
@@ -85,13 +91,21 @@ class SessionReplaced:
 
 
 @dataclass(frozen=True, slots=True)
+class SessionLost:
+    """The current session is gone; a replacement is being sought. Whatever the bridge knows
+    of the lost session belongs in the context now: the replacement is told it next."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class AgentUnavailable:
     """No session could be had within the budget: the last item of the stream."""
 
     reason: str
 
 
-LinkEvent = ServerEvent | SessionReplaced | AgentUnavailable
+LinkEvent = ServerEvent | SessionLost | SessionReplaced | AgentUnavailable
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +174,7 @@ class VoiceLink:
         self._unanswered: deque[str] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
         """Caller audio since the model last started answering: resent to a replacement."""
         self._unanswered_items: list[str] = []
-        self._awaiting_answer = False
+        self._liveness = Liveness(continuity.voice_live_stall_s, time.monotonic())
         self._closing = False
         self._quiet: Quiet | None = None
         self._tasks = OwnedTasks()
@@ -228,13 +242,21 @@ class VoiceLink:
     async def events(self) -> AsyncIterator[LinkEvent]:
         """Every event of the call's current session, across replacements, until the link is
         closed or no session can be had (``AgentUnavailable``, then the end)."""
+        poll_s = self._continuity.voice_live_stall_s / 4
         while not self._closing and self._current is not None:
-            timeout = self._continuity.voice_live_stall_s if self._awaiting_answer else None
             try:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout(poll_s):
                     number, item = await self._events.get()
             except TimeoutError:
-                number, item = self._current.number, _Lost("stalled", f"{timeout} s")
+                match self._liveness.check(time.monotonic()):
+                    case Verdict.ALIVE:
+                        continue
+                    case Verdict.PROBE:
+                        await self._send(liveness_probe())
+                        continue
+                    case Verdict.STALLED:
+                        number = self._current.number
+                        item = _Lost("stalled", f"{self._continuity.voice_live_stall_s} s")
             if number != self._current.number:
                 continue  # a replaced session's last words
             if isinstance(item, SessionReplaced):
@@ -244,6 +266,7 @@ class VoiceLink:
                 yield item
                 return
             if isinstance(item, _Lost):
+                yield SessionLost(item.reason)
                 replaced = await self._replace(item)
                 yield replaced
                 if isinstance(replaced, AgentUnavailable):
@@ -254,18 +277,14 @@ class VoiceLink:
 
     def _observe(self, event: ServerEvent) -> None:
         """Track what the liveness check and the caller audio kept for resending need."""
+        self._liveness.on_event(str(event.type), time.monotonic())
         match event.type:
             case "input_audio_buffer.committed":
-                self._awaiting_answer = True
                 if isinstance(item_id := event.get("item_id"), str):
                     self._unanswered_items.append(item_id)
-            case "input_audio_buffer.speech_stopped" | "response.created":
-                self._awaiting_answer = True
-                if event.type == "response.created":
-                    self._unanswered.clear()
-                    self._unanswered_items.clear()
-            case "response.done":
-                self._awaiting_answer = False
+            case "response.created":
+                self._unanswered.clear()
+                self._unanswered_items.clear()
             case "session.created" | "session.updated" if self._current is not None:
                 _note_expiry(self._current, event)
 
@@ -277,8 +296,11 @@ class VoiceLink:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def append(self, audio: bytes) -> None:
-        """One frame of the caller's audio, to exactly one session."""
+    async def append(self, audio: bytes, *, voiced: bool) -> None:
+        """One frame of the caller's audio, to exactly one session; ``voiced``: ACS did not
+        mark it silent."""
+        if voiced:
+            self._liveness.on_caller_voice(time.monotonic())
         encoded = base64.b64encode(audio).decode()
         if self._held_audio is not None:
             self._held_audio.append(encoded)
@@ -287,7 +309,7 @@ class VoiceLink:
         await self._send({"type": "input_audio_buffer.append", "audio": encoded})
 
     async def create_response(self, response: ResponseCreateParams | None = None) -> bool:
-        self._awaiting_answer = True
+        self._liveness.on_response_requested(time.monotonic())
         return await self._call(lambda c: c.response.create(response=response))
 
     async def cancel_response(self, response_id: str) -> bool:
@@ -302,6 +324,11 @@ class VoiceLink:
 
     async def create_item(self, item: ConversationRequestItem) -> bool:
         return await self._call(lambda c: c.conversation.item.create(item=item))
+
+    @property
+    def answer_owed(self) -> bool:
+        """Voice Live owes the call an answer: no session swap now."""
+        return self._liveness.answer_owed
 
     async def _send(self, event: dict[str, str]) -> None:
         session = self._current
@@ -415,7 +442,7 @@ class VoiceLink:
             self._held_audio = deque()
         old = self._current
         self._current = session
-        self._awaiting_answer = False
+        self._liveness = Liveness(self._continuity.voice_live_stall_s, time.monotonic())
         for item in self._replay() if replay else ():
             with contextlib.suppress(VoiceLiveConnectionError):
                 await session.connection.conversation.item.create(item=item)
@@ -455,7 +482,7 @@ class VoiceLink:
             delay = expires - margin - time.monotonic()
             if delay <= 0:
                 break
-            await asyncio.sleep(min(delay, 30.0))  # re-read: expires_at may come later
+            await asyncio.sleep(min(delay, 1.0))  # re-read: expires_at may come later
         if self._current is not session or self._closing:
             return
         hard_deadline = expires - margin / 2
@@ -468,9 +495,13 @@ class VoiceLink:
             return  # the expiring session is replaced as a loss, when it goes
         quiet = self._quiet
         while self._current is session and not self._closing:
-            if quiet is None or quiet.quiet():
-                break
-            if time.monotonic() >= hard_deadline and quiet.turn_over():
+            if self._liveness.answer_owed:
+                pass  # an answer is on its way from this session: never swap it away
+            elif (
+                quiet is None
+                or quiet.quiet()
+                or (time.monotonic() >= hard_deadline and quiet.turn_over())
+            ):
                 break
             await asyncio.sleep(QUIET_POLL_S)
         if self._current is not session or self._closing:
@@ -509,10 +540,14 @@ async def _close(session: _Session) -> None:
 
 
 def _note_expiry(session: _Session, event: ServerEvent) -> None:
+    """``expires_at`` is epoch seconds on the wire (API reference 2026-07-15, session object);
+    SDK 1.3.1 reads it as a ``datetime``. Either is taken; the link times on the monotonic
+    clock."""
     expires_at = getattr(getattr(event, "session", None), "expires_at", None)
+    if isinstance(expires_at, datetime):
+        expires_at = expires_at.timestamp()
     if not isinstance(expires_at, int | float) or expires_at <= 0:
         return
-    # expires_at is epoch seconds; the link times everything on the monotonic clock.
     session.expires_at = time.monotonic() + (expires_at - time.time())
 
 

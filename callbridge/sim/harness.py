@@ -27,6 +27,7 @@ from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
+    ContinuitySettings,
     PacingSettings,
     Settings,
     VoiceLiveSettings,
@@ -72,6 +73,7 @@ __all__ = [
 
 CALL_TIMEOUT_S = 90.0
 DEFAULT_PACING = PacingSettings()
+DEFAULT_CONTINUITY = ContinuitySettings()
 DEFAULT_PROFILE = AgentProfile(tools=("end_call",))
 DIALED_NUMBER = "+18005550100"
 """The number the simulated callers dial (the stand-in's ACS number)."""
@@ -113,6 +115,7 @@ class LocalStack:
         profile: AgentProfile | None = None,
         routing: Routing | None = None,
         pacing: PacingSettings = DEFAULT_PACING,
+        continuity: ContinuitySettings = DEFAULT_CONTINUITY,
         emulator_speed: float = 2.0,
         response_delay_ms: int = 200,
         connect_delay_ms: int = 0,
@@ -149,6 +152,7 @@ class LocalStack:
         self.acs = AcsStandin(playout_delay_ms=self.line_playout_delay_ms)
         self.routing = routing or Routing.single(profile or DEFAULT_PROFILE)
         self.pacing = pacing
+        self.continuity = continuity
         self.auth = auth
         self.max_calls = max_calls
         self.recordings_dir = recordings_dir
@@ -202,6 +206,7 @@ class LocalStack:
             public_url=public_url,
             routing=self.routing,
             pacing=self.pacing,
+            continuity=self.continuity,
             max_calls=self.max_calls,
             recordings_dir=self.recordings_dir,
             host=LOOPBACK,

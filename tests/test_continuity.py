@@ -1,0 +1,240 @@
+"""Calls that outlive their sockets: a Voice Live session that drops, hangs, freezes, refuses or
+expires, and callbridge's fallback when no agent can talk.
+
+Faults are injected in the Voice Live emulator; the phone's record (what the caller heard) and
+the emulator's records (what each session was told) are the witnesses, never the bridge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+
+import pytest
+from structlog.testing import capture_logs
+
+from callbridge.assets import asset_path
+from callbridge.core.profiles import AgentProfile
+from callbridge.core.settings import ContinuitySettings
+from callbridge.sim.harness import CallResult, LocalStack
+from callbridge.sim.script import AfterAgentDone, At, Clip, Hangup, Say, Step
+from callbridge.sim.voicelive import (
+    AgentTurn,
+    Drop,
+    Expire,
+    Fault,
+    Freeze,
+    Hang,
+    Refuse,
+    SlowAccept,
+)
+from callbridge.sim.voicelive.records import EmulatorSession
+
+RATE = 16000
+GREETING_MS = 800
+ANSWER_MS = 3000
+CALL_TIMEOUT_S = 40
+STALL_S = 1.0
+"""A short stall bound keeps the tests quick; the logic is the same at the default 5 s."""
+
+
+def tone_turn(ms: int, hz: float, transcript: str) -> AgentTurn:
+    clip = Clip.tone(ms=ms, sample_rate=RATE, hz=hz, amplitude=0.3)
+    return AgentTurn(clip.pcm, RATE, transcript)
+
+
+TURNS = [
+    tone_turn(GREETING_MS, 440, "Hello, how can I help?"),
+    tone_turn(ANSWER_MS, 523, "Your order left the warehouse on Monday and arrives on Friday."),
+    tone_turn(600, 659, "Sure."),
+    tone_turn(600, 698, "Anything else?"),
+]
+TRANSCRIPTS = ["Where is my order?", "Thanks.", "No."]
+LINE = Clip.tone(ms=700, sample_rate=RATE, hz=300, amplitude=0.5)
+
+
+def stack(continuity: ContinuitySettings | None = None) -> LocalStack:
+    return LocalStack(
+        turns=TURNS,
+        caller_transcripts=TRANSCRIPTS,
+        profile=AgentProfile(tools=()),
+        continuity=continuity or ContinuitySettings(voice_live_stall_s=STALL_S),
+        emulator_speed=2.0,
+        response_delay_ms=150,
+    )
+
+
+async def call(local: LocalStack, script: list[Step], faults: list[Fault]) -> CallResult:
+    async with asyncio.timeout(CALL_TIMEOUT_S):
+        return await local.call(
+            script,
+            turns=TURNS,
+            caller_transcripts=TRANSCRIPTS,
+            faults=faults,
+            max_duration_s=CALL_TIMEOUT_S - 5,
+        )
+
+
+def sessions(local: LocalStack, result: CallResult) -> list[EmulatorSession]:
+    return list(local.emulator.sessions_for(result.record.correlation_id))
+
+
+def replayed(session: EmulatorSession) -> list[tuple[str | None, str | None]]:
+    return [(item.role, item.text) for item in session.client_items]
+
+
+def clip_ms(name: str) -> float:
+    with wave.open(str(asset_path(name)), "rb") as clip:
+        frames: int = clip.getnframes()
+        rate: int = clip.getframerate()
+    return frames * 1000 / rate
+
+
+# --- a session lost mid-call ------------------------------------------------------------------
+
+
+async def test_a_drop_during_the_agents_answer_is_survived_with_the_models_memory() -> None:
+    """Voice Live drops 1.5 s into the answer: the caller hears all the audio already
+    received, a new session gets the conversation so far, and the next turn is answered."""
+    script: list[Step] = [
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Say(LINE, AfterAgentDone(pause_ms=500)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        result = await call(local, script, [Drop(during_response=1, after_audio_ms=1500)])
+        first, second = sessions(local, result)
+    assert [s.call_session_index for s in (first, second)] == [0, 1]
+    assert len(first.greetings) + len(second.greetings) == 1  # greeted once
+    # The answer's audio that reached the bridge was played, not cut: it drained.
+    answer = result.record.spurts[1]
+    assert answer.end == "drained"
+    assert answer.played_ms >= 1500
+    # The new session was told the conversation so far, the answer as far as it went.
+    told = replayed(second)
+    assert told[:2] == [("assistant", "Hello, how can I help?"), ("user", "Where is my order?")]
+    role, text = told[2]
+    assert role == "assistant"
+    assert text is not None
+    assert text.endswith(" —")
+    assert "Your order" in text
+    assert told[-1][0] == "system"
+    # ... and answered the caller's next line.
+    assert [r.turn_index for r in second.responses] == [2]
+    assert len(result.record.spurts) == 3
+    assert result.acs is not None
+    assert result.acs.disconnect == "caller"
+
+
+async def test_a_drop_while_the_caller_speaks_loses_none_of_what_they_said() -> None:
+    """The session drops while the caller is mid-sentence: the new session hears the whole
+    sentence (the unanswered audio is resent) and answers it."""
+    long_line = Clip.tone(ms=2000, sample_rate=RATE, hz=300, amplitude=0.5)
+    script: list[Step] = [
+        Say(long_line, AfterAgentDone(pause_ms=200)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        # The greeting ends about 1.2 s in; the caller speaks from about 1.4 s to 3.4 s.
+        result = await call(local, script, [Drop(at_s=2.4)])
+        first, second = sessions(local, result)
+    assert first.speech == [] or first.speech[0].audio_end_ms is None  # cut before its end
+    (heard,) = second.speech
+    assert heard.audio_end_ms is not None
+    assert heard.audio_end_ms - heard.onset_ms >= 1900  # the whole 2 s line
+    assert [r.turn_index for r in second.responses] == [1]
+    assert len(result.record.spurts) == 2
+
+
+@pytest.mark.parametrize("fault", [Hang, Freeze], ids=["hang", "freeze"])
+async def test_a_session_that_goes_silent_is_replaced_within_the_stall_bound(
+    fault: type[Hang] | type[Freeze],
+) -> None:
+    """Voice Live stops sending (a hang answers pings, a freeze does not) just as the caller
+    finishes a line: within the stall bound a new session answers it."""
+    script: list[Step] = [
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        # The caller's line starts about 1.5 s in; the session goes silent as it starts.
+        with capture_logs() as logs:
+            result = await call(local, script, [fault(at_s=1.4)])
+        _, second = sessions(local, result)
+    (lost,) = [line for line in logs if line["event"] == "voice_live.lost"]
+    assert lost["reason"] in ("stalled", "closed")
+    answer = result.record.spurts[1]
+    said = result.record.steps[0]
+    assert said.finished_at is not None
+    silence_s = answer.started_at - said.finished_at
+    assert silence_s < STALL_S + 3.0  # detection, reconnect, the model's reply
+    assert [r.turn_index for r in second.responses] == [1]
+
+
+# --- no agent at all: the fallback -------------------------------------------------------------
+
+
+async def test_voice_live_refusing_every_session_gets_the_fallback_clip_then_a_hang_up() -> None:
+    async with stack() as local:
+        with capture_logs() as logs:
+            sim = await local.ring_scripted(
+                [Hangup(At(30))], TURNS, TRANSCRIPTS, faults=[Refuse(status=503, session=None)]
+            )
+            await sim.wait_ended(CALL_TIMEOUT_S)
+    assert sim.media is not None
+    (spurt,) = sim.media.spurts
+    assert spurt.played_ms == pytest.approx(clip_ms("fallback_goodbye"), abs=30)
+    assert spurt.end == "drained"
+    assert sim.disconnect == "app_terminate"
+    (ended,) = [line for line in logs if line["event"] == "call.ended"]
+    assert ended["ended_by"] == "voice_session_unavailable"
+
+
+async def test_a_slow_voice_live_costs_one_bound_then_the_fallback_transfers() -> None:
+    """Voice Live accepts only after 15 s: the caller hears the fallback clip once the
+    reconnect budget is spent (one wait, not a pre-warm timeout and then a second connect),
+    then is transferred."""
+    profile = AgentProfile(tools=(), fallback_transfer_to="+18005550199")
+    async with stack() as local:
+        with capture_logs() as logs:
+            sim = await local.ring_scripted(
+                [Hangup(At(30))],
+                TURNS,
+                TRANSCRIPTS,
+                to=local.add_profile(profile),
+                faults=[SlowAccept(delay_ms=15_000, session=None)],
+            )
+            await sim.wait_ended(CALL_TIMEOUT_S)
+    assert sim.media is not None
+    (spurt,) = sim.media.spurts
+    assert spurt.played_ms == pytest.approx(clip_ms("fallback_transfer"), abs=30)
+    assert spurt.started_at - sim.media.ws_opened_at < 5.0 + 1.5
+    (ended,) = [line for line in logs if line["event"] == "call.ended"]
+    assert ended["ended_by"] == "fallback_transfer"
+    assert [op.name for op in sim.operations if op.name.startswith("transfer")] == [
+        "transferToParticipant"
+    ]
+
+
+# --- a session near its expiry ---------------------------------------------------------------
+
+
+async def test_a_session_near_its_expiry_is_rolled_over_at_a_quiet_moment() -> None:
+    """The session expires 8 s in: a standby is prepared and swapped in while nobody talks;
+    the caller's next line is answered by the new session, which greets nobody."""
+    script: list[Step] = [
+        Say(LINE, At(9.0)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        with capture_logs() as logs:
+            result = await call(local, script, [Expire(after_s=8.0)])
+        first, second = sessions(local, result)
+    assert [line["kind"] for line in logs if line["event"] == "call.session_replaced"] == [
+        "rollover"
+    ]
+    assert len(first.greetings) + len(second.greetings) == 1
+    assert second.speech
+    assert [r.turn_index for r in second.responses] == [1]
+    assert first.is_closed
+    assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
