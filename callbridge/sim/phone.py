@@ -392,6 +392,8 @@ class _Call:
         headers = phone.headers if phone.rejoin_headers is None else phone.rejoin_headers()
         try:
             ws = await self._line.connect(headers)
+            # A bridge that accepts and at once closes the socket refuses it all the same.
+            await self._attach(ws, time.monotonic())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             error = f"{type(exc).__name__}: {exc}"
             self._log.info("phone.rejoin_refused", error=error)
@@ -399,7 +401,6 @@ class _Call:
             self._line.tell("refused")
             return
         self._log.info("phone.rejoined")
-        await self._attach(ws, time.monotonic())
         self._line.tell("reestablished")
 
     async def _send_on_socket(self, message: str) -> None:
