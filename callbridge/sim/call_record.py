@@ -1,5 +1,10 @@
 """What the simulated phone observed on one call: the ``CallRecord`` and its parts.
 
+A call may run over several media sockets when the line drops and ACS opens a new one
+(``callbridge.sim.phone.MediaDrop``): the record spans them all. What the caller heard is one
+timeline across the sockets, each socket has its own record, and what the caller said while no
+socket carried it is counted as lost.
+
 All times are ``time.monotonic()`` seconds.
 """
 
@@ -22,6 +27,45 @@ ClosedBy: TypeAlias = Literal["phone", "bridge", "timeout", "network"]
 ``max_duration_s`` ran out, or the network ended the call (``run(hangup=...)``: ACS ended it
 because the app hung up or transferred it)."""
 
+SocketEnd: TypeAlias = Literal["phone", "bridge", "timeout", "network", "dropped", "aborted"]
+"""How one media socket ended: as the call ended (``ClosedBy``), or in a drop the test injected,
+with a close frame (``dropped``) or without one (``aborted``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SocketRecord:
+    """One media socket of the call."""
+
+    opened_at: float
+    closed_at: float
+    closed_by: SocketEnd
+    close_code: int | None
+    """The WebSocket close code; None when the socket was aborted without a close frame."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefusedRejoin:
+    """A new media socket after a drop that the bridge refused or that could not be opened."""
+
+    at: float
+    error: str
+
+
+@dataclass(slots=True)
+class Stall:
+    """A stretch in which the phone sent no frames on an open socket (``MediaStall``).
+
+    Filled in while the call runs.
+    """
+
+    started_at: float
+    """Nominal time of the first frame withheld."""
+    ended_at: float | None = None
+    """Nominal time of the first frame sent again; None if none was."""
+    frames_withheld: int = 0
+    voiced_ms: float = 0.0
+    """What the caller said during the stall, never sent."""
+
 
 @dataclass(frozen=True, slots=True)
 class BadMessage:
@@ -41,10 +85,14 @@ class CallRecord:
     correlation_id: str
     sample_rate: int
     ws_opened_at: float
+    """When the first media socket opened: the call's clock starts here."""
     ws_closed_at: float
+    """When the call ended at the phone."""
     closed_by: ClosedBy
+    """How the call ended (see ``sockets`` for each socket)."""
     close_code: int | None
-    """WebSocket close code (1000 when the phone hung up normally)."""
+    """Close code of the socket open when the call ended (1000 when the phone hung up
+    normally); None when no socket was open then."""
     spurts: list[Spurt]
     stops: list[StopRecord]
     arrivals: list[Arrival]
@@ -55,6 +103,7 @@ class CallRecord:
     """The first few of them."""
     steps: list[StepRecord]
     frames_sent: int
+    """Caller frames sent, over every socket."""
     silent_frames_sent: int
     late_frames: int
     """Caller frames sent more than a frame late: the phone's own loop was starved, so its
@@ -65,9 +114,16 @@ class CallRecord:
     mark_answers: list[MarkAnswer]
     """The phone's answers to the bridge's playback marks, in order (beta)."""
     caller_audio: npt.NDArray[np.int16] = field(repr=False)
-    """What the caller said, sample-aligned on ``ws_opened_at``."""
+    """What the caller's phone sent, sample-aligned on ``ws_opened_at`` (silence where a
+    frame was lost to an outage or withheld by a stall)."""
     heard_audio: npt.NDArray[np.int16] = field(repr=False)
     """What the caller heard, sample-aligned on ``ws_opened_at``."""
+    sockets: list[SocketRecord] = field(default_factory=list)
+    """Every media socket of the call, in order: one unless the line dropped."""
+    refused_rejoins: list[RefusedRejoin] = field(default_factory=list)
+    stalls: list[Stall] = field(default_factory=list)
+    lost_voiced_ms: float = 0.0
+    """What the caller said while no socket was open to carry it (stalls not included)."""
 
     @property
     def first_audio_heard_at(self) -> float | None:

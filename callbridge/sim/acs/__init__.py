@@ -42,6 +42,13 @@ forged=True)``; ``ring(media_token=..., callback_token=...)`` override the JWTs 
 sends; ``ring(fail_transfer=True)`` makes transfers fail; ``on_dial(number, answer=False)``
 and unknown numbers give ``CreateCallFailed``.
 
+Faults (``ring``, ``incoming_call`` and ``on_dial`` take them per call): ``media_faults=
+[MediaDrop(at_s, rejoin_after_s, abort), MediaStall(at_s, for_s)]`` drop the media socket (and
+open a new one, with ``MediaStreamingFailed``/``MediaStreamingStarted`` callbacks around it) or
+stall the caller's frames; ``rest_faults=[RestFault("answer" | "hang_up" | "transfer", status,
+times, delay_s)]`` fail or hold REST requests, also for every call with
+``AcsStandin(rest_faults=...)`` (see :mod:`.faults` for what the SDK's retries make of them).
+
 Choices where ACS documents nothing: a second answer, reject or redirect of one incoming call
 is a 409 ``IncomingCallAlreadyHandled`` (the SDK raises ``ResourceExistsError``); an app that
 closes the media socket leaves the call up until it hangs up or the caller gives up
@@ -51,21 +58,23 @@ result codes.
 Deliberate simplifications: callback and transport URLs may be plain ``http``/``ws`` (ACS
 insists on TLS); no retries of failed deliveries (``deliveries=2`` gives duplicates);
 ``Repeatability-Request-ID`` is not honoured; play and cancel are accepted no-ops (no
-``Play*`` events); one media socket per call, never reconnected; participants, recording,
-recognition and ``:startMediaStreaming`` are not emulated (501).
+``Play*`` events); a media socket is reopened only after an injected ``MediaDrop``;
+participants, recording, recognition and ``:startMediaStreaming`` are not emulated (501).
 
-Modules: :mod:`.hmac_auth` (request signatures), :mod:`.signing` (JWTs, JWKS),
-:mod:`.errors` (ACS error bodies), :mod:`.payload` (reading requests, identifiers),
-:mod:`.options` (answer/create options), :mod:`.events` (Event Grid and CloudEvents JSON),
-:mod:`.delivery` (POSTs to the app), :mod:`.records` (what tests read), :mod:`.call_inputs`
-(a call's party, callee, environment and overrides), :mod:`.call_state` (one call's record and
-its callbacks), :mod:`.call_flows` (what ACS does in the background), :mod:`.calls` (the REST
-requests on one call), :mod:`.rest` (the REST surface), :mod:`.server` (the stand-in).
+Modules: :mod:`.hmac_auth` (request signatures), :mod:`.signing` (JWTs, JWKS), :mod:`.errors`
+(ACS error bodies), :mod:`.faults` (REST faults), :mod:`.payload` (reading requests,
+identifiers), :mod:`.options` (answer/create options), :mod:`.events` (Event Grid and
+CloudEvents JSON), :mod:`.delivery` (POSTs to the app), :mod:`.records` (what tests read),
+:mod:`.call_inputs` (a call's party, callee, environment and overrides), :mod:`.call_state` (one
+call's record and its callbacks), :mod:`.call_flows` (what ACS does in the background),
+:mod:`.calls` (the REST requests on one call), :mod:`.rest` (the REST surface), :mod:`.server`
+(the stand-in).
 """
 
 from callbridge.sim.acs.call_inputs import Callee, CallOverrides, Party
 from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.errors import AcsError
+from callbridge.sim.acs.faults import RestFault, RestOperation
 from callbridge.sim.acs.records import (
     CallbackRecord,
     ConnectionState,
@@ -87,6 +96,7 @@ from callbridge.sim.acs.signing import (
     MEDIA_TOKEN_LIFETIME_S,
     TokenSource,
 )
+from callbridge.sim.phone import MediaDrop, MediaFault, MediaStall
 
 __all__ = [
     "CALLBACK_TOKEN_LIFETIME_S",
@@ -104,9 +114,14 @@ __all__ = [
     "DeliveryRecord",
     "Direction",
     "Disconnect",
+    "MediaDrop",
+    "MediaFault",
+    "MediaStall",
     "OperationRecord",
     "Outcome",
     "Party",
+    "RestFault",
+    "RestOperation",
     "SimCall",
     "TokenSource",
 ]

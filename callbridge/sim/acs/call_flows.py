@@ -23,7 +23,11 @@ from callbridge.sim.acs.events import (
     CALLEE_UNKNOWN,
     CONNECTED,
     MEDIA_SOCKET_FAILED,
+    OK,
+    STREAM_INTERRUPTED,
+    STREAM_UNSUCCESSFUL,
     TRANSFER_FAILED,
+    ResultInformation,
     media_streaming_update,
     participants_update,
     transfer_details,
@@ -32,9 +36,31 @@ from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.acs.options import MediaOptions
 from callbridge.sim.acs.payload import RAW_ID_PHONE_PREFIX, Identifier
 from callbridge.sim.acs.signing import MEDIA_TOKEN_LIFETIME_S
-from callbridge.sim.phone import Phone
+from callbridge.sim.phone import LineChange, Phone
 
 _MEDIA_HANDSHAKE_ERRORS: Final = (aiohttp.ClientError, TimeoutError, OSError)
+
+_LINE_CALLBACKS: Final[dict[LineChange, tuple[str, str, str, ResultInformation]]] = {
+    "interrupted": (
+        "MediaStreamingFailed",
+        "mediaStreamingFailed",
+        "streamConnectionInterrupted",
+        STREAM_INTERRUPTED,
+    ),
+    "reestablished": (
+        "MediaStreamingStarted",
+        "mediaStreamingStarted",
+        "streamConnectionReestablished",
+        OK,
+    ),
+    "refused": (
+        "MediaStreamingFailed",
+        "mediaStreamingFailed",
+        "streamConnectionUnsuccessful",
+        STREAM_UNSUCCESSFUL,
+    ),
+}
+"""Callback, status, status details and result for each change of the media line."""
 
 
 class CallFlows(CallState):
@@ -100,7 +126,8 @@ class CallFlows(CallState):
             through_ingress(media.transport_url),
             script=self.party.script,
             sample_rate=media.sample_rate,
-            headers={"Authorization": f"Bearer {self._media_token()}"},
+            headers=self._media_headers(),
+            rejoin_headers=self._media_headers,
             call_connection_id=self.call_connection_id,
             correlation_id=self.correlation_id,
             participant_raw_id=RAW_ID_PHONE_PREFIX + self.party.number,
@@ -108,10 +135,12 @@ class CallFlows(CallState):
             max_duration_s=self.party.max_duration_s,
             connect_timeout_s=self._env.media_connect_timeout_s,
             playout_delay_ms=self._env.playout_delay_ms,
+            faults=self._overrides.media_faults,
         )
         connected = asyncio.Event()
+        changes: asyncio.Queue[LineChange | None] = asyncio.Queue()
         run = asyncio.create_task(
-            phone.run(hangup=self._hangup, connected=connected),
+            phone.run(hangup=self._hangup, connected=connected, on_line=changes.put_nowait),
             name=f"acs-phone-{self.call_connection_id}",
         )
         opened = asyncio.create_task(connected.wait(), name=f"acs-media-{self.call_connection_id}")
@@ -123,6 +152,9 @@ class CallFlows(CallState):
                     "MediaStreamingStarted",
                     extra=media_streaming_update("mediaStreamingStarted", "subscriptionStarted"),
                 )
+            announcer = asyncio.create_task(
+                self._announce(changes), name=f"acs-line-{self.call_connection_id}"
+            )
             try:
                 record = await run
             except _MEDIA_HANDSHAKE_ERRORS as exc:
@@ -130,18 +162,39 @@ class CallFlows(CallState):
                     raise
                 await self._media_refused(exc)
                 return
+            finally:
+                changes.put_nowait(None)  # the line's callbacks go out before the last one
+                await announcer
         finally:
             self._streaming = False
             for task in (run, opened):
                 task.cancel()
             await asyncio.gather(run, opened, return_exceptions=True)
         self.media = record
-        await self._post(
-            "MediaStreamingStopped",
-            extra=media_streaming_update("mediaStreamingStopped", "subscriptionStopped"),
-        )
+        if record.sockets[-1].closed_by not in ("dropped", "aborted"):
+            # A stream that was interrupted and never came back was reported failed already.
+            await self._post(
+                "MediaStreamingStopped",
+                extra=media_streaming_update("mediaStreamingStopped", "subscriptionStopped"),
+            )
         if record.closed_by in ("phone", "timeout"):
             self._end("caller")
+
+    async def _announce(self, changes: asyncio.Queue[LineChange | None]) -> None:
+        """Post what ACS posts as the media line drops and comes back, in order.
+
+        ACS publishes the status details (``MediaStreamingStatusDetails`` in every Call
+        Automation SDK: ``streamConnectionInterrupted``, ``streamConnectionReestablished``,
+        ``streamConnectionUnsuccessful``...) but not which event carries each, nor when. The
+        statuses are only started, failed and stopped, so the stand-in posts
+        ``MediaStreamingFailed`` (interrupted) at a drop, ``MediaStreamingStarted``
+        (reestablished) when a new socket opens, and ``MediaStreamingFailed`` (unsuccessful)
+        when the bridge refuses it.
+        """
+        while (change := await changes.get()) is not None:
+            name, status, details, result = _LINE_CALLBACKS[change]
+            self._streaming = change == "reestablished"
+            await self._post(name, result=result, extra=media_streaming_update(status, details))
 
     async def _media_refused(self, exc: Exception) -> None:
         self.media_error = f"{type(exc).__name__}: {exc}"
@@ -188,6 +241,8 @@ class CallFlows(CallState):
         )
         self._end("transfer")
 
-    def _media_token(self) -> str:
-        """The JWT on the media upgrade: the call's override if it has one, else a valid one."""
-        return self._bearer(self._overrides.media_token, MEDIA_TOKEN_LIFETIME_S)
+    def _media_headers(self) -> dict[str, str]:
+        """The media upgrade's JWT, fresh for each socket: the call's override if it has one,
+        else a valid one."""
+        token = self._bearer(self._overrides.media_token, MEDIA_TOKEN_LIFETIME_S)
+        return {"Authorization": f"Bearer {token}"}

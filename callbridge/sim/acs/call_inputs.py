@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from callbridge.sim.acs.delivery import Poster
+from callbridge.sim.acs.faults import RestFault
 from callbridge.sim.acs.signing import Signer, TokenSource
+from callbridge.sim.phone import MediaFault
 from callbridge.sim.script import Step
 
 
@@ -31,17 +33,6 @@ class Party:
     script: Sequence[Step] = ()
     hangup_after_s: float = 2.0
     max_duration_s: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class Callee:
-    """How a dialled number behaves (``AcsStandin.on_dial``)."""
-
-    party: Party
-    answer: bool = True
-    """False: it rings ``ring_s`` and the call fails with ``CreateCallFailed``."""
-    ring_s: float = 0.0
-    """How long it rings before it picks up (or gives up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +62,20 @@ class CallOverrides:
     """Sent as ``Authorization: Bearer`` on every callback instead of a valid token."""
     fail_transfer: bool = False
     """Transfers fail (``CallTransferFailed``) instead of taking the caller away."""
+    media_faults: Sequence[MediaFault] = ()
+    """Drops and stalls of the call's media socket (``MediaDrop``, ``MediaStall``)."""
+    rest_faults: Sequence[RestFault] = ()
+    """REST requests about this call that fail or hang (``RestFault``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Callee:
+    """How a dialled number behaves (``AcsStandin.on_dial``)."""
+
+    party: Party
+    answer: bool = True
+    """False: it rings ``ring_s`` and the call fails with ``CreateCallFailed``."""
+    ring_s: float = 0.0
+    """How long it rings before it picks up (or gives up)."""
+    overrides: CallOverrides = field(default_factory=CallOverrides)
+    """The call's departures from ACS's normal behaviour (faults)."""

@@ -26,6 +26,7 @@ from callbridge.sim.acs.events import (
     callback_event,
     incoming_call_event,
 )
+from callbridge.sim.acs.faults import RestFaults
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.acs.options import CallSetup
 from callbridge.sim.acs.payload import mask_number
@@ -60,6 +61,8 @@ class CallState:
     ) -> None:
         self._env = env
         self._overrides = overrides
+        self.rest_faults = RestFaults(overrides.rest_faults)
+        """The call's REST faults still to strike."""
         self.direction: Direction = direction
         self.party = party
         inbound = direction == "inbound"

@@ -50,6 +50,16 @@ MEDIA_SOCKET_FAILED: Final = ResultInformation(
     400, 8581, "Action failed, Transport url is not valid or web socket server is not operational."
 )
 """What ACS reports when it cannot open the media WebSocket (python-quickstarts#60)."""
+STREAM_UNSUCCESSFUL: Final = ResultInformation(
+    500, 8603, "Action failed, not able to establish websocket connection."
+)
+"""``MediaStreamingFailed`` with ``streamConnectionUnsuccessful`` as recorded in the Java SDK's
+tests (azure-sdk-for-java, azure-communication-callautomation,
+``CallAutomationEventParserAndProcessorUnitTests.parseMediaStreamingFailedEvent``, 2024-05)."""
+STREAM_INTERRUPTED: Final = ResultInformation(
+    500, 0, "Media streaming connection interrupted (the stand-in's own result)."
+)
+"""ACS publishes no result for ``streamConnectionInterrupted``: the stand-in's own."""
 TRANSFER_FAILED: Final = ResultInformation(500, 0, "Transfer failed (injected by the stand-in).")
 """The stand-in's own code: ACS's depend on why the transfer target failed."""
 CALLEE_UNKNOWN: Final = ResultInformation(404, 0, "The callee could not be reached.")

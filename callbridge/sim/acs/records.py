@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypeAlias
 
+from callbridge.sim.acs.faults import RestFault
+
 EVENT_PREFIX: Final = "Microsoft.Communication."
 
 Direction: TypeAlias = Literal["inbound", "outbound"]
@@ -42,6 +44,8 @@ class OperationRecord:
     call_connection_id: str | None
     body: dict[str, Any] | None
     """The JSON body as received (None without one)."""
+    fault: RestFault | None = None
+    """The injected fault that failed or held this request, if one did."""
 
 
 @dataclass(frozen=True, slots=True)

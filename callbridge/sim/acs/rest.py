@@ -16,10 +16,15 @@ anyone. Paths, verbs and success statuses are the SDK's (``_generated/operations
 Anything else under ``/calling`` is a 501, so an app that relies on an operation the stand-in
 does not emulate fails loudly rather than passing on a silent success. Every request is
 recorded, with its answer, in ``operations`` (and on the call it concerns).
+
+Answer, hang-up and transfer requests can be failed or held by ``RestFault``s (``faults``): the
+call's own first, then the stand-in's. A struck request is authenticated and routed like any
+other, then refused before it acts.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -36,6 +41,7 @@ from callbridge.sim.acs.errors import (
     denied,
     not_emulated,
 )
+from callbridge.sim.acs.faults import RestFault, RestFaults
 from callbridge.sim.acs.hmac_auth import HmacError, verify_request
 from callbridge.sim.acs.options import CallSetup, read_setup
 from callbridge.sim.acs.payload import Payload, read_identifier
@@ -81,9 +87,16 @@ class RestApi:
     """The REST handlers and the record of every request."""
 
     def __init__(
-        self, switchboard: Switchboard, signer: Signer, *, key: bytes, max_skew_s: float
+        self,
+        switchboard: Switchboard,
+        signer: Signer,
+        *,
+        key: bytes,
+        max_skew_s: float,
+        faults: RestFaults,
     ) -> None:
         self._switchboard = switchboard
+        self._faults = faults
         self._signer = signer
         self._key = key
         self._max_skew_s = max_skew_s
@@ -121,6 +134,7 @@ class RestApi:
         name = "unknown"
         call: SimCall | None = None
         body: dict[str, Any] | None = None
+        fault: RestFault | None = None
         reply: dict[str, Any] | None
         try:
             self._authenticate(request, raw)
@@ -135,6 +149,9 @@ class RestApi:
             else:
                 operation = self._operation(name, call_id)
                 call = self._find(payload, call_id)
+                fault = call.rest_faults.strike(name) or self._faults.strike(name)
+                if fault is not None:
+                    await self._inject(fault, name)
                 status, reply = operation(call, payload)
             error_code = None
         except AcsError as exc:
@@ -148,6 +165,7 @@ class RestApi:
             error_code=error_code,
             call_connection_id=call.call_connection_id if call else None,
             body=body,
+            fault=fault,
         )
         self.operations.append(record)
         if call is not None:
@@ -156,6 +174,15 @@ class RestApi:
         if reply is None:
             return web.Response(status=status)
         return web.json_response(reply, status=status)
+
+    async def _inject(self, fault: RestFault, name: str) -> None:
+        """Hold the request, then fail it unless the fault only delays it."""
+        _log.info(
+            "acs_standin.rest_fault", operation=name, status=fault.status, delay_s=fault.delay_s
+        )
+        await asyncio.sleep(fault.delay_s)
+        if fault.status is not None:
+            raise fault.error()
 
     def _authenticate(self, request: web.Request, body: bytes) -> None:
         try:

@@ -21,6 +21,7 @@ from callbridge.sim.acs.call_inputs import Callee, CallEnv, CallOverrides, Party
 from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.delivery import Poster
 from callbridge.sim.acs.events import subscription_validation_event
+from callbridge.sim.acs.faults import RestFault, RestFaults
 from callbridge.sim.acs.hmac_auth import decode_access_key
 from callbridge.sim.acs.options import CallSetup
 from callbridge.sim.acs.payload import mask_number
@@ -32,6 +33,7 @@ from callbridge.sim.acs.signing import (
     Signer,
     TokenSource,
 )
+from callbridge.sim.phone import MediaFault
 from callbridge.sim.script import Step
 
 _log = structlog.get_logger(__name__)
@@ -60,6 +62,8 @@ class AcsStandin:
         playout_delay_ms: the lines' true playout delay (ACS's jitter buffer before the caller
             hears audio that reached an empty queue): what a bridge estimates or measures.
         stop_timeout_s: bound on waiting for background tasks at ``stop()``.
+        rest_faults: REST requests to fail or hold, whatever call they are about (a call's own
+            ``rest_faults`` strike first).
     """
 
     def __init__(
@@ -75,6 +79,7 @@ class AcsStandin:
         media_connect_timeout_s: float = 5.0,
         playout_delay_ms: float = 60.0,
         stop_timeout_s: float = 5.0,
+        rest_faults: Sequence[RestFault] = (),
     ) -> None:
         self.access_key = access_key or base64.b64encode(secrets.token_bytes(64)).decode()
         self.resource_id = resource_id or str(uuid.uuid4())
@@ -88,6 +93,7 @@ class AcsStandin:
             self._signer,
             key=decode_access_key(self.access_key),
             max_skew_s=max_clock_skew_s,
+            faults=RestFaults(rest_faults),
         )
         self._topic = (
             f"/subscriptions/{uuid.uuid4()}/resourcegroups/{_RESOURCE_NAME}/providers"
@@ -175,10 +181,17 @@ class AcsStandin:
         ring_s: float = 0.0,
         hangup_after_s: float = 2.0,
         max_duration_s: float = 60.0,
+        media_faults: Sequence[MediaFault] = (),
+        rest_faults: Sequence[RestFault] = (),
     ) -> None:
-        """Say how ``number`` behaves when the app calls it; unknown numbers never answer."""
+        """Say how ``number`` behaves when the app calls it; unknown numbers never answer.
+
+        ``media_faults`` drop or stall its media socket, ``rest_faults`` fail or hold REST
+        requests about its call.
+        """
         party = Party(number, script, hangup_after_s, max_duration_s)
-        self._dial_plan[number] = Callee(party, answer=answer, ring_s=ring_s)
+        overrides = CallOverrides(media_faults=media_faults, rest_faults=rest_faults)
+        self._dial_plan[number] = Callee(party, answer=answer, ring_s=ring_s, overrides=overrides)
 
     def incoming_call(
         self,
@@ -192,19 +205,25 @@ class AcsStandin:
         media_token: TokenSource | None = None,
         callback_token: TokenSource | None = None,
         fail_transfer: bool = False,
+        media_faults: Sequence[MediaFault] = (),
+        rest_faults: Sequence[RestFault] = (),
     ) -> SimCall:
         """A new call ringing the ACS number, not yet delivered (see ``deliver``).
 
         It rings ``ring_timeout_s``; its ``incoming_event`` is the IncomingCall to deliver.
         ``media_token`` and ``callback_token`` replace the valid JWTs ACS would send;
-        ``fail_transfer`` makes its transfers fail.
+        ``fail_transfer`` makes its transfers fail; ``media_faults`` (``MediaDrop``,
+        ``MediaStall``) drop or stall its media socket; ``rest_faults`` fail or hold REST
+        requests about it.
         """
         call = SimCall(
             self._env,
             direction="inbound",
             party=Party(from_number, script, hangup_after_s, max_duration_s),
             acs_number=to_number or self.acs_number,
-            overrides=CallOverrides(media_token, callback_token, fail_transfer),
+            overrides=CallOverrides(
+                media_token, callback_token, fail_transfer, media_faults, rest_faults
+            ),
             caller_display_name=caller_display_name,
         )
         assert call.incoming_call_context is not None  # inbound calls have one
@@ -228,6 +247,8 @@ class AcsStandin:
         media_token: TokenSource | None = None,
         callback_token: TokenSource | None = None,
         fail_transfer: bool = False,
+        media_faults: Sequence[MediaFault] = (),
+        rest_faults: Sequence[RestFault] = (),
     ) -> SimCall:
         """Ring the app: a new incoming call, delivered ``deliveries`` times (duplicates have
         the same event id and a growing ``aeg-delivery-count``), each POST awaited.
@@ -245,6 +266,8 @@ class AcsStandin:
             media_token=media_token,
             callback_token=callback_token,
             fail_transfer=fail_transfer,
+            media_faults=media_faults,
+            rest_faults=rest_faults,
         )
         assert call.incoming_event is not None  # inbound calls have one
         for count in range(deliveries):
@@ -275,7 +298,7 @@ class AcsStandin:
             direction="outbound",
             party=callee.party if callee is not None else Party(to_number),
             acs_number=from_number,
-            overrides=CallOverrides(),
+            overrides=callee.overrides if callee is not None else CallOverrides(),
         )
         self._calls.append(call)
         call.dial(setup, body, callee)
