@@ -1,14 +1,18 @@
 """Calls that outlive their sockets: a Voice Live session that drops, hangs, freezes, refuses or
-expires, and callbridge's fallback when no agent can talk.
+expires, an ACS media socket that drops or goes silent, and callbridge's fallback when no agent
+can talk.
 
-Faults are injected in the Voice Live emulator; the phone's record (what the caller heard) and
-the emulator's records (what each session was told) are the witnesses, never the bridge.
+Faults are injected in the Voice Live emulator and the ACS stand-in; the phone's record (what
+the caller heard) and the emulator's records (what each session was told) are the witnesses,
+never the bridge.
 """
 
 from __future__ import annotations
 
 import asyncio
 import wave
+from collections.abc import MutableMapping
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,6 +20,7 @@ from structlog.testing import capture_logs
 from callbridge.assets import asset_path
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import ContinuitySettings
+from callbridge.sim.acs import MediaDrop, MediaFault, MediaStall, SimCall
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.script import AfterAgentDone, At, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import (
@@ -181,6 +186,7 @@ async def test_voice_live_refusing_every_session_gets_the_fallback_clip_then_a_h
                 [Hangup(At(30))], TURNS, TRANSCRIPTS, faults=[Refuse(status=503, session=None)]
             )
             await sim.wait_ended(CALL_TIMEOUT_S)
+            await local.bridge_summaries.get(sim.call_connection_id)
     assert sim.media is not None
     (spurt,) = sim.media.spurts
     assert spurt.played_ms == pytest.approx(clip_ms("fallback_goodbye"), abs=30)
@@ -205,6 +211,7 @@ async def test_a_slow_voice_live_costs_one_bound_then_the_fallback_transfers() -
                 faults=[SlowAccept(delay_ms=15_000, session=None)],
             )
             await sim.wait_ended(CALL_TIMEOUT_S)
+            await local.bridge_summaries.get(sim.call_connection_id)
     assert sim.media is not None
     (spurt,) = sim.media.spurts
     assert spurt.played_ms == pytest.approx(clip_ms("fallback_transfer"), abs=30)
@@ -238,3 +245,64 @@ async def test_a_session_near_its_expiry_is_rolled_over_at_a_quiet_moment() -> N
     assert [r.turn_index for r in second.responses] == [1]
     assert first.is_closed
     assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
+
+
+# --- ACS's media socket lost mid-call ---------------------------------------------------------
+
+
+async def media_call(
+    local: LocalStack, script: list[Step], media_faults: list[MediaFault]
+) -> tuple[SimCall, list[MutableMapping[str, Any]]]:
+    with capture_logs() as logs:
+        sim = await local.ring_scripted(
+            script, TURNS, TRANSCRIPTS, media_faults=media_faults, max_duration_s=30
+        )
+        await sim.wait_ended(CALL_TIMEOUT_S)
+        await local.bridge_summaries.get(sim.call_connection_id)  # the bridge has finished
+    return sim, logs
+
+
+async def test_a_media_socket_that_drops_and_rejoins_keeps_the_session_and_the_conversation() -> (
+    None
+):
+    script: list[Step] = [
+        Say(LINE, At(3.5)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        sim, logs = await media_call(local, script, [MediaDrop(at_s=2.0, rejoin_after_s=0.5)])
+        calls = local.emulator.sessions_for(sim.correlation_id)
+    assert sim.media is not None
+    assert len(sim.media.sockets) == 2
+    (session,) = calls  # one Voice Live session throughout
+    assert len(session.greetings) == 1
+    assert [r.turn_index for r in session.responses] == [0, 1]  # the line was answered
+    assert [line["event"] for line in logs if line["event"] == "call.media_rejoined"]
+    assert sim.disconnect == "caller"
+
+
+async def test_a_media_socket_that_never_comes_back_ends_the_call_after_the_rejoin_window() -> None:
+    continuity = ContinuitySettings(voice_live_stall_s=STALL_S, media_rejoin_s=1.5)
+    async with stack(continuity) as local:
+        sim, logs = await media_call(
+            local, [Hangup(At(25))], [MediaDrop(at_s=2.0, rejoin_after_s=None)]
+        )
+    (ended,) = [line for line in logs if line["event"] == "call.ended"]
+    assert ended["ended_by"] == "media_lost"
+    assert sim.disconnect == "app_terminate"
+    assert local.emulator.sessions_for(sim.correlation_id)[0].is_closed
+
+
+async def test_a_media_socket_gone_silent_is_closed_and_the_call_ended() -> None:
+    """ACS stops sending frames without closing: after media_stall_s the socket is closed as
+    dead; no new one comes, so the call is hung up after the rejoin window."""
+    continuity = ContinuitySettings(
+        voice_live_stall_s=STALL_S, media_stall_s=1.0, media_rejoin_s=1.0
+    )
+    async with stack(continuity) as local:
+        sim, logs = await media_call(local, [Hangup(At(25))], [MediaStall(at_s=2.0, for_s=None)])
+    events = [line["event"] for line in logs]
+    assert "acs.media_stalled" in events
+    (ended,) = [line for line in logs if line["event"] == "call.ended"]
+    assert ended["ended_by"] == "media_lost"
+    assert sim.disconnect == "app_terminate"

@@ -320,7 +320,10 @@ class CallBridge:
             if self._acs.ended or media.actions.ending:
                 log.info("call.media_closed_by_bridge", close_code=socket.close_code)
                 return
+            # ACS may reconnect at once: a new socket is taken from now on.
+            self._rejoin = asyncio.get_running_loop().create_future()
             if not await self._call_goes_on():
+                self._rejoin = None
                 log.info("call.caller_hung_up", close_code=socket.close_code)
                 return
             socket = await self._await_rejoin(media, socket)
@@ -346,7 +349,7 @@ class CallBridge:
         self._acs.socket = None
         # Nobody hears what is queued: it is dropped and the model told what was heard.
         await media.interruption.interrupt(barge_in=False)
-        self._rejoin = asyncio.get_running_loop().create_future()
+        assert self._rejoin is not None  # opened when the socket closed
         try:
             async with asyncio.timeout(wait_s):
                 rejoined = await self._rejoin

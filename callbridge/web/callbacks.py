@@ -18,6 +18,13 @@ from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
+_STREAM_INTERRUPTED = frozenset({"streamConnectionInterrupted"})
+"""``mediaStreamingStatusDetails`` of a media socket lost mid-call, which ACS may re-establish
+(``streamConnectionReestablished`` on a ``MediaStreamingStarted``). The values are listed by the
+Call Automation SDKs (Python 1.6.0 ``MediaStreamingStatusDetails``; Java's enum of the same
+name); Learn documents neither the values nor when each is sent, so only this one is read as
+recoverable, and every other failure detail still hangs the call up."""
+
 
 async def callback(request: web.Request) -> web.Response:
     replica = request.app[REPLICA]
@@ -67,9 +74,21 @@ async def _handle(replica: Replica, event: CallEvent) -> None:
                 log.info("acs.event", event_type=name)
             case "CallTransferAccepted":
                 log.info("call.transfer_accepted")
+            case "MediaStreamingFailed" if event.media_streaming_details in _STREAM_INTERRUPTED:
+                # The socket dropped mid-call and ACS may open a new one: the bridge keeps the
+                # call for CALLBRIDGE_MEDIA_REJOIN_S, then hangs up itself if none came.
+                log.warning(
+                    "call.media_interrupted",
+                    details=event.media_streaming_details,
+                    **_result_fields(result),
+                )
             case "MediaStreamingFailed":
                 # The call is connected but no audio can flow: nobody can talk to the agent.
-                log.error("call.media_failed", **_result_fields(result))
+                log.error(
+                    "call.media_failed",
+                    details=event.media_streaming_details,
+                    **_result_fields(result),
+                )
                 if call_id is not None:
                     replica.tasks.spawn(_hang_up(replica, call_id), "hang-up")
                 await _forget(replica, correlation_id)
