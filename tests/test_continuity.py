@@ -158,13 +158,13 @@ async def test_a_session_that_goes_silent_is_replaced_within_the_stall_bound(
     """Voice Live stops sending (a hang answers pings, a freeze does not) just as the caller
     finishes a line: within the stall bound a new session answers it."""
     script: list[Step] = [
-        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Say(LINE, At(3.0)),
         Hangup(AfterAgentDone(pause_ms=300)),
     ]
     async with stack() as local:
-        # The caller's line starts about 1.5 s in; the session goes silent as it starts.
+        # The greeting is over by about 1.3 s; the session goes silent just before the line.
         with capture_logs() as logs:
-            result = await call(local, script, [fault(at_s=1.4)])
+            result = await call(local, script, [fault(at_s=2.8)])
         _, second = sessions(local, result)
     (lost,) = [line for line in logs if line["event"] == "voice_live.lost"]
     assert lost["reason"] in ("stalled", "closed")

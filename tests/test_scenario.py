@@ -548,8 +548,8 @@ ERRORS = [
         _expect('ended_by = "callee"'),
         "expect.ended_by",
         'must be "caller" or "end_call" or "transfer_call" or "time_limit" or'
-        ' "voice_session_ended" or "voice_session_unavailable" or "shutdown", not "callee";'
-        ' did you mean "caller"?',
+        ' "voice_session_unavailable" or "fallback_transfer" or "media_lost" or "shutdown",'
+        ' not "callee"; did you mean "caller"?',
     ),
     (
         _expect('ended_by = "transfer_call"'),
