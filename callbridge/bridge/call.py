@@ -358,7 +358,6 @@ class CallBridge:
             log.error("call.media_not_rejoined", waited_s=wait_s)
             self.stats.ended_by = EndedBy.MEDIA_LOST
             media.actions.ending = True
-            self._acs.ended = True
             await hang_up(self._call)
         finally:
             self._rejoin = None
@@ -487,7 +486,8 @@ class CallBridge:
     def _on_session_replaced(self, media: _Media, event: SessionReplaced) -> None:
         """The call goes on with a new session (after a loss, or rolled over at a quiet
         moment, when there is nothing in flight)."""
-        self._on_session_lost(media)
+        if event.kind == "rollover":
+            self._on_session_lost(media)  # a loss was handled as it happened
         media.actions.session_replaced()
         self.stats.outage_ms += event.lost_ms
         log.info(
@@ -557,18 +557,17 @@ class CallBridge:
     def _on_error(self, event: ServerEventError) -> None:
         """Most errors are Voice Live refusing one event, and the call goes on; a refused
         ``session.update`` leaves no working agent: the fallback."""
-        self.stats.voice_live_errors += 1
         error = event.error
+        event_id = getattr(error, "event_id", None)
+        if event_id == LIVENESS_PROBE_EVENT_ID:
+            return  # the probe's expected answer: the session is alive
+        self.stats.voice_live_errors += 1
         fields = {
             "error_type": getattr(error, "type", None),
             "code": getattr(error, "code", None),
             "message": getattr(error, "message", None),
             "param": getattr(error, "param", None),
         }
-        event_id = getattr(error, "event_id", None)
-        if event_id == LIVENESS_PROBE_EVENT_ID:
-            self.stats.voice_live_errors -= 1  # the probe's expected answer, not a failure
-            return
         if event_id != SESSION_UPDATE_EVENT_ID:
             log.error("voice_live.error", **fields)
             return

@@ -146,6 +146,7 @@ class _Session:
         self.expires_at: float | None = None
         """Monotonic time the service said it expires, once known."""
         self.reader: asyncio.Task[None] | None = None
+        self.closed = False
 
 
 class VoiceLink:
@@ -194,28 +195,38 @@ class VoiceLink:
         The first session's ``session.created``/``session.updated`` reach the bridge through
         ``events`` (the greeting waits for them); a replacement's are read here instead."""
         self._configure = configure
-        held: HeldSession | None = first
-        attempt = 0
-        while True:
-            if held is None:
-                held = self._sessions.open()
-            connection = await _ready(held, deadline)
-            if connection is not None:
-                break
-            await held.release()
-            held = None
-            wait = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
-            attempt += 1
-            if time.monotonic() + wait >= deadline:
-                return False
-            await asyncio.sleep(wait)
-        if held is not first or first.configured_rate != rate:
+        session, _ = await self._open_within(deadline, first=first, confirm=False)
+        if session is None:
+            return False
+        if session.held is not first or first.configured_rate != rate:
             try:
-                await configure_session(connection, configure)
+                await configure_session(session.connection, configure)
             except VoiceLiveConnectionError as exc:
                 log.error("voice_live.send_failed", error=str(exc))
-        await self._swap_to(_Session(held, connection), resend=[], replay=False)
+        await self._swap_to(session, resend=[], replay=False)
         return True
+
+    async def _open_within(
+        self, deadline: float, *, first: HeldSession | None = None, confirm: bool
+    ) -> tuple[_Session | None, int]:
+        """A session open before ``deadline`` (monotonic), retrying with backoff; ``first`` (a
+        session already opening) is tried first. ``confirm``: configure it and wait for Voice
+        Live to confirm. The session (None if none in time) and the attempts made."""
+        held = first
+        attempt = 0
+        while True:
+            attempt += 1
+            held = held or self._sessions.open()
+            connection = await _ready(held, deadline)
+            session = None if connection is None else _Session(held, connection)
+            if session is not None and (not confirm or await self._prepare(session, deadline)):
+                return session, attempt
+            await held.release()
+            held = None
+            wait = RECONNECT_BACKOFF_S[min(attempt - 1, len(RECONNECT_BACKOFF_S) - 1)]
+            if time.monotonic() + wait >= deadline:
+                return None, attempt
+            await asyncio.sleep(wait)
 
     def _new_hold(self) -> deque[str]:
         """Holds the caller's audio while no session can take it, as long as the budget."""
@@ -388,30 +399,20 @@ class VoiceLink:
         self._held_audio = self._new_hold()
         self._tasks.spawn(_close(old), "close-lost-session")
         deadline = started + self._continuity.reconnect_budget_s
-        attempt = 0
-        while True:
-            held = self._sessions.open()
-            connection = await _ready(held, deadline)
-            session = None if connection is None else _Session(held, connection)
-            if session is not None and await self._prepare(session, deadline):
-                break
-            await held.release()
-            wait = RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)]
-            attempt += 1
-            if time.monotonic() + wait >= deadline:
-                log.error(
-                    "voice_live.reconnect_failed",
-                    budget_s=self._continuity.reconnect_budget_s,
-                    attempts=attempt,
-                )
-                self._current = None
-                self._held_audio = None
-                return AgentUnavailable(f"lost ({lost.reason}); no new session in time")
-            await asyncio.sleep(wait)
+        session, attempts = await self._open_within(deadline, confirm=True)
+        if session is None:
+            log.error(
+                "voice_live.reconnect_failed",
+                budget_s=self._continuity.reconnect_budget_s,
+                attempts=attempts,
+            )
+            self._current = None
+            self._held_audio = None
+            return AgentUnavailable(f"lost ({lost.reason}); no new session in time")
         await self._swap_to(session, resend=list(self._unanswered))
         self.reconnects += 1
         lost_ms = (time.monotonic() - started) * 1000
-        log.info("voice_live.reconnected", attempts=attempt + 1, outage_ms=round(lost_ms))
+        log.info("voice_live.reconnected", attempts=attempts, outage_ms=round(lost_ms))
         return SessionReplaced("reconnect", lost_ms)
 
     async def _prepare(self, session: _Session, deadline: float) -> bool:
@@ -533,6 +534,11 @@ async def _ready(held: HeldSession, deadline: float) -> VoiceLiveConnection | No
 
 
 async def _close(session: _Session) -> None:
+    """Stop reading the session and close it (once: a lost session is closed as soon as it is
+    lost, before its replacement takes its place)."""
+    if session.closed:
+        return
+    session.closed = True
     if session.reader is not None:
         session.reader.cancel()
         await asyncio.gather(session.reader, return_exceptions=True)
