@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from azure.ai.voicelive.aio import VoiceLiveConnection, WebsocketConnectionOptions, connect
 from azure.ai.voicelive.models import (
@@ -218,6 +219,40 @@ async def open_voice_live(
                 connection_options=options,
                 model=settings.session_model(profile),
             )
-        async with asyncio.timeout(settings.connect_timeout_s):
-            connection = await stack.enter_async_context(manager)
+        connection = await _handshake(manager, settings.connect_timeout_s)
+        stack.push_async_exit(manager)
         yield connection
+
+
+_ABANDONED: set[asyncio.Future[Any]] = set()
+"""Handshakes given up on, still running: held here until they end (see ``_handshake``)."""
+
+
+async def _handshake(
+    manager: AbstractAsyncContextManager[VoiceLiveConnection], timeout_s: float
+) -> VoiceLiveConnection:
+    """Enter the SDK's connection manager within ``timeout_s``, never cancelling its handshake.
+
+    azure-ai-voicelive 1.3.1 (``aio/_patch.py``, ``__aenter__``) closes the aiohttp
+    ``ClientSession`` it creates only when ``ws_connect`` raises an ``aiohttp.ClientError``: a
+    handshake cancelled by a timeout, or by the call ending, leaks the session. So a handshake
+    that outlives its bound (or its caller) is left to end on its own, which aiohttp's own
+    session timeout bounds, and a connection it then brings is closed at once.
+    """
+    handshake = asyncio.ensure_future(manager.__aenter__())
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await asyncio.shield(handshake)
+    except BaseException:
+        _ABANDONED.add(handshake)
+        handshake.add_done_callback(_close_late_connection)
+        raise
+
+
+def _close_late_connection(handshake: asyncio.Future[Any]) -> None:
+    _ABANDONED.discard(handshake)
+    if handshake.cancelled() or handshake.exception() is not None:
+        return  # failed: the SDK closed its session, or the loop is shutting down
+    closing = asyncio.ensure_future(handshake.result().close())
+    _ABANDONED.add(closing)
+    closing.add_done_callback(_ABANDONED.discard)

@@ -253,7 +253,9 @@ class VoiceLink:
     async def events(self) -> AsyncIterator[LinkEvent]:
         """Every event of the call's current session, across replacements, until the link is
         closed or no session can be had (``AgentUnavailable``, then the end)."""
-        poll_s = self._continuity.voice_live_stall_s / 4
+        # Fine enough that an overdue event is probed, and a dead session found, close to the
+        # liveness bounds (quarters of the stall bound).
+        poll_s = self._continuity.voice_live_stall_s / 8
         while not self._closing and self._current is not None:
             try:
                 async with asyncio.timeout(poll_s):
@@ -310,8 +312,7 @@ class VoiceLink:
     async def append(self, audio: bytes, *, voiced: bool) -> None:
         """One frame of the caller's audio, to exactly one session; ``voiced``: ACS did not
         mark it silent."""
-        if voiced:
-            self._liveness.on_caller_voice(time.monotonic())
+        self._liveness.on_caller_audio(voiced=voiced, now=time.monotonic())
         encoded = base64.b64encode(audio).decode()
         if self._held_audio is not None:
             self._held_audio.append(encoded)

@@ -92,9 +92,11 @@ class ContinuitySettings:
     session whose model is a realtime model is not published, so the default is the lowest,
     30 minutes; ``session.created`` carries ``expires_at`` and an earlier one wins."""
     voice_live_stall_s: float = 5.0
-    """No server event this long while a response is expected means the session is stalled;
-    it also sets the WebSocket heartbeat. Not published: Voice Live documents no event cadence
-    or keep-alive, so we chose the longest dead air we would let a caller hear on a live line."""
+    """The longest dead air a stalled session may cost the caller: one is found within half of
+    it (``callbridge.bridge.liveness``), leaving the rest for the reconnect and the answer; it
+    also sets the WebSocket heartbeat (every half of it). Not published: Voice Live documents
+    no event cadence or keep-alive, so we chose the longest dead air we would let a caller hear
+    on a live line."""
     reconnect_budget_s: float = 5.0
     """Time allowed to reconnect to Voice Live after an unexpected drop before the fallback
     clip plays. Our choice, like ``voice_live_stall_s``: a reconnect normally takes one TLS and

@@ -123,6 +123,9 @@ class CallRecord:
     refused_rejoins: list[RefusedRejoin] = field(default_factory=list)
     stalls: list[Stall] = field(default_factory=list)
     lost_voiced_ms: float = 0.0
+    sent_frames: list[tuple[int, int]] = field(default_factory=list)
+    """The 20 ms frame slots sent over a socket, as runs ``(first, last)`` of slot numbers
+    (slot n is due ``n * 20 ms`` after ``ws_opened_at``)."""
     """What the caller said while no socket was open to carry it (stalls not included)."""
 
     @property

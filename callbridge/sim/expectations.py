@@ -78,7 +78,88 @@ def check_expectations(expect: Expectations, report: CallReport) -> list[Failure
                 + "; ".join(violations),
             )
         )
+    failures += _check_continuity(expect, report)
     return failures
+
+
+def _check_continuity(expect: Expectations, report: CallReport) -> list[Failure]:
+    """The continuity expectations; the report's ``continuity`` is None only for a call that
+    was not judged from the emulator's records, and then each one set fails."""
+    continuity = report.continuity
+    asked = {
+        "max_silence_ms": expect.max_silence_ms,
+        "caller_audio_lost_ms": expect.caller_audio_lost_ms,
+        "greetings": expect.greetings,
+        "sessions": expect.sessions,
+        "fallback_in_full": expect.fallback_in_full,
+    }
+    if continuity is None:
+        return [
+            Failure(f"expect.{key}", "the report has no continuity figures")
+            for key, value in asked.items()
+            if value is not None
+        ]
+    failures: list[Failure] = []
+    limit = expect.max_silence_ms
+    if limit is not None and continuity.longest_silence_ms > limit:
+        failures.append(
+            Failure(
+                "expect.max_silence_ms",
+                f"the caller waited {_ms(continuity.longest_silence_ms)} for the agent in silence"
+                f" > maximum {_ms(limit)}",
+            )
+        )
+    limit = expect.caller_audio_lost_ms
+    lost = continuity.caller_audio_lost_ms
+    if limit is not None and (lost is None or lost > limit):
+        failures.append(
+            Failure(
+                "expect.caller_audio_lost_ms",
+                "no Voice Live session heard any caller audio"
+                if lost is None
+                else f"{_ms(lost)} of the caller's audio reached callbridge and no Voice Live"
+                f" session > maximum {_ms(limit)}",
+            )
+        )
+    for key, want, got in (
+        ("greetings", expect.greetings, continuity.greetings),
+        ("sessions", expect.sessions, continuity.sessions),
+    ):
+        if want is not None and want != got:
+            noun = "greeting" if key == "greetings" else "Voice Live session"
+            failures.append(
+                Failure(f"expect.{key}", f"expected {_count(want, noun)}, the call had {got}")
+            )
+    if expect.fallback_in_full:
+        failures += _check_fallback(report)
+    return failures
+
+
+FALLBACK_CUT_TOLERANCE_MS = 40.0
+"""How much shorter than the clip the caller's last spurt may be and still count as the whole
+clip: the codec's and the jitter buffer's edges, two frames."""
+
+
+def _check_fallback(report: CallReport) -> list[Failure]:
+    continuity = report.continuity
+    assert continuity is not None  # checked by the caller
+    clip_ms, heard_ms = continuity.fallback_clip_ms, continuity.fallback_heard_ms
+    if clip_ms is None or heard_ms is None:
+        ended = report.setup.ended_by if report.setup is not None else None
+        return [
+            Failure(
+                "expect.fallback_in_full",
+                f"the call did not end on the fallback path (ended by {ended or 'unknown'})",
+            )
+        ]
+    if heard_ms < clip_ms - FALLBACK_CUT_TOLERANCE_MS:
+        return [
+            Failure(
+                "expect.fallback_in_full",
+                f"the caller heard {_ms(heard_ms)} of the {_ms(clip_ms)} fallback clip",
+            )
+        ]
+    return []
 
 
 def _check_audio_end(

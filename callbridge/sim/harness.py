@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from callbridge.adapters.fallback_audio import fallback_clip
 from callbridge.assets import asset_path
 from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.core.settings import (
@@ -33,6 +34,7 @@ from callbridge.core.settings import (
     VoiceLiveSettings,
 )
 from callbridge.sim.acs import AcsStandin, SimCall
+from callbridge.sim.continuity import FALLBACK_ENDS, fallback_heard
 from callbridge.sim.judge import BridgeSummaries, CallResult, judge_call
 from callbridge.sim.loopback import (
     EMULATOR_KEY,
@@ -360,10 +362,15 @@ class LocalStack:
         profile = self.routing.profile_for(sim.to_number) or DEFAULT_PROFILE
         result = await judge_call(sim.media, self.emulator, profile.audio_format)
         bridge = await self.bridge_summaries.get(sim.call_connection_id)
+        setup = call_setup(sim, result.sessions, bridge)
+        continuity = result.report.continuity
+        if continuity is not None and setup.ended_by in FALLBACK_ENDS:
+            continuity = fallback_heard(continuity, sim.media, fallback_clip(profile))
         report = replace(
             result.report,
-            setup=call_setup(sim, result.session, bridge),
+            setup=setup,
             playout=playout_delay(sim.media, self.pacing.playout_delay_ms, bridge),
+            continuity=continuity,
         )
         return replace(result, report=report, acs=sim)
 

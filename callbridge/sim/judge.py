@@ -1,20 +1,22 @@
 """Judging a finished simulated call: its witnesses' records paired up, and its report.
 
 The phone's ``CallRecord`` says what the caller said and heard; the Voice Live emulator's
-session says what the bridge sent and was told. ``judge_call`` pairs them and builds the
-``CallReport``.
+sessions of the call say what the bridge sent and was told. ``judge_call`` pairs them and builds
+the ``CallReport``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from callbridge.adapters.telemetry import CallSummary
 from callbridge.core.codec import decoder_delay_ms
 from callbridge.core.profiles import AudioFormat
 from callbridge.sim.acs import SimCall
 from callbridge.sim.call_record import CallRecord
+from callbridge.sim.continuity import judge_continuity
 from callbridge.sim.report import CallReport, build_call_report
 from callbridge.sim.voicelive import EmulatorSession, VoiceLiveEmulator
 
@@ -57,34 +59,49 @@ class CallResult:
 
     record: CallRecord
     """The phone's record: what the caller said and heard."""
-    session: EmulatorSession
-    """Voice Live's record: what the bridge sent and was told."""
+    sessions: Sequence[EmulatorSession]
+    """Voice Live's records, oldest first: what the bridge sent and was told. More than one
+    when the call reconnected or rolled over; none when Voice Live never took the call."""
     report: CallReport
     acs: SimCall | None = None
     """ACS's record of the call (IncomingCall, REST operations, callbacks), when it had one."""
+
+    @property
+    def session(self) -> EmulatorSession:
+        """The call's first Voice Live session (its only one, unless it reconnected or rolled
+        over)."""
+        if not self.sessions:
+            raise LookupError(f"call {self.record.call_connection_id} had no Voice Live session")
+        return self.sessions[0]
 
 
 async def judge_call(
     record: CallRecord, emulator: VoiceLiveEmulator, audio_format: AudioFormat
 ) -> CallResult:
-    """Pair a finished call's phone record with its emulator session and build the report."""
-    session = await finished_session(emulator, record.correlation_id)
+    """Pair a finished call's phone record with its emulator sessions and build the report."""
+    sessions = await finished_sessions(emulator, record.correlation_id)
+    refused = [r for r in emulator.refused_upgrades if r.client_request_id == record.correlation_id]
     report = build_call_report(
         record,
-        session,
+        sessions,
         audio_format=audio_format,
         codec_delay_ms=decoder_delay_ms(audio_format, record.sample_rate),
     )
-    return CallResult(record, session, report)
+    continuity = judge_continuity(record, sessions, refused)
+    return CallResult(record, sessions, replace(report, continuity=continuity))
 
 
-async def finished_session(emulator: VoiceLiveEmulator, correlation_id: str) -> EmulatorSession:
-    """The emulator's record of a call that has ended, once the bridge has closed it."""
-    # The bridge opens Voice Live before it relays any audio, so by the time a call has
-    # ended its session exists; it closes shortly after the media socket does.
-    session = emulator.session_for(correlation_id)
-    if session is None:
-        raise RuntimeError(f"the bridge opened no Voice Live session for call {correlation_id}")
+async def finished_sessions(
+    emulator: VoiceLiveEmulator, correlation_id: str
+) -> Sequence[EmulatorSession]:
+    """The emulator's records of a call that has ended, once the bridge has closed them all.
+
+    The bridge opens Voice Live before it relays any audio and closes its sessions shortly
+    after the media socket closes. A call may have none: Voice Live refused it, or accepted
+    only after callbridge had given up and fallen back.
+    """
+    sessions = emulator.sessions_for(correlation_id)
     async with asyncio.timeout(SESSION_CLOSE_TIMEOUT_S):
-        await session.wait_closed()
-    return session
+        for session in sessions:
+            await session.wait_closed()
+    return sessions

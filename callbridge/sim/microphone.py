@@ -69,6 +69,8 @@ class Microphone:
         self.late_frames = 0
         """Frames sent more than a frame late."""
         self.stalls: list[Stall] = []
+        self.sent_runs: list[tuple[int, int]] = []
+        """The frame slots sent over a socket, as runs of slot numbers ``(first, last)``."""
 
     @property
     def steps(self) -> list[StepRecord]:
@@ -125,7 +127,12 @@ class Microphone:
         stamp = frame_timestamp(self._wall_opened_at, frame)
         audio = self._audio_message(stamp, tick.pcm)
         keys = [dtmf_message(stamp, self._participant_raw_id, digit) for digit in tick.digits]
-        await self._line.send_frame([*keys, audio])
+        if await self._line.send_frame([*keys, audio]):
+            runs = self.sent_runs
+            if runs and runs[-1][1] == frame - 1:
+                runs[-1] = (runs[-1][0], frame)
+            else:
+                runs.append((frame, frame))
 
     def _stall_at(self, due: float) -> Stall | None:
         """The stall that withholds the frame due at ``due``, if any; keeps the stalls' record."""

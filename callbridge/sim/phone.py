@@ -316,6 +316,7 @@ class _Call:
             steps=microphone.steps,
             frames_sent=microphone.frames_sent,
             silent_frames_sent=microphone.silent_frames,
+            sent_frames=microphone.sent_runs,
             late_frames=microphone.late_frames,
             playout_delay_ms=self._phone.playout_delay_ms,
             mark_answers=self._marks.answers,

@@ -11,7 +11,6 @@ socket: the line only carries it, and hands every message from the bridge on, st
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -131,16 +130,20 @@ class PhoneLine:
             raise ConnectionResetError("no media socket is open")
         await self._socket.ws.send_str(message)
 
-    async def send_frame(self, messages: Sequence[str]) -> None:
-        """Send one frame slot's messages, in order, on the socket open now (if any)."""
+    async def send_frame(self, messages: Sequence[str]) -> bool:
+        """Send one frame slot's messages, in order, on the socket open now (if any); whether
+        they were sent."""
         socket = self._socket
         if socket is None:
-            return
+            return False
         # A socket closing under the frame (the bridge closed it, or a drop) loses the frame;
         # the reader or the drop records how the socket ended.
-        with contextlib.suppress(ConnectionResetError):
+        try:
             for message in messages:
                 await socket.ws.send_str(message)
+        except ConnectionResetError:
+            return False
+        return True
 
     async def run_drops(self, faults: Sequence[MediaFault], opened_at: float) -> None:
         """Drop the line as the faults say, timed from ``opened_at``, and rejoin after each

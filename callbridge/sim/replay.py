@@ -115,6 +115,9 @@ async def _place_call(stack: LocalStack, scenario: Scenario) -> CallResult:
         caller_transcripts=scenario.caller_transcripts,
         speed=scenario.stream_speed,
         response_delay_ms=scenario.response_delay_ms,
+        faults=scenario.faults.voice_live,
+        media_faults=scenario.faults.media,
+        rest_faults=scenario.faults.rest,
         max_duration_s=max_duration_s,
         timeout_s=max_duration_s + CALL_SLACK_S,
     )

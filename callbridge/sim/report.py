@@ -1,8 +1,9 @@
 """Call reports: what a simulated call measured, from the two independent witnesses.
 
 Every figure comes from the simulated phone's playout record (what the caller heard, and when)
-and the Voice Live emulator's record (what the model sent and was told). Nothing is taken from
-the bridge's own ledger: the report checks the bridge, it does not trust it.
+and the Voice Live emulator's records of the call's sessions (what the model sent and was told;
+a call that reconnected or rolled over has several, and the report reads them all). Nothing is
+taken from the bridge's own ledger: the report checks the bridge, it does not trust it.
 
 Times are ``time.monotonic()`` seconds; the phone, the emulator and the bridge share the clock.
 """
@@ -18,6 +19,7 @@ from callbridge.adapters.telemetry import CallSummary
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.numbers import mask
 from callbridge.sim.acs import SimCall
+from callbridge.sim.continuity import Continuity
 from callbridge.sim.phone import CallRecord, StopRecord
 from callbridge.sim.voicelive import EmulatorSession, SpeechRecord
 
@@ -126,6 +128,7 @@ class CallReport:
     """The text the bridge gave the agent for the caller's keypad presses."""
     setup: CallSetup | None = None
     playout: PlayoutDelay | None = None
+    continuity: Continuity | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,7 +147,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def build_call_report(
     record: CallRecord,
-    session: EmulatorSession,
+    sessions: Sequence[EmulatorSession],
     *,
     audio_format: str,
     codec_delay_ms: float,
@@ -153,7 +156,8 @@ def build_call_report(
 
     Args:
         record: the phone's record of the call.
-        session: the emulator's record of the same call's Voice Live session.
+        sessions: the emulator's records of the same call's Voice Live sessions, oldest first
+            (none if Voice Live never took the call).
         audio_format: the bridge's Voice Live audio format, for the report.
         codec_delay_ms: the transcoder's fixed delay on the agent path: the caller's playback of
             a reply starts that much before the reply's own first sample, so it is taken off
@@ -168,9 +172,9 @@ def build_call_report(
         underruns=record.underruns,
     )
     first_heard = record.first_audio_heard_at
-    violations = [*session.violations]
+    violations = [violation for session in sessions for violation in session.violations]
     violations += [f"bridge sent a bad media message: {bad.reason}" for bad in record.bad_messages]
-    barge_ins = [_barge_in(stop, record, session, codec_delay_ms) for stop in record.stops]
+    barge_ins = [_barge_in(stop, record, sessions, codec_delay_ms) for stop in record.stops]
     for index, barge_in in enumerate(barge_ins, start=1):
         if barge_in.audio_end_ms is None and barge_in.heard_ms > 0:
             violations.append(f"barge-in {index}: playback was cut but no truncate was sent")
@@ -184,15 +188,15 @@ def build_call_report(
         ),
         pacing=pacing,
         barge_ins=barge_ins,
-        stale_audio_ms=round(_stale_audio_ms(record, session)),
+        stale_audio_ms=round(_stale_audio_ms(record, sessions)),
         protocol_violations=violations,
-        tool_calls=[call.name for call in session.tool_calls],
-        keypad_inputs=[entry.text for entry in session.text_inputs],
+        tool_calls=[call.name for session in sessions for call in session.tool_calls],
+        keypad_inputs=[entry.text for session in sessions for entry in session.text_inputs],
     )
 
 
 def call_setup(
-    call: SimCall, session: EmulatorSession, bridge: CallSummary | None = None
+    call: SimCall, sessions: Sequence[EmulatorSession], bridge: CallSummary | None = None
 ) -> CallSetup:
     """What ACS saw of the call: setup latencies, callbacks, and how it ended; ``bridge`` is
     callbridge's own summary of the call, if it gave one."""
@@ -202,6 +206,7 @@ def call_setup(
         return None if at is None else round((at - start) * 1000, 1)
 
     media_opened = call.media.ws_opened_at if call.media is not None else None
+    connect_requested = sessions[0].upgrade_requested_at if sessions else None
     return CallSetup(
         direction=call.direction,
         outcome=call.outcome,
@@ -209,49 +214,63 @@ def call_setup(
         media_ms=since_start(media_opened),
         voice_live_head_start_ms=(
             None
-            if media_opened is None or session.upgrade_requested_at is None
-            else round((media_opened - session.upgrade_requested_at) * 1000, 1)
+            if media_opened is None or connect_requested is None
+            else round((media_opened - connect_requested) * 1000, 1)
         ),
         callbacks=[f"{c.name} {c.status}" for c in call.callbacks],
         disconnect=call.disconnect,
-        ended_by=_ended_by(call, session, bridge),
+        ended_by=_ended_by(call, sessions, bridge),
         transfer_target=call.transfer_target,
     )
 
 
 def _ended_by(
-    call: SimCall, session: EmulatorSession, bridge: CallSummary | None
+    call: SimCall, sessions: Sequence[EmulatorSession], bridge: CallSummary | None
 ) -> EndedBy | None:
+    tools = [tool.name for session in sessions for tool in session.tool_calls]
     match call.disconnect:
         case "caller":
             return EndedBy.CALLER
         case "transfer":
-            return EndedBy.TRANSFER_CALL
+            # ACS saw a transfer; the agent's own tool, or callbridge's fallback path when Voice
+            # Live saw no transfer_call (callbridge's summary names it).
+            if EndedBy.TRANSFER_CALL in tools or bridge is None or bridge.ended_by is None:
+                return EndedBy.TRANSFER_CALL
+            return bridge.ended_by
         case "app_hangup" | "app_terminate":
             if bridge is not None and bridge.ended_by is not None:
                 return bridge.ended_by
-            if session.tool_calls and session.tool_calls[-1].name == EndedBy.END_CALL:
+            if tools and tools[-1] == EndedBy.END_CALL:
                 return EndedBy.END_CALL
     return None
 
 
-def _speech_before(session: EmulatorSession, at: float) -> SpeechRecord | None:
+def _speech_before(sessions: Sequence[EmulatorSession], at: float) -> SpeechRecord | None:
     started = [
-        s for s in session.speech if s.started_sent_at is not None and s.started_sent_at <= at
+        s
+        for session in sessions
+        for s in session.speech
+        if s.started_sent_at is not None and s.started_sent_at <= at
     ]
-    return started[-1] if started else None
+    return max(started, key=lambda s: s.started_sent_at or 0.0, default=None)
 
 
 def _barge_in(
-    stop: StopRecord, record: CallRecord, session: EmulatorSession, codec_delay_ms: float
+    stop: StopRecord,
+    record: CallRecord,
+    sessions: Sequence[EmulatorSession],
+    codec_delay_ms: float,
 ) -> BargeInReport:
     heard_ms = round(max(0.0, stop.heard_ms - codec_delay_ms)) if stop.spurt is not None else 0
-    speech = _speech_before(session, stop.at)
+    speech = _speech_before(sessions, stop.at)
     started_at = speech.started_sent_at if speech else None
     audio_end_ms: int | None = None
     overhang_ms = 0
     if started_at is not None:
-        truncates = [t for t in session.truncations if t.at >= started_at]
+        truncates = sorted(
+            (t for session in sessions for t in session.truncations if t.at >= started_at),
+            key=lambda t: t.at,
+        )
         if truncates:
             audio_end_ms = truncates[0].audio_end_ms
         spurt = next((s for s in record.spurts if s.index == stop.spurt), None)
@@ -268,7 +287,7 @@ def _barge_in(
     )
 
 
-def _stale_audio_ms(record: CallRecord, session: EmulatorSession) -> float:
+def _stale_audio_ms(record: CallRecord, sessions: Sequence[EmulatorSession]) -> float:
     """Audio arriving after a StopAudio and before the next reply's audio could exist.
 
     The next reply's first delta left the emulator at a known time; anything the phone received
@@ -276,10 +295,11 @@ def _stale_audio_ms(record: CallRecord, session: EmulatorSession) -> float:
     """
     stale = 0.0
     for stop in record.stops:
-        speech = _speech_before(session, stop.at)
+        speech = _speech_before(sessions, stop.at)
         since = speech.started_sent_at if speech and speech.started_sent_at else stop.at
         later = [
             r.first_audio_delta_at
+            for session in sessions
             for r in session.responses
             if r.created_at > since and r.first_audio_delta_at is not None
         ]
@@ -317,6 +337,8 @@ def render_text(report: CallReport) -> str:
         lines.append(f"  tools called             {', '.join(report.tool_calls)}")
     if report.setup is not None:
         lines[1:1] = _setup_lines(report.setup)
+    if report.continuity is not None:
+        lines += _continuity_lines(report.continuity)
     verdict = "none" if not report.protocol_violations else "; ".join(report.protocol_violations)
     lines.append(f"  protocol violations      {verdict}")
     return "\n".join(lines)
@@ -345,6 +367,27 @@ def _setup_lines(setup: CallSetup) -> list[str]:
         f"  ended by                 {setup.ended_by or 'unknown'} (ACS: {setup.disconnect})"
         + (f" (transferred to {mask(setup.transfer_target)})" if setup.transfer_target else ""),
     ]
+
+
+def _continuity_lines(continuity: Continuity) -> list[str]:
+    greetings = f"{continuity.greetings} greeting" + ("" if continuity.greetings == 1 else "s")
+    refused = (
+        f", {continuity.refused_connects} connects refused" if continuity.refused_connects else ""
+    )
+    faults = f"; faults: {', '.join(continuity.faults)}" if continuity.faults else ""
+    lines = [
+        f"  Voice Live sessions      {continuity.sessions} ({greetings}{refused}){faults}",
+        f"  media sockets            {continuity.media_sockets}",
+        f"  longest silence          {_ms(continuity.longest_silence_ms)} waiting for the agent",
+        f"  caller audio lost        {_ms(continuity.caller_audio_lost_ms)} in callbridge,"
+        f" {_ms(continuity.caller_audio_lost_on_line_ms)} on the line",
+    ]
+    if continuity.fallback_clip_ms is not None:
+        lines.append(
+            f"  fallback clip            heard {_ms(continuity.fallback_heard_ms)}"
+            f" of {_ms(continuity.fallback_clip_ms)}"
+        )
+    return lines
 
 
 def _ms(value: float | None) -> str:

@@ -2,11 +2,12 @@
 
 A scenario says what the caller does (lines from WAV files, keypad presses, hanging up, each
 once its trigger holds), what the agent says (one WAV per response, optionally ending in a tool
-call) and what the call's report must show. :func:`load_scenario` reads and checks a file and
-reports every problem in it at once; :func:`check_expectations` judges a finished call's
-:class:`~callbridge.sim.report.CallReport` against the file's ``[expect]`` table. Running the
-call is not done here: a runner gives ``turns``, ``caller_transcripts``, ``profile``,
-``response_delay_ms`` and ``stream_speed`` to a ``LocalStack`` and ``script`` to its ``call``.
+call), what goes wrong (faults the stand-ins inject) and what the call's report must show.
+:func:`load_scenario` reads and checks a file and reports every problem in it at once;
+:func:`check_expectations` judges a finished call's :class:`~callbridge.sim.report.CallReport`
+against the file's ``[expect]`` table. Running the call is not done here: a runner gives
+``turns``, ``caller_transcripts``, ``profile``, ``response_delay_ms``, ``stream_speed`` and
+``faults`` to a ``LocalStack`` and ``script`` to its ``call``.
 
 The format, by example (paths are relative to the scenario file)::
 
@@ -35,6 +36,8 @@ The format, by example (paths are relative to the scenario file)::
     tools = ["end_call", "lookup_order"]   # offered to the model; default ["end_call"]
     tools_module = "myapp.tools"   # needed for tools other than end_call and transfer_call
     # transfer_to = "+18005550199" # where transfer_call goes (this is the default)
+    # fallback_audio = "audio/sorry.wav"      # what callbridge plays when no agent can talk
+    # fallback_transfer_to = "+18005550123"   # then transfer there (default: hang up)
     response_delay_ms = 200        # optional: the model's thinking time before each response
     stream_speed = 2.0             # optional: audio streams this much faster than real time
 
@@ -55,6 +58,11 @@ The format, by example (paths are relative to the scenario file)::
     audio = "audio/goodbye.wav"
     tool = "end_call"
 
+    [[faults]]                     # optional: what goes wrong, and when (scenario_faults)
+    kind = "voice_live_drop"       # voice_live_drop/_hang/_freeze/_slow_accept/_refuse/_expire,
+    during_response = 1            # media_drop, media_stall, acs_rest_error, acs_rest_slow
+    after_audio_ms = 1500
+
     [expect]                       # every key optional
     barge_ins = [{ truncation_tolerance_ms = 20, max_stop_latency_ms = 300 }]  # or a count: 0
     # audio_end_ms = 2500 in a barge-in pins the truncation itself (± the tolerance, 20 ms)
@@ -63,6 +71,11 @@ The format, by example (paths are relative to the scenario file)::
     max_first_audio_ms = 1500
     stale_audio_ms = 0             # at most
     protocol_violations = 0        # at most; 0 when not set
+    max_silence_ms = 1500          # the longest the caller waits for the agent in silence
+    caller_audio_lost_ms = 0       # at most: reached callbridge, heard by no session
+    greetings = 1                  # exactly
+    sessions = 2                   # Voice Live sessions, exactly
+    # fallback_in_full = true      # the call ended on the fallback path, the clip heard whole
 
 Caller lines may be PCM16 mono WAVs at any rate (the phone resamples them); agent turns are
 PCM16 mono at 8-48 kHz. The n-th barge-in expectation judges the n-th barge-in; ``{}`` asks
@@ -76,8 +89,10 @@ they are reported as unknown keys, and files written now stay valid once they ex
 This module is the format's entry point; the work is done next to it: the types a scenario
 becomes are in :mod:`~callbridge.sim.scenario_schema`, each table is read by its own module
 (:mod:`~callbridge.sim.scenario_caller`, :mod:`~callbridge.sim.scenario_agent`,
-:mod:`~callbridge.sim.scenario_expect`, on :mod:`~callbridge.sim.scenario_reader`), and
-:mod:`~callbridge.sim.expectations` judges a report. Every public name is importable from here.
+:mod:`~callbridge.sim.scenario_faults`, :mod:`~callbridge.sim.scenario_expect`, on
+:mod:`~callbridge.sim.scenario_reader`), and :mod:`~callbridge.sim.expectations` judges a
+report (the continuity figures are :mod:`~callbridge.sim.continuity`'s). Every public name is
+importable from here.
 """
 
 from __future__ import annotations
@@ -92,6 +107,7 @@ from callbridge.sim.expectations import Failure, check_expectations
 from callbridge.sim.scenario_agent import AgentReader
 from callbridge.sim.scenario_caller import CallerReader
 from callbridge.sim.scenario_expect import ExpectReader
+from callbridge.sim.scenario_faults import FaultsReader
 from callbridge.sim.scenario_reader import ScenarioReader, show
 from callbridge.sim.scenario_schema import (
     DEFAULT_AUDIO_END_TOLERANCE_MS,
@@ -102,6 +118,7 @@ from callbridge.sim.scenario_schema import (
     DTMF_GAP_MS,
     BargeInExpectation,
     Expectations,
+    Faults,
     Scenario,
     ScenarioError,
 )
@@ -116,6 +133,7 @@ __all__ = [
     "BargeInExpectation",
     "Expectations",
     "Failure",
+    "Faults",
     "Scenario",
     "ScenarioError",
     "check_expectations",
@@ -129,6 +147,7 @@ _TOP_KEYS: Final = (
     "media_rate",
     "caller",
     "agent",
+    "faults",
     "expect",
 )
 
@@ -163,6 +182,7 @@ class _ScenarioFile(ScenarioReader):
         agent = agent_reader.agent(document)
         expect_reader = ExpectReader(self.path, self.problems, agent_reader.offered)
         expectations = expect_reader.expectations(document)
+        faults = FaultsReader(self.path, self.problems).faults(document)
         if self.problems.lines:
             return None
         return Scenario(
@@ -180,6 +200,9 @@ class _ScenarioFile(ScenarioReader):
             stream_speed=agent.stream_speed,
             expectations=expectations,
             caller_transcripts=transcripts,
+            faults=faults,
+            fallback_audio=agent.fallback_audio,
+            fallback_transfer_to=agent.fallback_transfer_to,
         )
 
     def media_rate(self, document: Mapping[str, Any]) -> int | None:

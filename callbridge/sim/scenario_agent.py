@@ -1,9 +1,10 @@
 """Reading a scenario file's ``[agent]`` table: the scripted agent's turns and its profile.
 
 The agent plays one ``[[agent.turns]]`` per response, each a WAV file with a transcript and
-optionally a tool call after it; ``tools``, ``tools_module`` and ``transfer_to`` make the agent
-profile that answers the call, and ``response_delay_ms`` and ``stream_speed`` pace the Voice
-Live emulator. See :mod:`callbridge.sim.scenario` for the format.
+optionally a tool call after it. ``tools``, ``tools_module``, ``transfer_to``,
+``fallback_audio`` and ``fallback_transfer_to`` make the agent profile that answers the call;
+``response_delay_ms`` and ``stream_speed`` pace the Voice Live emulator. See
+:mod:`callbridge.sim.scenario` for the format.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ _AGENT_KEYS: Final = (
     "transfer_to",
     "response_delay_ms",
     "stream_speed",
+    "fallback_audio",
+    "fallback_transfer_to",
 )
 _TURN_KEYS: Final = ("audio", "transcript", "tool")
 _TOOL_KEYS: Final = ("name", "arguments")
@@ -69,6 +72,8 @@ class Agent:
     response_delay_ms: int = DEFAULT_RESPONSE_DELAY_MS
     stream_speed: float = DEFAULT_STREAM_SPEED
     turns: list[AgentTurn] = field(default_factory=list)
+    fallback_audio: str | None = None
+    fallback_transfer_to: str | None = None
 
 
 class AgentReader(ScenarioReader):
@@ -108,6 +113,9 @@ class AgentReader(ScenarioReader):
         if speed is not None:
             agent.stream_speed = float(speed)
         agent.turns = self.turns(table)
+        audio = self.wav(table, "agent", "fallback_audio")
+        agent.fallback_audio = None if audio is None else str(audio[2])
+        agent.fallback_transfer_to = self.number_to_call(table, "fallback_transfer_to")
         return agent
 
     def tools(self, table: Mapping[str, Any]) -> tuple[str, ...] | None:
@@ -149,18 +157,24 @@ class AgentReader(ScenarioReader):
                 )
 
     def transfer_to(self, table: Mapping[str, Any], tools: Sequence[str]) -> str | None:
-        value = self.string(table, "agent", "transfer_to")
-        if "transfer_to" in table and self.offered.lacks("transfer_call"):
+        if "transfer_to" not in table:
+            return DEFAULT_TRANSFER_TO if "transfer_call" in tools else None
+        if self.offered.lacks("transfer_call"):
             self.problems.at(
                 "agent.transfer_to", 'only used when agent.tools offers "transfer_call"'
             )
             return None
+        return self.number_to_call(table, "transfer_to")
+
+    def number_to_call(self, table: Mapping[str, Any], key: str) -> str | None:
+        """An E.164 number the call may be transferred to."""
+        value = self.string(table, "agent", key)
         if value is None:
-            return DEFAULT_TRANSFER_TO if "transfer_call" in tools else None
+            return None
         number = parse_e164(value)
         if number is None:
             self.problems.at(
-                "agent.transfer_to",
+                f"agent.{key}",
                 f'must be an E.164 number such as "+18005550100", not {show(value)}',
             )
         return number

@@ -26,6 +26,11 @@ _EXPECT_KEYS: Final = (
     "max_first_audio_ms",
     "stale_audio_ms",
     "protocol_violations",
+    "max_silence_ms",
+    "caller_audio_lost_ms",
+    "greetings",
+    "sessions",
+    "fallback_in_full",
 )
 _BARGE_IN_KEYS: Final = ("truncation_tolerance_ms", "max_stop_latency_ms", "audio_end_ms")
 _AGENT_TOOLS: Final = (EndedBy.END_CALL, EndedBy.TRANSFER_CALL)
@@ -62,7 +67,35 @@ class ExpectReader(ScenarioReader):
             ),
             stale_audio_ms=self.number(table, "expect", "stale_audio_ms", minimum=0.0),
             protocol_violations=0 if violations is None else violations,
+            max_silence_ms=self.number(
+                table, "expect", "max_silence_ms", minimum=0.0, exclusive=True
+            ),
+            caller_audio_lost_ms=self.number(table, "expect", "caller_audio_lost_ms", minimum=0.0),
+            greetings=self.count(table, "greetings"),
+            sessions=self.count(table, "sessions"),
+            fallback_in_full=self.fallback_in_full(table),
         )
+
+    def count(self, table: Mapping[str, Any], key: str) -> int | None:
+        value = table.get(key)
+        if value is None:
+            return None
+        if not (is_whole_number(value) and value >= 0):
+            self.problems.at(f"expect.{key}", f"must be a whole number >= 0, not {show(value)}")
+            return None
+        return int(value)
+
+    def fallback_in_full(self, table: Mapping[str, Any]) -> bool | None:
+        value = table.get("fallback_in_full")
+        if value is None:
+            return None
+        if value is not True:
+            self.problems.at(
+                "expect.fallback_in_full",
+                f"can only be true (leave it out to not check it), not {show(value)}",
+            )
+            return None
+        return True
 
     def barge_ins(self, table: Mapping[str, Any]) -> tuple[BargeInExpectation, ...] | None:
         value = table.get("barge_ins")

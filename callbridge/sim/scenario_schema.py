@@ -14,7 +14,9 @@ from typing import Final
 
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
+from callbridge.sim.acs import MediaFault, RestFault
 from callbridge.sim.script import Step
+from callbridge.sim.voicelive import Fault
 from callbridge.sim.voicelive.audio import AgentTurn
 
 OLD_ENDED_BY: Final = {"agent": EndedBy.END_CALL, "transfer": EndedBy.TRANSFER_CALL}
@@ -55,6 +57,15 @@ class BargeInExpectation:
 
 
 @dataclass(frozen=True, slots=True)
+class Faults:
+    """A scenario's ``[[faults]]``, by the stand-in that injects them."""
+
+    voice_live: tuple[Fault, ...] = ()
+    media: tuple[MediaFault, ...] = ()
+    rest: tuple[RestFault, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Expectations:
     """The ``[expect]`` table. None means not checked."""
 
@@ -68,6 +79,16 @@ class Expectations:
     """At most this much stale audio after ``StopAudio``."""
     protocol_violations: int | None = 0
     """At most this many protocol violations: 0 unless the file says otherwise."""
+    max_silence_ms: float | None = None
+    """The longest the caller may wait for the agent in silence (``Continuity``)."""
+    caller_audio_lost_ms: float | None = None
+    """At most this much caller audio may reach callbridge and no Voice Live session."""
+    greetings: int | None = None
+    """Exactly this many greetings."""
+    sessions: int | None = None
+    """Exactly this many Voice Live sessions."""
+    fallback_in_full: bool | None = None
+    """True: the call ended on the fallback path after the caller heard the whole clip."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +113,10 @@ class Scenario:
     expectations: Expectations
     caller_transcripts: list[str]
     """What the emulator transcribes the caller's n-th line as, one per ``say`` step."""
+    faults: Faults = Faults()
+    fallback_audio: str | None = None
+    """The profile's ``fallback_audio``: a WAV path (resolved against the scenario file)."""
+    fallback_transfer_to: str | None = None
 
     @property
     def profile(self) -> AgentProfile:
@@ -102,6 +127,8 @@ class Scenario:
             tools=self.tools,
             tools_module=self.tools_module,
             transfer_to=self.transfer_to,
+            fallback_audio=self.fallback_audio,
+            fallback_transfer_to=self.fallback_transfer_to,
         )
 
 

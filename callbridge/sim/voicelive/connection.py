@@ -36,6 +36,7 @@ from callbridge.sim.voicelive.protocol import (
     updated_session,
 )
 from callbridge.sim.voicelive.records import (
+    AppendRecord,
     EmulatorSession,
     SpeechRecord,
     TextInputRecord,
@@ -242,9 +243,12 @@ class Connection:
     # ------------------------------------------------------------------ input audio
 
     async def _on_append(self, audio_b64: str) -> None:
-        samples = self._decoder.decode(base64.b64decode(audio_b64))
+        audio = base64.b64decode(audio_b64)
+        samples = self._decoder.decode(audio)
         self._audio_appended = True
-        self._input_buffer_ms += samples.size * 1000 / self._decoder.format.sample_rate
+        ms = samples.size * 1000 / self._decoder.format.sample_rate
+        self._input_buffer_ms += ms
+        self._record.appends.append(AppendRecord(time.monotonic(), audio, ms))
         for vad_event in self._vad.feed(samples):
             if self._turn_detection is None:
                 continue

@@ -158,6 +158,17 @@ class ClientItemRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class AppendRecord:
+    """One ``input_audio_buffer.append`` as received: when, and the audio bytes it carried
+    (decoded from base64, still in the session's input format), so a call's report can tell
+    what the model heard from what the caller said (``callbridge.sim.continuity``)."""
+
+    at: float
+    audio: bytes
+    ms: float
+
+
+@dataclass(frozen=True, slots=True)
 class FaultRecord:
     """An injected fault that fired on a session: ``at`` is ``time.monotonic()``."""
 
@@ -185,7 +196,8 @@ class EmulatorSession:
     (the bridge sends its call connection id there), or None; sessions that share it belong to
     one call, and ``call_session_index`` numbers the call's upgrade attempts from 0 (refused
     ones count). ``caller_turns`` counts the caller turns committed in this session;
-    ``client_items`` the items the client created, in order; ``faults`` the injected faults
+    ``client_items`` the items the client created, in order; ``appends`` the caller audio it
+    appended; ``faults`` the injected faults
     that fired. ``upgrade_requested_at`` is
     when the upgrade request arrived, before any ``connect_delay_ms``; ``opened_at`` is when
     the WebSocket was established. ``offered_tools`` names the function tools of the current
@@ -213,6 +225,7 @@ class EmulatorSession:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     text_inputs: list[TextInputRecord] = field(default_factory=list)
     client_items: list[ClientItemRecord] = field(default_factory=list)
+    appends: list[AppendRecord] = field(default_factory=list)
     faults: list[FaultRecord] = field(default_factory=list)
     caller_turns: int = 0
     offered_tools: tuple[str, ...] = ()
