@@ -13,6 +13,7 @@ from callbridge.sim.continuity import (
     greetings,
     judge_continuity,
     longest_silence_ms,
+    told_turns,
 )
 from callbridge.sim.playout import Spurt
 from callbridge.sim.script import AfterAgentDone, At, Clip, Hangup, Say, StepRecord
@@ -122,6 +123,16 @@ def test_a_session_that_carries_the_conversation_on_is_not_greeting_again() -> N
     answered.responses.append(response(6.0, trigger="server_vad", turns_before=1))
 
     assert (greetings(carried), greetings(answered)) == (0, 0)
+
+
+def test_a_later_session_is_told_the_turns_before_it_first_speaks() -> None:
+    carried = session(1)
+    for at, role in ((5.0, "assistant"), (5.01, "user"), (5.02, "system"), (7.0, "user")):
+        carried.client_items.append(ClientItemRecord(T0 + at, "item", "message", role=role))
+    carried.responses.append(response(6.0, trigger="server_vad", turns_before=1))
+
+    # The greeting and the caller's question; not the system note, nor what came after.
+    assert told_turns(carried) == 2
 
 
 # --- waiting in silence ----------------------------------------------------------------------

@@ -261,6 +261,7 @@ SURVIVED = Continuity(
     refused_connects=0,
     greetings=1,
     faults=["drop in session 0 at 4.20 s"],
+    told_turns=[1],
     media_sockets=1,
     longest_silence_ms=750.0,
     caller_audio_lost_ms=0.0,

@@ -379,6 +379,36 @@ async def test_a_reconnected_session_continues_the_call(
     assert emulator.violations == []
 
 
+async def test_a_response_the_client_never_heard_of_is_played_by_the_next_session(
+    emulator_with: Callable[..., VoiceLiveEmulator],
+) -> None:
+    emulator = await started(emulator_with())
+    # The first session hangs during the greeting, so its answer to the caller's turn is
+    # created but never announced.
+    hang = Hang(during_response=0, after_audio_ms=100)
+    emulator.script_session("call-1", TURNS, TRANSCRIPTS, faults=[hang])
+    async with call_client(emulator) as client:
+        await use_g711(client)
+        await client.conn.response.create()
+        await client.expect(ServerEventResponseAudioDelta)  # the greeting, turn 0
+        first = emulator.sessions_for("call-1")[0]
+        await fault_fired(first)
+        await append_ulaw(client, CALLER_TURN)
+        await eventually(lambda: len(first.responses) == 2)
+    async with call_client(emulator) as client:
+        await use_g711(client)
+        await append_ulaw(client, CALLER_TURN)
+        await client.expect(ServerEventResponseDone)
+
+    first, second = emulator.sessions_for("call-1")
+    assert [r.turn_index for r in first.responses] == [0, 1]
+    assert (
+        first.sent("response.created")[-1].fields["response.id"] != first.responses[1].response_id
+    )
+    # Turn 1 was never heard, so the next session answers with it, not with turn 2.
+    assert [r.turn_index for r in second.responses] == [1]
+
+
 async def test_replayed_context_is_recorded_in_order(
     emulator_with: Callable[..., VoiceLiveEmulator],
 ) -> None:

@@ -60,6 +60,9 @@ class Continuity:
     """Times the agent greeted the caller (see the module)."""
     faults: list[str]
     """The injected Voice Live faults that fired, e.g. ``drop in session 1 at 3.20 s``."""
+    told_turns: list[int]
+    """For each session after the first, the earlier turns (messages and tool calls) it was
+    told before it first spoke: the conversation it carried on."""
     media_sockets: int
     """Media sockets ACS opened for the call: more than one means it rejoined."""
     longest_silence_ms: float
@@ -92,6 +95,7 @@ def judge_continuity(
             for session in sessions
             for fault in session.faults
         ],
+        told_turns=[told_turns(session) for session in sessions[1:]],
         media_sockets=max(1, len(record.sockets)),
         longest_silence_ms=longest_silence_ms(record),
         caller_audio_lost_ms=caller_audio_lost_ms(record, sessions),
@@ -113,6 +117,15 @@ def greetings(session: EmulatorSession) -> int:
         )
         count += not replayed
     return count
+
+
+def told_turns(session: EmulatorSession) -> int:
+    """The conversation items the client created before the session's first response."""
+    first = min((response.created_at for response in session.responses), default=math.inf)
+    return sum(
+        item.at <= first and (item.role in _CONVERSATION_ROLES or item.type in _CONVERSATION_ITEMS)
+        for item in session.client_items
+    )
 
 
 def longest_silence_ms(record: CallRecord) -> float:

@@ -375,8 +375,13 @@ def _continuity_lines(continuity: Continuity) -> list[str]:
         f", {continuity.refused_connects} connects refused" if continuity.refused_connects else ""
     )
     faults = f"; faults: {', '.join(continuity.faults)}" if continuity.faults else ""
+    told = (
+        f"; later sessions told {', '.join(map(str, continuity.told_turns))} earlier turns"
+        if continuity.told_turns
+        else ""
+    )
     lines = [
-        f"  Voice Live sessions      {continuity.sessions} ({greetings}{refused}){faults}",
+        f"  Voice Live sessions      {continuity.sessions} ({greetings}{refused}){told}{faults}",
         f"  media sockets            {continuity.media_sockets}",
         f"  longest silence          {_ms(continuity.longest_silence_ms)} waiting for the agent",
         f"  caller audio lost        {_ms(continuity.caller_audio_lost_ms)} in callbridge,"

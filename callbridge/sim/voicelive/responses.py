@@ -155,6 +155,20 @@ class Responses:
 
     async def close(self) -> None:
         await cancel_and_wait(self._task)
+        self._give_back_unannounced()
+
+    def _give_back_unannounced(self) -> None:
+        """Responses the client never heard of (their ``response.created`` never left: the
+        session hung or dropped first) do not use up the call's turns: the session that
+        replaces this one plays them, as the service would answer the caller's turn afresh."""
+        announced = {
+            event.fields.get("response.id") for event in self._record.sent("response.created")
+        }
+        for record in reversed(self._record.responses):
+            latest = record.call_response_index == self._progress.responses_started - 1
+            if record.response_id in announced or not latest:
+                return
+            self._progress.responses_started -= 1
 
     async def _run(self, response: ActiveResponse) -> None:
         try:
