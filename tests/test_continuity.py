@@ -69,11 +69,13 @@ def stack(continuity: ContinuitySettings | None = None) -> LocalStack:
     )
 
 
-async def call(local: LocalStack, script: list[Step], faults: list[Fault]) -> CallResult:
+async def call(
+    local: LocalStack, script: list[Step], faults: list[Fault], turns: list[AgentTurn] = TURNS
+) -> CallResult:
     async with asyncio.timeout(CALL_TIMEOUT_S):
         return await local.call(
             script,
-            turns=TURNS,
+            turns=turns,
             caller_transcripts=TRANSCRIPTS,
             faults=faults,
             max_duration_s=CALL_TIMEOUT_S - 5,
@@ -245,6 +247,32 @@ async def test_a_session_near_its_expiry_is_rolled_over_at_a_quiet_moment() -> N
     assert [r.turn_index for r in second.responses] == [1]
     assert first.is_closed
     assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
+
+
+async def test_a_session_that_expires_before_its_rollover_is_replaced_by_the_standby() -> None:
+    """The session expires 6 s in while the agent's long answer plays (from about 3.5 s to
+    9 s), so no moment comes to swap in the standby prepared for it (from about 4.5 s): the
+    expired session is replaced by that standby, not by a third session."""
+    long_answer = tone_turn(6000, 523, "Let me read you the whole of your order, line by line.")
+    turns = [TURNS[0], long_answer, *TURNS[2:]]
+    script: list[Step] = [
+        Say(LINE, At(2.0)),
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        with capture_logs() as logs:
+            result = await call(local, script, [Expire(after_s=6.0)], turns)
+        calls = sessions(local, result)
+    first, second = calls  # exactly two sessions: the standby was not wasted
+    assert sum(len(s.greetings) for s in calls) == 1
+    (lost,) = [line for line in logs if line["event"] == "voice_live.lost"]
+    assert lost["reason"] == "expired"  # not swapped before it expired: replaced after
+    (reconnected,) = [line for line in logs if line["event"] == "voice_live.reconnected"]
+    assert reconnected["standby"] is True
+    assert [r.turn_index for r in second.responses] == [2]  # the next line, answered
+    assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
+    assert first.is_closed
 
 
 # --- ACS's media socket lost mid-call ---------------------------------------------------------

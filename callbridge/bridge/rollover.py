@@ -5,6 +5,10 @@ sooner. ``ROLLOVER_MARGIN_S`` before that (a quarter of the lifetime, for short 
 session is opened and configured; it is swapped in at a quiet moment (``Quiet``), or, past a
 hard deadline (half the margin before expiry), at the end of an agent turn. Never while Voice
 Live owes the call an answer: that answer would be lost with the old session.
+
+If the current session is lost before the swap (it expired while the agent talked on, or it
+dropped), the standby replaces it: the link takes it with ``take_standby`` rather than opening
+yet another session.
 """
 
 from __future__ import annotations
@@ -94,11 +98,22 @@ class Rollover:
             return
         self._standby = standby
         await self._until_swap_moment(session, hard_deadline)
+        if self._standby is not standby:
+            return  # a replacement for the lost session took it
         self._standby = None
         if not self._link.is_current(session):
             await standby.close()
             return
         await self._link.roll_over_to(standby)
+
+    async def take_standby(self) -> VoiceSession | None:
+        """The prepared standby, for the replacement of a session lost before the swap; None
+        if there is none, or it closed while it waited."""
+        standby, self._standby = self._standby, None
+        if standby is not None and standby.held.closed:
+            await standby.close()
+            return None
+        return standby
 
     async def aclose(self) -> None:
         """The call is over: close a standby that was never swapped in."""

@@ -10,11 +10,11 @@ the caller from noticing when it changes:
   ``MAX_UNREADABLE_IN_A_ROW`` frames, when the WebSocket heartbeat goes unanswered (a frozen
   path; the heartbeat is set from ``voice_live_stall_s``), or when no event comes for
   ``voice_live_stall_s`` where Voice Live owes one (``liveness``).
-- **Reconnecting.** A lost session is replaced at once, with backoff, within
-  ``reconnect_budget_s``: a new connection, ``session.update`` for the call, the context
-  replayed as conversation items, then the caller's audio the old session never answered and
-  the audio that arrived during the outage (``caller_audio_backlog``), so the model hears what
-  was said.
+- **Reconnecting.** A lost session is replaced at once, within ``reconnect_budget_s``: by the
+  standby a rollover prepared, if there is one, else by a new session opened with backoff;
+  ``session.update`` for the call, the context replayed as conversation items, then the
+  caller's audio the old session never answered and the audio that arrived during the outage
+  (``caller_audio_backlog``), so the model hears what was said.
 - **Rolling over.** Before a session expires a standby is prepared and swapped in at a quiet
   moment (``rollover``).
 
@@ -252,8 +252,13 @@ class VoiceLink:
         log.warning("voice_live.lost", reason=loss.reason, detail=loss.detail)
         self._backlog.hold()
         self._tasks.spawn(old.close(), "close-lost-session")
-        deadline = started + self._continuity.reconnect_budget_s
-        session, attempts = await open_session(self._sessions, deadline, configure=self._configure)
+        # A standby prepared for a rollover that came too late is as good as a new session.
+        session, attempts = await self._rollover.take_standby(), 0
+        if session is None:
+            deadline = started + self._continuity.reconnect_budget_s
+            session, attempts = await open_session(
+                self._sessions, deadline, configure=self._configure
+            )
         if session is None:
             log.error(
                 "voice_live.reconnect_failed",
@@ -265,7 +270,12 @@ class VoiceLink:
         await self._swap_to(session, resend_unanswered=True)
         self.reconnects += 1
         lost_ms = (time.monotonic() - started) * 1000
-        log.info("voice_live.reconnected", attempts=attempts, outage_ms=round(lost_ms))
+        log.info(
+            "voice_live.reconnected",
+            attempts=attempts,
+            standby=attempts == 0,
+            outage_ms=round(lost_ms),
+        )
         return SessionReplaced("reconnect", lost_ms)
 
     async def _swap_to(
