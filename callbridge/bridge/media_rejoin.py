@@ -70,8 +70,10 @@ class MediaRejoin:
         self._telemetry = telemetry
         self._rejoinable = rejoinable
         self._rejoin: asyncio.Future[_Rejoin | None] | None = None
-        """Open while a new socket would be taken."""
-        self._sockets_done: list[asyncio.Event] = []
+        """Open while a new socket would be taken; it comes to that socket, or to None when ACS
+        ends the call."""
+        self._rejoined: dict[web.WebSocketResponse, asyncio.Event] = {}
+        """Sockets that rejoined the call, each with the event that lets its handler go."""
         self._disconnected = asyncio.Event()
 
     async def after_loss(
@@ -79,6 +81,8 @@ class MediaRejoin:
     ) -> web.WebSocketResponse | None:
         """``lost`` closed, and not by the bridge: the socket that takes its place, or None once
         the call is over (the caller hung up, or no socket came in time: then hung up)."""
+        if (done := self._rejoined.pop(lost, None)) is not None:
+            done.set()  # the bridge is done with this socket: its handler may return
         # ACS may reconnect at once: a new socket is taken from now on.
         self._rejoin = asyncio.get_running_loop().create_future()
         if not await self._call_goes_on():
@@ -110,8 +114,8 @@ class MediaRejoin:
             await socket.close(code=aiohttp.WSCloseCode.OK, message=b"call disconnected")
 
     def release_sockets(self) -> None:
-        """The call is over: every socket that rejoined it is let go."""
-        for done in self._sockets_done:
+        """The call is over: the socket that rejoined it last, if any, is let go."""
+        for done in self._rejoined.values():
             done.set()
 
     async def watch_for_stall(self) -> None:
@@ -162,11 +166,22 @@ class MediaRejoin:
             self._rejoin = None
         if rejoined is None:
             return None
-        socket, done = rejoined
-        self._sockets_done.append(done)
+        return await self._take(parts, *rejoined, lost_at=lost_at)
+
+    async def _take(
+        self,
+        parts: CallParts,
+        socket: web.WebSocketResponse,
+        done: asyncio.Event,
+        *,
+        lost_at: float,
+    ) -> web.WebSocketResponse:
+        """The call goes on on ``socket``, if it is fit for the call (else it is closed, and
+        judged like any closed socket)."""
+        self._rejoined[socket] = done
         first = await self._caller.first_message(socket)
         if first is None:
-            return socket  # closed at once: judged again like any closed socket
+            return socket  # closed at once
         if isinstance(first, acs_media.AudioMetadata) and first.sample_rate != parts.codec.acs_rate:
             log.error("call.rejoin_refused", reason="another sample rate", rate=first.sample_rate)
             await socket.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"sample rate")
