@@ -67,14 +67,16 @@ class CallBridge:
         continuity: ContinuitySettings,
         transcription_model: str,
         actions: CallActions,
+        draining: Callable[[], bool],
         telemetry: CallTelemetry | None = None,
         open_recorder: Callable[[int], CallRecorder] | None = None,
         rejoinable: bool = True,
     ) -> None:
         """``first_session``: the call's pre-warmed session (configured for its profile's
         rate), or one being opened; ``sessions`` opens the ones that replace it.
-        ``rejoinable``: ACS may open a new media socket for this call if this one is lost
-        (False for a socket that named no ACS call)."""
+        ``draining``: whether the replica is draining (then a socket ACS lost is not waited
+        for: a new one goes elsewhere). ``rejoinable``: ACS may open a new media socket for this
+        call if this one is lost (False for a socket that named no ACS call)."""
         self._acs = MediaLine(acs)
         self._first_session = first_session
         self._profile = profile
@@ -109,6 +111,7 @@ class CallBridge:
             stats=self.stats,
             telemetry=telemetry,
             rejoinable=rejoinable,
+            draining=draining,
         )
         self._parts: CallParts | None = None
         """Set once the first media frame says which rate ACS uses."""
@@ -243,8 +246,13 @@ class CallBridge:
 
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then
-        hang up and close the media socket with 1001."""
+        hang up and close the media socket with 1001. A call waiting for its media to rejoin
+        is hung up by that wait."""
         with structlog.contextvars.bound_contextvars(**self._log_context):
+            if self.can_rejoin():
+                # No socket to say goodbye on: the wait for one ends as it sees the replica
+                # drain, and hangs up (``MediaRejoin``).
+                return
             if self._parts is not None:
                 await self._parts.actions.shut_down(goodbye)
                 return

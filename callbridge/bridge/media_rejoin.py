@@ -9,6 +9,11 @@ call. Once a socket closes and the bridge did not close it itself:
   hands over (``rejoin``). Agent audio queued for the lost socket is dropped, and the model told
   what was heard. Without a new socket in time, the call is hung up (``ended_by=media_lost``).
 
+A replica that drains waits for no socket: it is not ready, so the load balancer sends ACS's new
+socket to another replica, and it is stopping anyway. A call that lost its socket while the
+replica drains, or was waiting when the drain began, is hung up at once (``ended_by=shutdown``)
+rather than holding the shutdown for the rejoin window.
+
 ACS sends a frame every 20 ms, silence included, so a socket silent for ``media_stall_s`` is
 dead though open: it is closed, and then judged like any lost socket (``watch_for_stall``).
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 
 import aiohttp
 import structlog
@@ -40,7 +46,8 @@ DISCONNECT_GRACE_S = 0.5
 ACS is asked whether the call goes on (a caller hanging up closes both, about together)."""
 
 MEDIA_WATCH_S = 0.5
-"""How often the media socket's silence is checked (``media_stall_s``)."""
+"""How often the media socket's silence is checked (``media_stall_s``), and a wait for a
+rejoin whether the replica began to drain."""
 
 _Rejoin = tuple[web.WebSocketResponse, asyncio.Event]
 """A new media socket for the call, and the event set when the bridge is done with it."""
@@ -59,9 +66,10 @@ class MediaRejoin:
         stats: CallStats,
         telemetry: CallTelemetry | None,
         rejoinable: bool,
+        draining: Callable[[], bool],
     ) -> None:
         """``rejoinable``: ACS may open a new media socket for this call (False for a socket
-        that named no ACS call)."""
+        that named no ACS call). ``draining``: whether the replica is draining."""
         self._line = line
         self._caller = caller
         self._call = call
@@ -69,6 +77,7 @@ class MediaRejoin:
         self._stats = stats
         self._telemetry = telemetry
         self._rejoinable = rejoinable
+        self._draining = draining
         self._rejoin: asyncio.Future[_Rejoin | None] | None = None
         """Open while a new socket would be taken; it comes to that socket, or to None when ACS
         ends the call."""
@@ -145,28 +154,31 @@ class MediaRejoin:
     async def _await_rejoin(
         self, parts: CallParts, lost: web.WebSocketResponse
     ) -> web.WebSocketResponse | None:
-        """Wait for ACS to reconnect the call's media; hang up if it does not in time."""
+        """Wait for ACS to reconnect the call's media; hang up if no socket comes in time, or
+        none can come (the replica drains)."""
         wait_s = self._continuity.media_rejoin_s
         log.warning("call.media_lost", close_code=lost.close_code, rejoin_s=wait_s)
         lost_at = time.monotonic()
         self._line.socket = None
         # Nobody hears what is queued: it is dropped and the model told what was heard.
         await parts.interruption.interrupt(barge_in=False)
-        assert self._rejoin is not None  # opened when the socket closed
+        rejoin = self._rejoin
+        assert rejoin is not None  # opened when the socket closed
         try:
-            async with asyncio.timeout(wait_s):
-                rejoined = await self._rejoin
-        except TimeoutError:
-            rejoined = None
-            log.error("call.media_not_rejoined", waited_s=wait_s)
-            self._stats.ended_by = EndedBy.MEDIA_LOST
-            parts.actions.ending = True
-            await hang_up(self._call)
+            await self._until_rejoined(rejoin, lost_at + wait_s)
         finally:
             self._rejoin = None
-        if rejoined is None:
-            return None
-        return await self._take(parts, *rejoined, lost_at=lost_at)
+        if rejoin.done():
+            rejoined = rejoin.result()
+            if rejoined is None:
+                return None  # ACS ended the call
+            return await self._take(parts, *rejoined, lost_at=lost_at)
+        draining = self._draining()
+        log.error("call.media_not_rejoined", waited_s=wait_s, draining=draining)
+        self._stats.ended_by = EndedBy.SHUTDOWN if draining else EndedBy.MEDIA_LOST
+        parts.actions.ending = True
+        await hang_up(self._call)
+        return None
 
     async def _take(
         self,
@@ -197,3 +209,14 @@ class MediaRejoin:
         if isinstance(first, acs_media.AudioData):
             await self._caller.forward(parts.codec, first, parts.recorder)
         return socket
+
+    async def _until_rejoined(
+        self, rejoin: asyncio.Future[_Rejoin | None], deadline: float
+    ) -> None:
+        """Until ``rejoin`` is settled, ``deadline`` (monotonic) passes, or the replica drains:
+        nothing announces a drain, so it is looked for every ``MEDIA_WATCH_S``."""
+        while not rejoin.done() and not self._draining():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            await asyncio.wait([rejoin], timeout=min(left, MEDIA_WATCH_S))

@@ -176,6 +176,7 @@ async def _bridge(
         continuity=settings.continuity,
         transcription_model=settings.voice_live.transcription_model_for(profile),
         actions=replica.control.actions(call_id),
+        draining=lambda: replica.draining,
         telemetry=telemetry,
         open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
         rejoinable=rejoinable,
