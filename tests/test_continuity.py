@@ -14,6 +14,7 @@ import wave
 from collections.abc import MutableMapping
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -58,7 +59,7 @@ TRANSCRIPTS = ["Where is my order?", "Thanks.", "No."]
 LINE = Clip.tone(ms=700, sample_rate=RATE, hz=300, amplitude=0.5)
 
 
-def stack(continuity: ContinuitySettings | None = None) -> LocalStack:
+def stack(continuity: ContinuitySettings | None = None, *, max_calls: int = 50) -> LocalStack:
     return LocalStack(
         turns=TURNS,
         caller_transcripts=TRANSCRIPTS,
@@ -66,14 +67,17 @@ def stack(continuity: ContinuitySettings | None = None) -> LocalStack:
         continuity=continuity or ContinuitySettings(voice_live_stall_s=STALL_S),
         emulator_speed=2.0,
         response_delay_ms=150,
+        max_calls=max_calls,
     )
 
 
-async def call(local: LocalStack, script: list[Step], faults: list[Fault]) -> CallResult:
+async def call(
+    local: LocalStack, script: list[Step], faults: list[Fault], turns: list[AgentTurn] = TURNS
+) -> CallResult:
     async with asyncio.timeout(CALL_TIMEOUT_S):
         return await local.call(
             script,
-            turns=TURNS,
+            turns=turns,
             caller_transcripts=TRANSCRIPTS,
             faults=faults,
             max_duration_s=CALL_TIMEOUT_S - 5,
@@ -247,6 +251,32 @@ async def test_a_session_near_its_expiry_is_rolled_over_at_a_quiet_moment() -> N
     assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
 
 
+async def test_a_session_that_expires_before_its_rollover_is_replaced_by_the_standby() -> None:
+    """The session expires 6 s in while the agent's long answer plays (from about 3.5 s to
+    9 s), so no moment comes to swap in the standby prepared for it (from about 4.5 s): the
+    expired session is replaced by that standby, not by a third session."""
+    long_answer = tone_turn(6000, 523, "Let me read you the whole of your order, line by line.")
+    turns = [TURNS[0], long_answer, *TURNS[2:]]
+    script: list[Step] = [
+        Say(LINE, At(2.0)),
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Hangup(AfterAgentDone(pause_ms=300)),
+    ]
+    async with stack() as local:
+        with capture_logs() as logs:
+            result = await call(local, script, [Expire(after_s=6.0)], turns)
+        calls = sessions(local, result)
+    first, second = calls  # exactly two sessions: the standby was not wasted
+    assert sum(len(s.greetings) for s in calls) == 1
+    (lost,) = [line for line in logs if line["event"] == "voice_live.lost"]
+    assert lost["reason"] == "expired"  # not swapped before it expired: replaced after
+    (reconnected,) = [line for line in logs if line["event"] == "voice_live.reconnected"]
+    assert reconnected["standby"] is True
+    assert [r.turn_index for r in second.responses] == [2]  # the next line, answered
+    assert replayed(second)[0] == ("assistant", "Hello, how can I help?")
+    assert first.is_closed
+
+
 # --- ACS's media socket lost mid-call ---------------------------------------------------------
 
 
@@ -306,3 +336,43 @@ async def test_a_media_socket_gone_silent_is_closed_and_the_call_ended() -> None
     (ended,) = [line for line in logs if line["event"] == "call.ended"]
     assert ended["ended_by"] == "media_lost"
     assert sim.disconnect == "app_terminate"
+
+
+async def until_logged(logs: list[MutableMapping[str, Any]], event: str) -> None:
+    """Until the bridge has logged ``event`` (to time a probe; outcomes come from elsewhere)."""
+    async with asyncio.timeout(CALL_TIMEOUT_S):
+        while not any(line["event"] == event for line in logs):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+
+
+async def test_a_call_holds_one_slot_while_its_media_rejoins_and_after() -> None:
+    """With room for two calls, a call whose media socket drops and rejoins counts once,
+    while it waits and once rejoined: a second call is answered alongside it."""
+    async with stack(max_calls=2) as local, aiohttp.ClientSession() as http:
+
+        async def readiness() -> dict[str, Any]:
+            async with http.get(f"{local.base_url}/readyz") as response:
+                body: dict[str, Any] = await response.json()
+                return body
+
+        with capture_logs() as logs:
+            first = await local.ring_scripted(
+                [Hangup(At(8.0))],
+                TURNS,
+                TRANSCRIPTS,
+                media_faults=[MediaDrop(at_s=2.0, rejoin_after_s=1.5)],
+                max_duration_s=30,
+            )
+            await until_logged(logs, "call.media_lost")
+            waiting = await readiness()
+            await until_logged(logs, "call.media_rejoined")
+            rejoined = await readiness()
+            second = await local.ring_scripted([Hangup(At(1.0))], TURNS, TRANSCRIPTS)
+            await second.wait_ended(CALL_TIMEOUT_S)
+            await first.wait_ended(CALL_TIMEOUT_S)
+    assert waiting == {"calls": 1, "max_calls": 2, "status": "ready"}
+    assert rejoined == {"calls": 1, "max_calls": 2, "status": "ready"}
+    assert second.outcome == "answered"
+    assert first.media is not None
+    assert len(first.media.sockets) == 2
+    assert first.disconnect == "caller"

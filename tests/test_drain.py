@@ -12,6 +12,10 @@ fixture, about 5 s) is shared by the tests below, each checking one step of the 
 3. after the budget that call gets the configured goodbye (the agent cut short), is hung up
    through ACS, and its Voice Live session and media socket are closed;
 4. the process exits with 0, and every line it logged is JSON carrying the call's ids.
+
+A second run (``drain_during_rejoin``) has SIGTERM come while a call waits for ACS to reconnect
+its media socket: no new socket can reach a draining replica, so the call is hung up at once,
+not after the rejoin window or the drain budget.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +37,7 @@ import aiohttp
 import numpy as np
 import pytest
 
-from callbridge.sim.acs import AcsStandin, OperationRecord, SimCall
+from callbridge.sim.acs import AcsStandin, MediaDrop, OperationRecord, SimCall
 from callbridge.sim.harness import EMULATOR_KEY, LOOPBACK, free_port, serve_env
 from callbridge.sim.phone import CallRecord
 from callbridge.sim.playout import Spurt
@@ -186,7 +190,9 @@ class DrainRun:
 # --- Running it -------------------------------------------------------------------------------
 
 
-def bridge_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[str, str]:
+def bridge_env(
+    port: int, endpoint: str, acs: AcsStandin, secret: str, overrides: Mapping[str, str]
+) -> dict[str, str]:
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(_BRIDGE_ENV_PREFIXES)}
     return {
         **inherited,
@@ -194,6 +200,7 @@ def bridge_env(port: int, endpoint: str, acs: AcsStandin, secret: str) -> dict[s
         "CALLBRIDGE_MAX_CALLS": "10",
         "CALLBRIDGE_DRAIN_S": str(DRAIN_S),
         "CALLBRIDGE_DRAIN_GOODBYE": GOODBYE,
+        **overrides,
     }
 
 
@@ -236,7 +243,39 @@ async def collect(stream: asyncio.StreamReader, into: list[str]) -> None:
         into.append(line.decode().rstrip("\n"))
 
 
-async def run_drain() -> DrainRun:
+@dataclass(frozen=True, slots=True)
+class Served:
+    """``callbridge serve`` running as a process, with the stand-ins it talks to."""
+
+    emulator: VoiceLiveEmulator
+    acs: AcsStandin
+    process: asyncio.subprocess.Process
+    base: str
+    secret: str
+    stderr: list[str]
+    reader: asyncio.Task[None]
+    """Collects ``stderr`` up to its EOF."""
+
+    async def ring(self, seconds: float, **options: Any) -> SimCall:
+        """A call from a caller who stays ``seconds``; ``options`` go to ``AcsStandin.ring``."""
+        return await self.acs.ring(
+            f"{self.base}/api/incomingCall",
+            headers={SECRET_HEADER: self.secret},
+            to_number=self.acs.acs_number,
+            script=[Hangup(At(seconds))],
+            hangup_after_s=seconds,
+            max_duration_s=seconds + 10,
+            **options,
+        )
+
+    def logged(self, event: str) -> bool:
+        return any(json.loads(line).get("event") == event for line in self.stderr)
+
+
+@contextlib.asynccontextmanager
+async def served(**env: str) -> AsyncIterator[Served]:
+    """Start the stand-ins and a bridge process configured with ``env`` (over the defaults of
+    ``bridge_env``); kill and stop them all on exit."""
     emulator = VoiceLiveEmulator(
         turns=TURNS, caller_transcripts=[], api_key=EMULATOR_KEY, response_delay_ms=100
     )
@@ -249,13 +288,12 @@ async def run_drain() -> DrainRun:
         endpoint = await emulator.start(LOOPBACK, 0)
         await acs.start(LOOPBACK, 0)
         port = free_port()
-        base = f"http://{LOOPBACK}:{port}"
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "callbridge",
             "serve",
-            env=bridge_env(port, endpoint, acs, secret),
+            env=bridge_env(port, endpoint, acs, secret, env),
             cwd=REPO_ROOT,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
@@ -263,23 +301,27 @@ async def run_drain() -> DrainRun:
         )
         assert process.stderr is not None
         reader = asyncio.create_task(collect(process.stderr, stderr))
+        yield Served(emulator, acs, process, f"http://{LOOPBACK}:{port}", secret, stderr, reader)
+    finally:
+        if process is not None and process.returncode is None:
+            process.kill()
+            await process.wait()
+        if reader is not None:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        await acs.stop()
+        await emulator.stop()
 
-        async def ring(seconds: float) -> SimCall:
-            return await acs.ring(
-                f"{base}/api/incomingCall",
-                headers={SECRET_HEADER: secret},
-                to_number=acs.acs_number,
-                script=[Hangup(At(seconds))],
-                hangup_after_s=seconds,
-                max_duration_s=seconds + 10,
-            )
 
+async def run_drain() -> DrainRun:
+    async with served() as bridge:
+        emulator, acs, process, base = bridge.emulator, bridge.acs, bridge.process, bridge.base
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             await wait_healthy(http, base, process)
             ready_idle = await get(http, f"{base}/readyz")
 
             # 1. A call is answered and bridged, and the caller is hearing the greeting.
-            call = await ring(CALLER_STAYS_S)
+            call = await bridge.ring(CALLER_STAYS_S)
             await call.wait_callback("MediaStreamingStarted", SETUP_TIMEOUT_S)
             await until(
                 lambda: emulator.session_for(call.correlation_id) is not None,
@@ -301,7 +343,7 @@ async def run_drain() -> DrainRun:
             process.send_signal(signal.SIGTERM)
             ready_draining = await wait_draining(http, base)
             healthz_draining = await get(http, f"{base}/healthz")
-            busy = await ring(1.0)
+            busy = await bridge.ring(1.0)
             await busy.wait_ended(5)
             await asyncio.sleep(max(0.0, sigterm_at + DRAIN_S - 0.5 - time.monotonic()))
             during = Snapshot(
@@ -318,7 +360,7 @@ async def run_drain() -> DrainRun:
             await session.wait_closed()
             returncode = await process.wait()
             exited_at = time.monotonic()
-            await reader  # the rest of stderr, up to EOF
+            await bridge.reader  # the rest of stderr, up to EOF
         return DrainRun(
             ready_idle=ready_idle,
             ready_in_call=ready_in_call,
@@ -334,17 +376,8 @@ async def run_drain() -> DrainRun:
             acs_task_errors=list(acs.task_errors),
             returncode=returncode,
             exited_at=exited_at,
-            stderr=stderr,
+            stderr=bridge.stderr,
         )
-    finally:
-        if process is not None and process.returncode is None:
-            process.kill()
-            await process.wait()
-        if reader is not None:
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-        await acs.stop()
-        await emulator.stop()
 
 
 def summarize_with_text(event: Mapping[str, Any]) -> dict[str, object]:
@@ -586,3 +619,76 @@ def test_lines_logged_by_the_drain_for_a_call_carry_both_ids(drain: DrainRun) ->
     ids = (drain.call.call_connection_id, drain.call.correlation_id)
     missing = [e for e in lines if (e.get("call_connection_id"), e.get("correlation_id")) != ids]
     assert missing == []
+
+
+# --- 5. A call waiting for its media to rejoin ------------------------------------------------
+
+REJOIN_WINDOW_S = 60.0
+LONG_DRAIN_S = 30.0
+"""The rejoin window and the drain budget of this run: both far beyond ``EXIT_BOUND_S``, so a
+shutdown that waited for either would time the run out."""
+
+
+@dataclass(frozen=True, slots=True)
+class RejoinDrainRun:
+    """SIGTERM while the call in progress waits for its media socket to rejoin."""
+
+    call: SimCall
+    voice_live_closed: bool
+    sigterm_at: float
+    exited_at: float
+    returncode: int | None
+    ended: list[dict[str, Any]]
+    """The bridge's ``call.ended`` lines."""
+
+
+async def run_drain_during_rejoin() -> RejoinDrainRun:
+    overrides = {
+        "CALLBRIDGE_MEDIA_REJOIN_S": str(REJOIN_WINDOW_S),
+        "CALLBRIDGE_DRAIN_S": str(LONG_DRAIN_S),
+    }
+    async with served(**overrides) as bridge:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+            await wait_healthy(http, bridge.base, bridge.process)
+        # ACS drops the media socket a second in and never opens another; the call stays up.
+        call = await bridge.ring(
+            CALLER_STAYS_S, media_faults=[MediaDrop(at_s=1.0, rejoin_after_s=None)]
+        )
+        await until(lambda: bridge.logged("call.media_lost"), SETUP_TIMEOUT_S, "media lost")
+        session = bridge.emulator.session_for(call.correlation_id)
+        assert session is not None
+        sigterm_at = time.monotonic()
+        bridge.process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(EXIT_BOUND_S):
+            await call.wait_ended(EXIT_BOUND_S)
+            await session.wait_closed()
+            returncode = await bridge.process.wait()
+            exited_at = time.monotonic()
+            await bridge.reader  # the rest of stderr, up to EOF
+        entries = [json.loads(line) for line in bridge.stderr]
+        return RejoinDrainRun(
+            call=call,
+            voice_live_closed=session.is_closed,
+            sigterm_at=sigterm_at,
+            exited_at=exited_at,
+            returncode=returncode,
+            ended=[entry for entry in entries if entry.get("event") == "call.ended"],
+        )
+
+
+@pytest.fixture(scope="module")
+def drain_during_rejoin() -> RejoinDrainRun:
+    return asyncio.run(asyncio.wait_for(run_drain_during_rejoin(), RUN_TIMEOUT_S))
+
+
+def test_a_call_waiting_for_its_media_to_rejoin_is_hung_up_at_once_on_sigterm(
+    drain_during_rejoin: RejoinDrainRun,
+) -> None:
+    run = drain_during_rejoin
+    assert run.call.disconnect == "app_terminate"
+    assert run.voice_live_closed
+    (ended,) = run.ended
+    assert ended["ended_by"] == "shutdown"
+    assert run.returncode == 0
+    # Neither the rejoin window nor the drain budget held the shutdown.
+    assert run.exited_at - run.sigterm_at < min(REJOIN_WINDOW_S, LONG_DRAIN_S)

@@ -3,22 +3,20 @@
 A call outlives its Voice Live sessions. The link owns the current one and everything that keeps
 the caller from noticing when it changes:
 
-- **Reading.** Each session's events are read by a task of its own into one queue; the agent
-  pump reads the queue, so a replaced session's late events are dropped, never handled.
+- **Reading.** Each session's events are read by a task of its own into one queue
+  (``voice_session``); the agent pump reads the queue, so a replaced session's late events are
+  dropped, never handled.
 - **Liveness.** A session is lost when its socket closes, when nothing readable comes for
   ``MAX_UNREADABLE_IN_A_ROW`` frames, when the WebSocket heartbeat goes unanswered (a frozen
   path; the heartbeat is set from ``voice_live_stall_s``), or when no event comes for
-  ``voice_live_stall_s`` while a response is expected (after the caller's turn was committed,
-  after ``response.create``, during a response). Voice Live is quiet while the caller talks, so
-  silence is judged only where an answer is owed.
-- **Reconnecting.** A lost session is replaced at once, with backoff, within
-  ``reconnect_budget_s``: a new connection, ``session.update`` for the call, the context
-  replayed as conversation items, then the caller's audio the old session never answered and the
-  audio that arrived during the outage, so the model hears what was said. Audio is never sent
-  to two sessions: while no session can take it, it is held (bounded by the budget).
-- **Rolling over.** Before a session expires (its ``expires_at``, or ``session_max_s`` after it
-  opened, whichever is sooner, less a margin) a standby session is opened and configured, and
-  swapped in at a quiet moment (``Quiet``); past a hard deadline, at the end of an agent turn.
+  ``voice_live_stall_s`` where Voice Live owes one (``liveness``).
+- **Reconnecting.** A lost session is replaced at once, within ``reconnect_budget_s``: by the
+  standby a rollover prepared, if there is one, else by a new session opened with backoff;
+  ``session.update`` for the call, the context replayed as conversation items, then the
+  caller's audio the old session never answered and the audio that arrived during the outage
+  (``caller_audio_backlog``), so the model hears what was said.
+- **Rolling over.** Before a session expires a standby is prepared and swapped in at a quiet
+  moment (``rollover``).
 
 When a session cannot be replaced within the budget, the stream ends with ``AgentUnavailable``
 and the bridge falls back to speaking to the caller itself.
@@ -30,55 +28,35 @@ import asyncio
 import base64
 import contextlib
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Literal, Protocol
+from typing import Literal
 
 import structlog
-from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
+from azure.ai.voicelive.aio import VoiceLiveConnection
 from azure.ai.voicelive.models import (
     ConversationRequestItem,
     RequestSession,
     ResponseCreateParams,
     ServerEvent,
-    ServerEventError,
 )
 
 from callbridge.adapters.held_session import HeldSession
-from callbridge.adapters.voice_live import (
-    SESSION_UPDATE_EVENT_ID,
-    configure_session,
-    liveness_probe,
-)
+from callbridge.adapters.voice_live import configure_session, liveness_probe
+from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
 from callbridge.bridge.liveness import Liveness, Verdict
+from callbridge.bridge.rollover import Quiet, Rollover
+from callbridge.bridge.voice_session import (
+    Loss,
+    SessionSource,
+    VoiceSession,
+    open_session,
+)
 from callbridge.core.settings import ContinuitySettings
 from callbridge.core.tasks import OwnedTasks
 
 log = structlog.get_logger(__name__)
-
-MAX_UNREADABLE_IN_A_ROW = 100
-"""Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
-
-RESEND_MAX_S = 10.0
-"""The most caller audio not yet answered that is kept to resend to a replacement session."""
-
-RECONNECT_BACKOFF_S = (0.0, 0.25, 0.5, 1.0, 2.0)
-"""Waits before each reconnect attempt (the last repeats) while the budget lasts."""
-
-ROLLOVER_MARGIN_S = 60.0
-"""A standby session is prepared this long before the current one expires (at most a quarter
-of the session's lifetime, for short ones)."""
-
-QUIET_POLL_S = 0.1
-"""How often a prepared rollover checks for a quiet moment."""
-
-FRAME_S = 0.02
-"""One ACS media frame: caller audio is appended to Voice Live one frame at a time."""
-
-LossReason = Literal["closed", "unreadable", "stalled", "expired"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,47 +86,6 @@ class AgentUnavailable:
 LinkEvent = ServerEvent | SessionLost | SessionReplaced | AgentUnavailable
 
 
-@dataclass(frozen=True, slots=True)
-class _Lost:
-    """Queued by a session's reader when its socket is gone."""
-
-    reason: LossReason
-    detail: str = ""
-
-
-class SessionSource(Protocol):
-    """Opens the call's Voice Live sessions (connecting in the background)."""
-
-    def open(self) -> HeldSession: ...
-
-
-class Quiet(Protocol):
-    """What the bridge knows of the call's moment, for a session swap."""
-
-    def quiet(self) -> bool:
-        """Nobody is talking: no agent audio playing, no response, the caller silent."""
-        ...
-
-    def turn_over(self) -> bool:
-        """The agent is not talking and no response is being generated."""
-        ...
-
-
-class _Session:
-    """One open Voice Live session of the call, and the task reading it."""
-
-    def __init__(self, held: HeldSession, connection: VoiceLiveConnection) -> None:
-        self.held = held
-        self.connection = connection
-        self.number = 0
-        """Set when the session becomes the call's current one: its events are queued with it."""
-        self.opened_at = time.monotonic()
-        self.expires_at: float | None = None
-        """Monotonic time the service said it expires, once known."""
-        self.reader: asyncio.Task[None] | None = None
-        self.closed = False
-
-
 class VoiceLink:
     """The call's current Voice Live session and its replacements (see the module docstring)."""
 
@@ -165,19 +102,15 @@ class VoiceLink:
         self._continuity = continuity
         self._replay = replay
         self._configure: RequestSession | None = None
-        self._current: _Session | None = None
+        self._current: VoiceSession | None = None
         self._opened = 0
         self._events: asyncio.Queue[
-            tuple[int, ServerEvent | _Lost | SessionReplaced | AgentUnavailable]
+            tuple[int, ServerEvent | Loss | SessionReplaced | AgentUnavailable]
         ] = asyncio.Queue()
-        self._held_audio: deque[str] | None = self._new_hold()
-        """Caller audio waiting for a session (None: the current session takes it)."""
-        self._unanswered: deque[str] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
-        """Caller audio since the model last started answering: resent to a replacement."""
-        self._unanswered_items: list[str] = []
+        self._backlog = CallerAudioBacklog(continuity.reconnect_budget_s)
         self._liveness = Liveness(continuity.voice_live_stall_s, time.monotonic())
+        self._rollover = Rollover(self, sessions, continuity.session_max_s)
         self._closing = False
-        self._quiet: Quiet | None = None
         self._tasks = OwnedTasks()
         self.sessions_used = 0
         self.reconnects = 0
@@ -193,9 +126,9 @@ class VoiceLink:
         configured for ACS's ``rate`` already. False if no session could be had in time.
 
         The first session's ``session.created``/``session.updated`` reach the bridge through
-        ``events`` (the greeting waits for them); a replacement's are read here instead."""
+        ``events`` (the greeting waits for them); a replacement's are read before it is taken."""
         self._configure = configure
-        session, _ = await self._open_within(deadline, first=first, confirm=False)
+        session, _ = await open_session(self._sessions, deadline, first=first)
         if session is None:
             return False
         if session.held is not first or first.configured_rate != rate:
@@ -203,50 +136,14 @@ class VoiceLink:
                 await configure_session(session.connection, configure)
             except VoiceLiveConnectionError as exc:
                 log.error("voice_live.send_failed", error=str(exc))
-        await self._swap_to(session, resend=[], replay=False)
+        await self._swap_to(session, resend_unanswered=False, replay=False)
         return True
-
-    async def _open_within(
-        self, deadline: float, *, first: HeldSession | None = None, confirm: bool
-    ) -> tuple[_Session | None, int]:
-        """A session open before ``deadline`` (monotonic), retrying with backoff; ``first`` (a
-        session already opening) is tried first. ``confirm``: configure it and wait for Voice
-        Live to confirm. The session (None if none in time) and the attempts made."""
-        held = first
-        attempt = 0
-        while True:
-            attempt += 1
-            held = held or self._sessions.open()
-            connection = await _ready(held, deadline)
-            session = None if connection is None else _Session(held, connection)
-            if session is not None and (not confirm or await self._prepare(session, deadline)):
-                return session, attempt
-            await held.release()
-            held = None
-            wait = RECONNECT_BACKOFF_S[min(attempt - 1, len(RECONNECT_BACKOFF_S) - 1)]
-            if time.monotonic() + wait >= deadline:
-                return None, attempt
-            await asyncio.sleep(wait)
-
-    def _new_hold(self) -> deque[str]:
-        """Holds the caller's audio while no session can take it, as long as the budget."""
-        return deque(maxlen=round(self._continuity.reconnect_budget_s / FRAME_S) + 1)
 
     def give_up(self, reason: str) -> None:
         """The current session cannot serve the call (the bridge found out): end the stream
         with ``AgentUnavailable``."""
         if self._current is not None:
             self._events.put_nowait((self._current.number, AgentUnavailable(reason)))
-
-    def _install(self, session: _Session) -> None:
-        self._opened += 1
-        self.sessions_used += 1
-        session.number = self._opened
-        self._current = session
-        session.reader = asyncio.create_task(
-            self._read(session), name=f"voice-live-reader-{session.number}"
-        )
-        self._tasks.spawn(self._roll_over_in_time(session), "rollover")
 
     # --- the stream of events -----------------------------------------------------------
 
@@ -265,11 +162,11 @@ class VoiceLink:
                     case Verdict.ALIVE:
                         continue
                     case Verdict.PROBE:
-                        await self._send(liveness_probe())
+                        await self._current.send(liveness_probe())
                         continue
                     case Verdict.STALLED:
                         number = self._current.number
-                        item = _Lost("stalled", f"{self._continuity.voice_live_stall_s} s")
+                        item = Loss("stalled", f"{self._continuity.voice_live_stall_s} s")
             if number != self._current.number:
                 continue  # a replaced session's last words
             if isinstance(item, SessionReplaced):
@@ -278,7 +175,7 @@ class VoiceLink:
             if isinstance(item, AgentUnavailable):
                 yield item
                 return
-            if isinstance(item, _Lost):
+            if isinstance(item, Loss):
                 yield SessionLost(item.reason)
                 replaced = await self._replace(item)
                 yield replaced
@@ -291,21 +188,20 @@ class VoiceLink:
     def _observe(self, event: ServerEvent) -> None:
         """Track what the liveness check and the caller audio kept for resending need."""
         self._liveness.on_event(str(event.type), time.monotonic())
-        match event.type:
-            case "input_audio_buffer.committed":
-                if isinstance(item_id := event.get("item_id"), str):
-                    self._unanswered_items.append(item_id)
-            case "response.created":
-                self._unanswered.clear()
-                self._unanswered_items.clear()
-            case "session.created" | "session.updated" if self._current is not None:
-                _note_expiry(self._current, event)
+        self._backlog.on_event(event)
+        if event.type in ("session.created", "session.updated") and self._current is not None:
+            self._current.note_expiry(event)
 
     @property
     def unanswered_items(self) -> frozenset[str]:
         """Caller items whose audio a replacement session is given again (so their text is
         left out of the replayed context)."""
-        return frozenset(self._unanswered_items)
+        return self._backlog.unanswered_items
+
+    @property
+    def current_session(self) -> int:
+        """The number of the call's current session (1 for the first)."""
+        return self._current.number if self._current is not None else 0
 
     # --- sending --------------------------------------------------------------------------
 
@@ -314,11 +210,8 @@ class VoiceLink:
         mark it silent."""
         self._liveness.on_caller_audio(voiced=voiced, now=time.monotonic())
         encoded = base64.b64encode(audio).decode()
-        if self._held_audio is not None:
-            self._held_audio.append(encoded)
-            return
-        self._unanswered.append(encoded)
-        await self._send({"type": "input_audio_buffer.append", "audio": encoded})
+        if self._backlog.admit(encoded) and self._current is not None:
+            await self._current.send(_append_event(encoded))
 
     async def create_response(self, response: ResponseCreateParams | None = None) -> bool:
         self._liveness.on_response_requested(time.monotonic())
@@ -337,26 +230,11 @@ class VoiceLink:
     async def create_item(self, item: ConversationRequestItem) -> bool:
         return await self._call(lambda c: c.conversation.item.create(item=item))
 
-    @property
-    def answer_owed(self) -> bool:
-        """Voice Live owes the call an answer: no session swap now."""
-        return self._liveness.answer_owed
-
-    async def _send(self, event: dict[str, str]) -> None:
-        session = self._current
-        if session is None:
-            return
-        try:
-            await session.connection.send(event)
-        except VoiceLiveConnectionError as exc:
-            # The reader sees the socket go too and replaces the session; nothing more here.
-            log.debug("voice_live.send_failed", error=str(exc))
-
     async def _call(self, send: Callable[[VoiceLiveConnection], Awaitable[None]]) -> bool:
         """Send one client event to the current session; False if none could take it (the
         call's context carries what matters to the next session)."""
         session = self._current
-        if session is None or self._held_audio is not None:
+        if session is None or self._backlog.holding:
             return False
         try:
             await send(session.connection)
@@ -365,42 +243,23 @@ class VoiceLink:
             return False
         return True
 
-    # --- reading one session --------------------------------------------------------------
-
-    async def _read(self, session: _Session) -> None:
-        unreadable_in_a_row = 0
-        put = self._events.put_nowait
-        while True:
-            try:
-                event = await session.connection.recv()
-            except ConnectionClosed as exc:
-                put((session.number, _Lost("closed", f"code {exc.code}")))
-                return
-            except (VoiceLiveConnectionError, AttributeError, TypeError, ValueError) as exc:
-                # The SDK raises on undecodable frames; one bad event must not end the call.
-                unreadable_in_a_row += 1
-                log.warning("voice_live.malformed_event", error=str(exc))
-                if unreadable_in_a_row >= MAX_UNREADABLE_IN_A_ROW:
-                    put((session.number, _Lost("unreadable", f"{unreadable_in_a_row} frames")))
-                    return
-                continue
-            unreadable_in_a_row = 0
-            if _expired(event):
-                put((session.number, _Lost("expired", "the service said the session expired")))
-            put((session.number, event))
-
     # --- replacing a session ----------------------------------------------------------------
 
-    async def _replace(self, lost: _Lost) -> SessionReplaced | AgentUnavailable:
-        """Reconnect within the budget; what happened, for the bridge."""
+    async def _replace(self, loss: Loss) -> SessionReplaced | AgentUnavailable:
+        """Replace the lost current session within the budget; what happened, for the bridge."""
         started = time.monotonic()
         old = self._current
         assert old is not None  # only the current session's loss is acted on
-        log.warning("voice_live.lost", reason=lost.reason, detail=lost.detail)
-        self._held_audio = self._new_hold()
-        self._tasks.spawn(_close(old), "close-lost-session")
-        deadline = started + self._continuity.reconnect_budget_s
-        session, attempts = await self._open_within(deadline, confirm=True)
+        log.warning("voice_live.lost", reason=loss.reason, detail=loss.detail)
+        self._backlog.hold()
+        self._tasks.spawn(old.close(), "close-lost-session")
+        # A standby prepared for a rollover that came too late is as good as a new session.
+        session, attempts = await self._rollover.take_standby(), 0
+        if session is None:
+            deadline = started + self._continuity.reconnect_budget_s
+            session, attempts = await open_session(
+                self._sessions, deadline, configure=self._configure
+            )
         if session is None:
             log.error(
                 "voice_live.reconnect_failed",
@@ -408,108 +267,64 @@ class VoiceLink:
                 attempts=attempts,
             )
             self._current = None
-            self._held_audio = None
-            return AgentUnavailable(f"lost ({lost.reason}); no new session in time")
-        await self._swap_to(session, resend=list(self._unanswered))
+            return AgentUnavailable(f"lost ({loss.reason}); no new session in time")
+        await self._swap_to(session, resend_unanswered=True)
         self.reconnects += 1
         lost_ms = (time.monotonic() - started) * 1000
-        log.info("voice_live.reconnected", attempts=attempts, outage_ms=round(lost_ms))
+        log.info(
+            "voice_live.reconnected",
+            attempts=attempts,
+            standby=attempts == 0,
+            outage_ms=round(lost_ms),
+        )
         return SessionReplaced("reconnect", lost_ms)
 
-    async def _prepare(self, session: _Session, deadline: float) -> bool:
-        """Configure a new session; True once Voice Live confirmed it before ``deadline``."""
-        assert self._configure is not None  # set by connect_first
-        connection = session.connection
-        try:
-            await configure_session(connection, self._configure)
-            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                while True:
-                    event = await connection.recv()
-                    if event.type in ("session.created", "session.updated"):
-                        _note_expiry(session, event)
-                    if event.type == "session.updated":
-                        return True
-                    if isinstance(event, ServerEventError) and _refused_configuration(event):
-                        log.error("voice_live.session_rejected", message=event.error.message)
-                        return False
-        except (TimeoutError, VoiceLiveConnectionError) as exc:
-            log.warning("voice_live.prepare_failed", error=str(exc) or type(exc).__name__)
-            return False
-
-    async def _swap_to(self, session: _Session, *, resend: list[str], replay: bool = True) -> None:
-        """Make ``session`` current: the context first, then the caller audio to resend and
-        the audio held meanwhile, then live audio; the old session's events are dropped from
-        here on."""
-        if self._held_audio is None:
-            self._held_audio = deque()
+    async def _swap_to(
+        self, session: VoiceSession, *, resend_unanswered: bool, replay: bool = True
+    ) -> None:
+        """Make ``session`` current: the context first, then the caller's audio it must hear
+        (``CallerAudioBacklog.hand_over``), then live audio; the old session's events are
+        dropped from here on."""
+        self._backlog.hold()
         old = self._current
         self._current = session
         self._liveness = Liveness(self._continuity.voice_live_stall_s, time.monotonic())
         for item in self._replay() if replay else ():
             with contextlib.suppress(VoiceLiveConnectionError):
                 await session.connection.conversation.item.create(item=item)
-        self._unanswered.clear()
-        self._unanswered_items.clear()
-        held, self._held_audio = self._held_audio, None
-        for encoded in [*resend, *held]:
-            self._unanswered.append(encoded)
-            with contextlib.suppress(VoiceLiveConnectionError):
-                await session.connection.send(
-                    {"type": "input_audio_buffer.append", "audio": encoded}
-                )
+        await self._backlog.hand_over(
+            lambda encoded: session.send(_append_event(encoded)),
+            resend_unanswered=resend_unanswered,
+        )
         self._install(session)
         if old is not None and old is not session:
-            self._tasks.spawn(_close(old), "close-old-session")
+            self._tasks.spawn(old.close(), "close-old-session")
 
-    # --- rollover -----------------------------------------------------------------------------
+    def _install(self, session: VoiceSession) -> None:
+        self._opened += 1
+        self.sessions_used += 1
+        session.start_reading(self._opened, self._events.put_nowait)
+        assert self._configure is not None  # set by connect_first, before any session
+        self._tasks.spawn(self._rollover.run_for(session, self._configure), "rollover")
+
+    # --- rollover (``rollover.RolloverLink``) ---------------------------------------------
 
     def watch(self, quiet: Quiet) -> None:
         """Who says when a rollover may swap sessions (set once the call's parts exist)."""
-        self._quiet = quiet
+        self._rollover.watch(quiet)
+
+    def is_current(self, session: VoiceSession) -> bool:
+        # Holding: the session was lost, or a swap is under way; either way it is not to be
+        # rolled over.
+        return self._current is session and not self._backlog.holding and not self._closing
 
     @property
-    def current_session(self) -> int:
-        """The number of the call's current session (1 for the first)."""
-        return self._current.number if self._current is not None else 0
+    def answer_owed(self) -> bool:
+        """Voice Live owes the call an answer: no session swap now."""
+        return self._liveness.answer_owed
 
-    async def _roll_over_in_time(self, session: _Session) -> None:
-        """Prepare a standby before ``session`` expires and swap at a quiet moment."""
-        lifetime = self._continuity.session_max_s
-        await asyncio.sleep(min(1.0, lifetime / 4))  # session.created/updated name its expiry
-        while True:
-            expires = session.opened_at + lifetime
-            if session.expires_at is not None:
-                expires = min(expires, session.expires_at)
-            margin = min(ROLLOVER_MARGIN_S, (expires - session.opened_at) / 4)
-            delay = expires - margin - time.monotonic()
-            if delay <= 0:
-                break
-            await asyncio.sleep(min(delay, 1.0))  # re-read: expires_at may come later
-        if self._current is not session or self._closing:
-            return
-        hard_deadline = expires - margin / 2
-        held = self._sessions.open()
-        connection = await _ready(held, hard_deadline)
-        standby = None if connection is None else _Session(held, connection)
-        if standby is None or not await self._prepare(standby, hard_deadline):
-            log.warning("voice_live.rollover_not_ready")
-            await held.release()
-            return  # the expiring session is replaced as a loss, when it goes
-        quiet = self._quiet
-        while self._current is session and not self._closing:
-            if self._liveness.answer_owed:
-                pass  # an answer is on its way from this session: never swap it away
-            elif (
-                quiet is None
-                or quiet.quiet()
-                or (time.monotonic() >= hard_deadline and quiet.turn_over())
-            ):
-                break
-            await asyncio.sleep(QUIET_POLL_S)
-        if self._current is not session or self._closing:
-            await held.release()
-            return
-        await self._swap_to(standby, resend=[])
+    async def roll_over_to(self, standby: VoiceSession) -> None:
+        await self._swap_to(standby, resend_unanswered=False)
         self.rollovers += 1
         self._events.put_nowait((standby.number, SessionReplaced("rollover", 0.0)))
         log.info("voice_live.rolled_over", session=standby.number)
@@ -521,50 +336,10 @@ class VoiceLink:
         self._closing = True
         session, self._current = self._current, None
         await self._tasks.aclose()
+        await self._rollover.aclose()
         if session is not None:
-            await _close(session)
+            await session.close()
 
 
-async def _ready(held: HeldSession, deadline: float) -> VoiceLiveConnection | None:
-    try:
-        async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-            return await held.connection()
-    except (TimeoutError, VoiceLiveConnectionError) as exc:
-        log.warning("voice_live.unavailable", error=str(exc) or type(exc).__name__)
-        return None
-
-
-async def _close(session: _Session) -> None:
-    """Stop reading the session and close it (once: a lost session is closed as soon as it is
-    lost, before its replacement takes its place)."""
-    if session.closed:
-        return
-    session.closed = True
-    if session.reader is not None:
-        session.reader.cancel()
-        await asyncio.gather(session.reader, return_exceptions=True)
-    await session.held.release()
-
-
-def _note_expiry(session: _Session, event: ServerEvent) -> None:
-    """``expires_at`` is epoch seconds on the wire (API reference 2026-07-15, session object);
-    SDK 1.3.1 reads it as a ``datetime``. Either is taken; the link times on the monotonic
-    clock."""
-    expires_at = getattr(getattr(event, "session", None), "expires_at", None)
-    if isinstance(expires_at, datetime):
-        expires_at = expires_at.timestamp()
-    if not isinstance(expires_at, int | float) or expires_at <= 0:
-        return
-    session.expires_at = time.monotonic() + (expires_at - time.time())
-
-
-def _expired(event: ServerEvent) -> bool:
-    """An ``error`` saying the session has expired (the code is not published for Voice Live;
-    OpenAI Realtime's is ``session_expired``)."""
-    if not isinstance(event, ServerEventError):
-        return False
-    return getattr(event.error, "code", None) == "session_expired"
-
-
-def _refused_configuration(event: ServerEventError) -> bool:
-    return getattr(event.error, "event_id", None) == SESSION_UPDATE_EVENT_ID
+def _append_event(encoded: str) -> dict[str, str]:
+    return {"type": "input_audio_buffer.append", "audio": encoded}

@@ -40,7 +40,7 @@ def create_app(
             app[REPLICA] = shared
             yield
             # Shutdown: calls in progress are told the server is going away.
-            for socket in list(shared.sockets):
+            for socket in list(shared.sockets.values()):
                 await socket.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"shutdown")
 
     app.cleanup_ctx.append(replica)

@@ -10,7 +10,8 @@ as deprecated.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
@@ -40,60 +41,65 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
     ):
         await replica.require_acs_token(request)
         profile = _call_profile(request, replica, correlation_id)
-        live = replica.bridges.get(call_id)
-        if live is not None:
-            return await _rejoin(request, replica, live)
-        acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
-        await acs.prepare(request)
-        replica.sockets.add(acs)
-        log.info("call.media_connected", profile=profile.name)
-        telemetry = CallTelemetry(
-            call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
-        )
-        summary = CallSummary()
-        try:
-            with telemetry.activate():
-                summary = await _bridge(
-                    replica,
-                    acs,
-                    profile=profile,
-                    call_id=call_id,
-                    correlation_id=correlation_id or call_id,
-                    telemetry=telemetry,
-                    rejoinable=acs_call_id is not None,
-                )
-        finally:
-            telemetry.end(summary)
-            replica.call_ended(call_id, summary)
-            replica.sockets.discard(acs)
-            if not acs.closed:
-                await acs.close()
-            log.info("call.media_closed", close_code=acs.close_code)
+        if call_id in replica.sockets:
+            return await _rejoin(request, replica, call_id)
+        async with _accepted(request) as acs:
+            # The call's slot against max_calls, held until its bridge ends: through a wait
+            # for a rejoin, and whichever socket it runs on.
+            replica.sockets[call_id] = acs
+            log.info("call.media_connected", profile=profile.name)
+            telemetry = CallTelemetry(
+                call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
+            )
+            summary = CallSummary()
+            try:
+                with telemetry.activate():
+                    summary = await _bridge(
+                        replica,
+                        acs,
+                        profile=profile,
+                        call_id=call_id,
+                        correlation_id=correlation_id or call_id,
+                        telemetry=telemetry,
+                        rejoinable=acs_call_id is not None,
+                    )
+            finally:
+                telemetry.end(summary)
+                replica.call_ended(call_id, summary)
+                replica.sockets.pop(call_id, None)
     return acs
 
 
-async def _rejoin(
-    request: web.Request, replica: Replica, bridge: CallBridge
-) -> web.WebSocketResponse:
-    """A new media socket for a call bridged here: it takes the place of one ACS lost.
+async def _rejoin(request: web.Request, replica: Replica, call_id: str) -> web.WebSocketResponse:
+    """A new media socket for a call bridged here: it takes the place of one ACS lost, in the
+    call's slot (a rejoin is no new call).
 
-    A call has one media socket at a time: while its socket is alive, another is refused
-    (409) before the upgrade.
+    A call has one media socket at a time: while its socket is alive (or before its bridge
+    started), another is refused (409) before the upgrade.
     """
-    if not bridge.can_rejoin():
+    bridge = replica.bridges.get(call_id)
+    if bridge is None or not bridge.can_rejoin():
         log.warning("media.refused", reason="the call's media socket is still open")
         raise web.HTTPConflict(text="the call already has a media socket")
+    async with _accepted(request) as acs:
+        if call_id in replica.sockets:  # else the call ended during the upgrade
+            replica.sockets[call_id] = acs
+        log.info("call.media_reconnected")
+        await bridge.rejoin(acs)
+    return acs
+
+
+@asynccontextmanager
+async def _accepted(request: web.Request) -> AsyncIterator[web.WebSocketResponse]:
+    """The media socket, upgraded; closed once its handler is done with it."""
     acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True)
     await acs.prepare(request)
-    replica.sockets.add(acs)
-    log.info("call.media_reconnected")
     try:
-        await bridge.rejoin(acs)
+        yield acs
     finally:
-        replica.sockets.discard(acs)
         if not acs.closed:
             await acs.close()
-    return acs
+        log.info("call.media_closed", close_code=acs.close_code)
 
 
 def _call_profile(
@@ -170,6 +176,7 @@ async def _bridge(
         continuity=settings.continuity,
         transcription_model=settings.voice_live.transcription_model_for(profile),
         actions=replica.control.actions(call_id),
+        draining=lambda: replica.draining,
         telemetry=telemetry,
         open_recorder=_recorder_opener(settings, profile, call_id, correlation_id),
         rejoinable=rejoinable,

@@ -76,7 +76,10 @@ class Replica:
     tasks: OwnedTasks = field(default_factory=OwnedTasks)
     """Work that outlives the request that started it (answering, rejecting, hanging up)."""
     incoming: RecentKeys = field(default_factory=lambda: RecentKeys(DEDUPE_WINDOW_S))
-    sockets: set[web.WebSocketResponse] = field(default_factory=set)
+    sockets: dict[str, web.WebSocketResponse] = field(default_factory=dict)
+    """Each call's media socket here, by call connection id: the one it runs on, or, while it
+    waits for ACS to rejoin, the one it lost. One per call, however often its socket rejoins:
+    a call counts once against ``max_calls``, and a drain waits until none is left."""
     bridges: dict[str, CallBridge] = field(default_factory=dict)
     """This replica's calls in progress, by call connection id."""
     answering: int = 0

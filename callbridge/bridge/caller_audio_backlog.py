@@ -1,0 +1,96 @@
+"""The caller's audio a new Voice Live session must be given, so no word is lost in a swap.
+
+Two kinds of the caller's audio outlive the session they were meant for:
+
+- **held** audio: while no session can take it (before the first one is open, during an outage,
+  during a swap), audio waits here, bounded by the reconnect budget;
+- **unanswered** audio: sent to the current session since the model last started answering
+  (``response.created``), up to ``RESEND_MAX_S``. A session lost before it answered took that
+  audio with it, so its replacement hears it again; the caller items it committed from it are
+  named here too, so the replayed context leaves their text out.
+
+Every frame goes to exactly one session at a time: the current one, or the hold.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from azure.ai.voicelive.models import ServerEvent
+
+RESEND_MAX_S = 10.0
+"""The most caller audio not yet answered that is kept to resend to a replacement session."""
+
+FRAME_S = 0.02
+"""One ACS media frame: caller audio is appended to Voice Live one frame at a time."""
+
+
+class CallerAudioBacklog:
+    """The call's held and unanswered caller audio (see the module docstring), each frame
+    base64-encoded as ``input_audio_buffer.append`` carries it."""
+
+    def __init__(self, hold_max_s: float) -> None:
+        """``hold_max_s``: the longest outage audio is held for (the reconnect budget)."""
+        self._hold_max_frames = round(hold_max_s / FRAME_S) + 1
+        self._held: deque[str] | None = deque(maxlen=self._hold_max_frames)
+        """None while the current session takes the caller's audio."""
+        self._unanswered: deque[str] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
+        self._unanswered_items: list[str] = []
+
+    @property
+    def holding(self) -> bool:
+        """No session takes the caller's audio now (nor any other client event)."""
+        return self._held is not None
+
+    def hold(self) -> None:
+        """The current session can take no more audio: hold it for the next one."""
+        if self._held is None:
+            self._held = deque(maxlen=self._hold_max_frames)
+
+    def admit(self, encoded: str) -> bool:
+        """One frame of the caller's audio: True if the current session is to have it now (it
+        counts as unanswered), False if it was held for the next session."""
+        if self._held is not None:
+            self._held.append(encoded)
+            return False
+        self._unanswered.append(encoded)
+        return True
+
+    def on_event(self, event: ServerEvent) -> None:
+        """Follow the current session: a committed caller turn, an answer begun."""
+        match event.type:
+            case "input_audio_buffer.committed":
+                if isinstance(item_id := event.get("item_id"), str):
+                    self._unanswered_items.append(item_id)
+            case "response.created":
+                self._unanswered.clear()
+                self._unanswered_items.clear()
+
+    @property
+    def unanswered_items(self) -> frozenset[str]:
+        """Caller items whose audio a replacement session is given again (so their text is
+        left out of the replayed context)."""
+        return frozenset(self._unanswered_items)
+
+    async def hand_over(
+        self, send: Callable[[str], Awaitable[None]], *, resend_unanswered: bool
+    ) -> None:
+        """Give a new session, in order, the audio it must hear: what the old one left
+        unanswered (``resend_unanswered``: after a loss) and what was held meanwhile; then the
+        new session takes the caller's audio. Frames arriving while this sends join the hold,
+        so none overtakes another."""
+        self.hold()
+        resend = list(self._unanswered) if resend_unanswered else []
+        self._unanswered.clear()
+        self._unanswered_items.clear()
+        for encoded in resend:
+            self._unanswered.append(encoded)
+            await send(encoded)
+        held = self._held
+        assert held is not None  # set above, released only below
+        while held:
+            encoded = held.popleft()
+            self._unanswered.append(encoded)
+            await send(encoded)
+        self._held = None
