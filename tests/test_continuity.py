@@ -135,6 +135,26 @@ async def test_a_drop_during_the_agents_answer_is_survived_with_the_models_memor
     assert result.acs.disconnect == "caller"
 
 
+async def test_a_close_right_after_a_complete_reply_lets_the_caller_hear_all_of_it() -> None:
+    """Voice Live closes cleanly once the answer is all sent, before ``response.audio.done``:
+    the audio the bridge still held in part-frames is released, so the whole answer plays."""
+    script: list[Step] = [
+        Say(LINE, AfterAgentDone(pause_ms=300)),
+        Hangup(AfterAgentDone(pause_ms=800)),
+    ]
+    close = Drop(during_response=1, after_audio_ms=ANSWER_MS - 10, close_code=1000)
+    async with stack() as local:
+        closed, undisturbed = await asyncio.gather(
+            call(local, script, [close]), call(local, script, [])
+        )
+        first, _ = sessions(local, closed)
+    assert first.responses[1].audio_ms_sent == first.responses[1].audio_ms_total
+    answer = closed.record.spurts[1]
+    assert answer.end == "drained"
+    # As much as the same answer plays when nothing goes wrong.
+    assert answer.played_ms == undisturbed.record.spurts[1].played_ms
+
+
 async def test_a_drop_while_the_caller_speaks_loses_none_of_what_they_said() -> None:
     """The session drops while the caller is mid-sentence: the new session hears the whole
     sentence (the unanswered audio is resent) and answers it."""

@@ -140,8 +140,12 @@ class AgentPump:
     # --- a session replaced ---------------------------------------------------------------
 
     def _on_session_lost(self) -> None:
-        """What the lost session was saying stays queued and is heard; in the context (which
-        its replacement is told) the turn ends where the audio received ends."""
+        """What the lost session was saying stays queued and is heard, to its last sample (no
+        ``response.audio.done`` will release what the codec and framer still hold, so it is
+        released now); in the context (which its replacement is told) the turn ends where the
+        audio received ends."""
+        for key in self._responses.active_items():
+            self._parts.agent_audio.end_of_item(key)
         for key in self._responses.session_replaced():
             received = self._responses.received_ms.get(key, 0.0)
             self._context.agent_heard(key[0], received, received)

@@ -53,13 +53,19 @@ class Responses:
     def session_replaced(self) -> list[ItemKey]:
         """The call goes on with a new Voice Live session: nothing is being generated any more.
         The items of the response that was (cut off with the old session)."""
-        active = self.active_id
+        active, items = self.active_id, self.active_items()
         self.active_id = None
         self._cancel_sent = self._create_sent = self._wanted = False
         self._replaced_items.update(self.item_response)
+        if active is not None:
+            self.mute(active)
+        return items
+
+    def active_items(self) -> list[ItemKey]:
+        """The items of the response being generated whose audio has begun to arrive."""
+        active = self.active_id
         if active is None:
             return []
-        self.mute(active)
         return [key for key in self.received_ms if self.item_response.get(key[0]) == active]
 
     def mute(self, response_id: str) -> None:
