@@ -23,7 +23,7 @@ from callbridge.sim.voicelive import AgentTurn
 
 TURN_RATE = 16000
 GREETING_MS = 800
-ANSWER_MS = 3000
+ANSWER_MS = 5000  # long enough to still be generating when an interruption 1 s in is decided
 CALL_TIMEOUT_S = 30
 
 
@@ -76,7 +76,8 @@ async def test_greeting_is_heard_in_full() -> None:
 async def test_barge_in_mid_sentence_truncates_to_what_was_heard(
     audio_format: AudioFormat, sample_rate: MediaRate
 ) -> None:
-    """Cutting the answer 1 s in: StopAudio, cancel, truncate within 20 ms, no stale audio."""
+    """Cutting the answer 1 s in: StopAudio at once, then (the caller keeps talking: a real
+    interruption) cancel and truncate within 20 ms of what was heard, no stale audio."""
     script: list[Step] = [
         Say(CALLER_LINE, AfterAgentDone(pause_ms=300)),
         Say(CALLER_LINE, AfterHeard(ms=1000, spurt=2)),

@@ -68,7 +68,7 @@ audio = "audio/greeting.wav"
 barge_ins = [{{ truncation_tolerance_ms = 20, max_stop_latency_ms = {stop_ms} }}]
 stale_audio_ms = 0
 """
-"""The caller cuts the agent's answer 0.5 s in: about four seconds."""
+"""The caller cuts the agent's answer 0.5 s in: about five seconds."""
 
 IMPOSSIBLE_STOP_MS = 0.001
 """No StopAudio reaches the phone within a microsecond of speech_started: this fails."""
@@ -91,7 +91,8 @@ def write_tone(path: Path, ms: int, hz: float, amplitude: float = 0.3) -> None:
 def write_audio(folder: Path) -> None:
     write_tone(folder / "audio" / "greeting.wav", 400, 440)
     write_tone(folder / "audio" / "answer.wav", 1500, 523)
-    write_tone(folder / "audio" / "line.wav", 400, 300, amplitude=0.5)
+    # Long enough to interrupt by itself (min_interruption_ms, 500 ms), words or not.
+    write_tone(folder / "audio" / "line.wav", 700, 300, amplitude=0.5)
 
 
 def write_short(folder: Path) -> Path:

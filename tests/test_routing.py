@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from callbridge.assets import asset_path
+from callbridge.core.interruption_policy import InterruptionSettings
 from callbridge.core.profiles import (
     BUILTIN_TOOLS,
     DEFAULT_INSTRUCTIONS,
@@ -172,6 +173,24 @@ def test_limits_merge_key_by_key_with_the_base(tmp_path: Path) -> None:
     assert profile.limits == CallLimits(max_call_s=600.0, tool_timeout_s=2.5)
 
 
+def test_interruptions_tune_the_decision_and_add_backchannels(tmp_path: Path) -> None:
+    text = (
+        'default_profile = "a"\n[profiles.a.interruptions]\nmin_interruption_ms = 700\n'
+        'backchannels = ["Vale", "ajá"]\n'
+    )
+    settings = load_routing(write(tmp_path, text), BASE).profile("a").interruptions
+    assert settings.min_interruption_ms == 700.0
+    assert settings.decision_window_ms == InterruptionSettings().decision_window_ms
+    assert settings.is_backchannel("Vale, ajá. Okay.")  # added to the English defaults
+    with pytest.raises(RoutingError) as caught:
+        load_routing(write(tmp_path, text.replace("700", "-1").replace('"ajá"', "3")), BASE)
+    assert [line.split(": ", 1)[1] for line in caught.value.problems] == [
+        "profiles.a.interruptions.min_interruption_ms = -1: must be a positive number",
+        'profiles.a.interruptions.backchannels = ["Vale", 3]: must be a list of words such as'
+        ' ["vale", "ajá"]',
+    ]
+
+
 def test_a_model_replaces_an_inherited_agent(tmp_path: Path) -> None:
     """Otherwise the base's agent would silently win over the model the profile names."""
     base = replace(BASE, model=None, agent=VoiceLiveAgent("base-agent", "base-project"))
@@ -253,7 +272,7 @@ A = '[profiles.a]\n[numbers]\n"+18005550100" = "a"\n'
             [
                 "profiles.b.colour: unknown key; valid keys: instructions, instructions_file,"
                 " greeting, voice, model, agent, audio_format, media_rate, tools, tools_module,"
-                " transfer_to, fallback_audio, fallback_transfer_to, limits, record"
+                " transfer_to, fallback_audio, fallback_transfer_to, limits, interruptions, record"
             ],
             id="unknown-key-lists-valid-keys",
         ),

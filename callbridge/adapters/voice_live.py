@@ -83,7 +83,9 @@ def session_request(
         turn_detection=AzureSemanticVad(
             interrupt_response=False,
             auto_truncate=False,
-            create_response=True,
+            # callbridge asks for every answer itself, so a backchannel spoken over the agent
+            # is never answered (``bridge.interruption``).
+            create_response=False,
         ),
         input_audio_noise_reduction=AudioNoiseReduction(type="azure_deep_noise_suppression"),
         input_audio_echo_cancellation=AudioEchoCancellation(),

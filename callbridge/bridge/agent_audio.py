@@ -20,7 +20,7 @@ from callbridge.bridge.stats import CallStats
 from callbridge.core import acs_media
 from callbridge.core.codec import Codec
 from callbridge.core.framer import Framer
-from callbridge.core.pacing import ItemKey, OutFrame
+from callbridge.core.pacing import HeldAudio, ItemKey, OutFrame
 
 
 class AgentAudio:
@@ -48,6 +48,8 @@ class AgentAudio:
         self._keep_pcm = keep_pcm
         self._started_at = started_at
         self._first_audio_queued = False
+        self._framing: ItemKey | None = None
+        """The item whose audio the framer holds the start of a frame of."""
 
     def on_delta(self, event: ServerEventResponseAudioDelta) -> None:
         """Queue one ``response.audio.delta`` for the caller.
@@ -69,6 +71,7 @@ class AgentAudio:
         received = self._responses.received_ms
         received[key] = received.get(key, 0.0) + audio_ms
         self._stats.agent_audio_ms += audio_ms
+        self._framing = key
         self._queue_whole_frames(key, self._codec.decoder.decode(audio))
 
     def end_of_item(self, key: ItemKey) -> None:
@@ -76,7 +79,29 @@ class AgentAudio:
         if self._responses.is_muted(self._responses.item_response.get(key[0])):
             return
         self._queue_whole_frames(key, self._codec.decoder.flush())
-        rest = self._framer.flush()
+        self._queue_last_frame(key, self._framer)
+        self._framing = None
+
+    def resume(self, held: HeldAudio) -> None:
+        """Play again what a paused pacer held (``FramePacer.resume``), framed afresh from the
+        sample the caller stopped at. An item still arriving goes on seamlessly: the framer's
+        part-frame of it follows its held audio."""
+        for index, (key, pcm) in enumerate(held):
+            if index == len(held) - 1 and key == self._framing:
+                self._queue_whole_frames(key, pcm + self._framer.take())
+                continue
+            framer = Framer(self._framer.frame_bytes)
+            self._push_frames(key, framer.push(pcm))
+            self._queue_last_frame(key, framer)
+
+    def discard_partial(self) -> None:
+        """Forget audio not yet made into frames (the pacer was flushed: a barge-in)."""
+        self._codec.decoder.reset()
+        self._framer.clear()
+        self._framing = None
+
+    def _queue_last_frame(self, key: ItemKey, framer: Framer) -> None:
+        rest = framer.flush()
         if rest is not None:
             pcm, real = rest
             kept = pcm if self._keep_pcm else b""
@@ -84,18 +109,16 @@ class AgentAudio:
                 OutFrame(key, self._codec.pcm_ms(real), acs_media.audio_data(pcm), kept)
             )
 
-    def discard_partial(self) -> None:
-        """Forget audio not yet made into frames (the pacer was flushed: a barge-in)."""
-        self._codec.decoder.reset()
-        self._framer.clear()
-
     def _queue_whole_frames(self, key: ItemKey, pcm: bytes) -> None:
         if not self._first_audio_queued and self._telemetry is not None:
             self._first_audio_queued = True
             self._telemetry.first_audio((time.monotonic() - self._started_at) * 1000)
+        self._push_frames(key, self._framer.push(pcm))
+
+    def _push_frames(self, key: ItemKey, frames: list[bytes]) -> None:
         frame_ms = self._codec.frame_ms
         keep = self._keep_pcm
-        for frame in self._framer.push(pcm):
+        for frame in frames:
             self._pacer.push(
                 OutFrame(key, frame_ms, acs_media.audio_data(frame), frame if keep else b"")
             )

@@ -185,11 +185,14 @@ class AgentPump:
                 parts.agent_audio.end_of_item((text(event.item_id), integer(event.content_index)))
             case ServerEventInputAudioBufferSpeechStarted():
                 self._caller_speaking = True
-                await parts.interruption.interrupt()
+                await parts.interruption.on_speech_started()
             case ServerEventInputAudioBufferSpeechStopped():
                 self._caller_speaking = False
+                await parts.interruption.on_speech_stopped()
             case ServerEventInputAudioBufferCommitted():
-                context.caller_turn(text(event.item_id))
+                item_id = text(event.item_id)
+                context.caller_turn(item_id)
+                await parts.interruption.on_committed(item_id)
             case ServerEventResponseCreated():
                 response_id = text(event.response.id)
                 self._responses.created(response_id)
@@ -219,6 +222,7 @@ class AgentPump:
                 log.info("caller.transcript", item_id=item_id, text=transcript)
                 if recorder is not None:
                     recorder.transcript("caller", item_id, transcript)
+                await parts.interruption.on_transcript(item_id, transcript)
             case ServerEventConversationItemTruncated():
                 log.info(
                     "voice_live.truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms

@@ -205,7 +205,12 @@ class CallBridge:
         call ending: then the call waits ``media_rejoin_s`` for a new one."""
         while socket is not None:
             await self._caller.pump(
-                socket, parts.codec, parts.keypad, parts.pacer.on_mark, parts.recorder
+                socket,
+                codec=parts.codec,
+                keypad=parts.keypad,
+                on_mark=parts.pacer.on_mark,
+                recorder=parts.recorder,
+                on_audio=parts.interruption.on_caller_frame,
             )
             if self._acs.ended or parts.actions.ending:
                 log.info("call.media_closed_by_bridge", close_code=socket.close_code)

@@ -95,6 +95,7 @@ def start_parts(
         stats=stats,
         telemetry=telemetry,
         recorder=recorder,
+        settings=profile.interruptions,
     )
     keypad = Keypad(
         voice=link,

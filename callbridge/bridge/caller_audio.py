@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import structlog
@@ -63,17 +63,20 @@ class CallerAudio:
     async def pump(
         self,
         socket: web.WebSocketResponse,
+        *,
         codec: Codec,
         keypad: Keypad,
         on_mark: Callable[[acs_media.MarkData], None],
         recorder: CallRecorder | None,
+        on_audio: Callable[[bytes], Awaitable[None]],
     ) -> None:
-        """Forward the caller until the socket closes; ACS's playback marks to ``on_mark``."""
+        """Forward the caller until the socket closes; ACS's playback marks to ``on_mark``,
+        each frame's PCM (after it went to Voice Live) to ``on_audio``."""
         async for message in socket:
             parsed = self.parse(message)
             match parsed:
                 case acs_media.AudioData():
-                    await self.forward(codec, parsed, recorder)
+                    await on_audio(await self.forward(codec, parsed, recorder))
                 case acs_media.DtmfData(digit=digit):
                     keypad.press(digit)
                 case acs_media.MarkData():
@@ -86,7 +89,8 @@ class CallerAudio:
 
     async def forward(
         self, codec: Codec, frame: acs_media.AudioData, recorder: CallRecorder | None
-    ) -> None:
+    ) -> bytes:
+        """Send one frame to Voice Live; its PCM."""
         pcm = frame.pcm
         if not pcm and frame.silent:
             # Silence sent without its audio is still 20 ms of the caller's line: Voice Live's
@@ -100,6 +104,7 @@ class CallerAudio:
         else:
             self.last_voiced_at = time.monotonic()
         await self._voice.append(codec.encoder.encode(pcm), voiced=not frame.silent)
+        return pcm
 
     def parse(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
         """Parse one WebSocket message; malformed ones are logged, counted and skipped (None)."""

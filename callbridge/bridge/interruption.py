@@ -1,19 +1,30 @@
-"""The interruption policy: when the caller speaks over the agent, stop it exactly where heard.
+"""The interruption policy: pause when the caller speaks over the agent, then decide.
 
-On Voice Live's ``speech_started`` while agent audio is queued or playing, in this order:
+On Voice Live's ``speech_started`` while agent audio is queued or playing:
 
-1. drop everything queued in the pacer, and tell ACS ``StopAudio`` at once, so the caller
-   stops hearing the agent within a frame;
-2. mute the responses whose audio was cut, so their late deltas are dropped;
-3. ``response.cancel``, only if a response is still being generated (else Voice Live errors);
-4. ``conversation.item.truncate`` for each cut item, at the integer ms the caller heard (from
-   the pacer's ledger, less the codec's delay), never more than Voice Live generated.
+1. **pause** at once: ACS is told ``StopAudio``, and what the caller has not heard is held from
+   the exact sample they stopped at, with the deltas still arriving (``FramePacer.pause``);
+   nothing is cancelled or truncated yet;
+2. **decide** (``core.interruption_policy``) from the caller's frames as the bridge measures
+   them, Voice Live's ``speech_stopped`` and the transcript, within the profile's window;
+3. a **real** interruption is cut where the caller stopped hearing it: the held audio dropped,
+   the responses muted (their late deltas dropped), ``response.cancel`` if one is still being
+   generated, and ``conversation.item.truncate`` for each cut item at the integer ms the caller
+   heard (never more than Voice Live generated); the caller's turn is then answered;
+4. a **false** one (a backchannel, a cough, noise) resumes the held audio from that same sample:
+   no cancel, no truncate, and the model never answers it. The session is configured with
+   ``create_response: false``, so Voice Live answers no turn by itself: callbridge asks for an
+   answer when a turn is committed, except for the turn a false interruption committed, which is
+   deleted from the conversation once its transcript confirms it held nothing to answer (a
+   transcript with real words overturns the verdict: the agent is cut there and answers).
 
 When nothing is playing, a response still being generated would talk over the caller, so it is
 cancelled; there is nothing to stop at the phone and nothing to truncate.
 """
 
 from __future__ import annotations
+
+import time
 
 import structlog
 
@@ -28,6 +39,12 @@ from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core import acs_media
 from callbridge.core.call_context import CallContext
 from callbridge.core.codec import Codec
+from callbridge.core.interruption_policy import (
+    Decision,
+    InterruptionSettings,
+    PendingInterruption,
+    Verdict,
+)
 from callbridge.core.pacing import Heard
 
 log = structlog.get_logger(__name__)
@@ -49,6 +66,7 @@ class Interruption:
         stats: CallStats,
         telemetry: CallTelemetry | None,
         recorder: CallRecorder | None,
+        settings: InterruptionSettings,
     ) -> None:
         self._acs = acs
         self._voice = voice
@@ -60,23 +78,154 @@ class Interruption:
         self._stats = stats
         self._telemetry = telemetry
         self._recorder = recorder
+        self._settings = settings
+        self._pending: PendingInterruption | None = None
+        self._pending_item: str | None = None
+        """The caller's turn the pending interruption committed, once Voice Live says so."""
+        self._unanswered: set[str] = set()
+        """Turns of false interruptions, left unanswered until their transcripts confirm it."""
+        self._speech_ms = 0.0
+        self._last_voiced_at: float | None = None
+
+    # --- what the caller says ---------------------------------------------------------------
+
+    async def on_caller_frame(self, pcm: bytes) -> None:
+        """Every frame of the caller's audio: the soonest measure of whether they talk."""
+        now = time.monotonic()
+        voiced = self._settings.is_voiced(pcm)
+        quiet_s = self._settings.caller_quiet_ms / 1000
+        if voiced:
+            if self._last_voiced_at is None or now - self._last_voiced_at > quiet_s:
+                self._speech_ms = 0.0
+            self._speech_ms += self._codec.frame_ms
+            self._last_voiced_at = now
+        if self._pending is not None:
+            decision = self._pending.on_caller_frame(
+                voiced=voiced, frame_ms=self._codec.frame_ms, now=now
+            )
+            await self._carry_out(decision)
+
+    async def on_speech_started(self) -> None:
+        """Voice Live heard the caller start: pause the agent and decide, or (nothing playing)
+        stop a response that would talk over them."""
+        if self._pending is not None and self._pending.decision is None:
+            return  # still deciding: the same interruption goes on
+        if not self._pacer.is_playing():
+            cancelled = await self._responses.cancel_active()
+            if cancelled is not None and self._telemetry is not None:
+                self._telemetry.barge_in(heard_ms=0.0, truncated=False)
+            return
+        self._pacer.pause()
+        await self._acs.send_str(acs_media.STOP_AUDIO)
+        if self._recorder is not None:
+            self._recorder.stop_audio()
+        now = time.monotonic()
+        recent = self._last_voiced_at is not None and (
+            now - self._last_voiced_at <= self._settings.caller_quiet_ms / 1000
+        )
+        self._pending = PendingInterruption(
+            self._settings,
+            started_at=now,
+            voiced_ms=self._speech_ms if recent else 0.0,
+            last_voiced_at=self._last_voiced_at if recent else None,
+        )
+        self._pending_item = None
+        log.info("call.paused_for_caller", speech_ms=round(self._pending.voiced_ms))
+
+    async def on_speech_stopped(self) -> None:
+        if self._pending is not None:
+            await self._carry_out(self._pending.on_speech_stopped(time.monotonic()))
+
+    async def on_committed(self, item_id: str) -> None:
+        """A caller turn is committed: answer it, unless it is a false interruption's."""
+        pending = self._pending
+        if pending is not None and self._pending_item is None:
+            self._pending_item = item_id
+            if pending.decision is None:
+                return  # answered (or not) when decided
+            if pending.decision.verdict is Verdict.FALSE:
+                self._unanswered.add(item_id)
+                return
+        await self._responses.request()
+
+    async def on_transcript(self, item_id: str, transcript: str) -> None:
+        """The caller's words for a turn: they may decide, or overturn, an interruption."""
+        pending = self._pending
+        if pending is not None and item_id == self._pending_item:
+            await self._carry_out(pending.on_transcript(transcript, time.monotonic()))
+        if item_id in self._unanswered and self._settings.is_backchannel(transcript):
+            self._unanswered.discard(item_id)
+            # Nothing to answer: the model must not take it for a turn later either.
+            await self._voice.delete_item(item_id)
+
+    # --- deciding ---------------------------------------------------------------------------
+
+    async def _carry_out(self, decision: Decision | None) -> None:
+        if decision is None:
+            return
+        paused_ms = round((decision.at - self._pending_started_at()) * 1000)
+        log.info(
+            "call.interruption_decided",
+            verdict=decision.verdict.value,
+            reason=decision.reason,
+            paused_ms=paused_ms,
+        )
+        if self._recorder is not None:
+            self._recorder.event(
+                "bridge",
+                "interruption_decided",
+                verdict=decision.verdict.value,
+                reason=decision.reason,
+                paused_ms=paused_ms,
+            )
+        item = self._pending_item
+        if decision.verdict is Verdict.FALSE:
+            self._stats.false_interruptions += 1
+            self._agent_audio.resume(self._pacer.resume())
+            if item is not None:
+                self._unanswered.add(item)
+            return
+        if self._pacer.core.paused:
+            await self.interrupt()
+        else:  # a false verdict overturned by the transcript: the agent is talking again
+            await self._pause_and_cut()
+        if item is not None:
+            self._unanswered.discard(item)
+            await self._responses.request()
+
+    def _pending_started_at(self) -> float:
+        assert self._pending is not None
+        return self._pending.started_at
+
+    async def _pause_and_cut(self) -> None:
+        if self._pacer.is_playing():
+            self._pacer.pause()
+            await self._acs.send_str(acs_media.STOP_AUDIO)
+            if self._recorder is not None:
+                self._recorder.stop_audio()
+        await self.interrupt()
+
+    # --- cutting ----------------------------------------------------------------------------
 
     async def interrupt(self, *, barge_in: bool = True) -> None:
-        """Barge-in: stop the caller's playback, stop generation, tell the model what was heard.
+        """Cut the agent where the caller stopped hearing it: stop generation, tell the model
+        what was heard.
 
         ``barge_in`` False: the same cut for another cause (the media socket was lost), not
         counted or recorded as the caller speaking over the agent."""
+        if self._pending is not None and self._pending.decision is None:
+            self._pending = None  # whatever was being decided, the agent is cut now
         if not self._pacer.is_playing():
-            # Nothing to stop at the phone; a response still being generated would talk over
-            # the caller, so it is cancelled, but there is nothing to truncate.
             cancelled = await self._responses.cancel_active()
             if cancelled is not None and barge_in and self._telemetry is not None:
                 self._telemetry.barge_in(heard_ms=0.0, truncated=False)
             return
+        paused = self._pacer.core.paused
         cut = self._pacer.flush()
-        await self._acs.send_str(acs_media.STOP_AUDIO)
-        if self._recorder is not None:
-            self._recorder.stop_audio()
+        if not paused:
+            await self._acs.send_str(acs_media.STOP_AUDIO)
+            if self._recorder is not None:
+                self._recorder.stop_audio()
         self._agent_audio.discard_partial()
         for heard in cut:
             response_id = self._responses.item_response.get(heard.item_id)

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from callbridge.core.acs_media import MarkData
-from callbridge.core.pacing import Heard, OutFrame, PacerCore
+from callbridge.core.pacing import Heard, HeldAudio, OutFrame, PacerCore
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -57,10 +57,23 @@ class FramePacer:
         return self.core.is_playing(self.now())
 
     def flush(self) -> list[Heard]:
-        """Drop queued audio at once and return what the caller heard of each cut item."""
+        """Drop queued (or held) audio at once and return what the caller heard of each cut
+        item."""
         # A release in progress must not send the rest of its batch after a flush.
         self._generation += 1
         return self.core.flush(self.now())
+
+    def pause(self) -> list[Heard]:
+        """Stop releasing at once and hold what the caller has not heard (``PacerCore.pause``)."""
+        self._generation += 1
+        return self.core.pause(self.now())
+
+    def resume(self) -> HeldAudio:
+        """Release again; the held audio is the caller's to frame and push anew."""
+        held = self.core.resume()
+        if self._waiter is not None:
+            _resolve(self._waiter)
+        return held
 
     async def run(self) -> None:
         """Release frames until cancelled."""

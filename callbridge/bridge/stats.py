@@ -54,6 +54,9 @@ class CallStats:
     agent_audio_ms: float = 0.0
     dropped_agent_audio_ms: float = 0.0
     barge_ins: list[BargeIn] = field(default_factory=list)
+    false_interruptions: int = 0
+    """Times the caller spoke over the agent without interrupting (a backchannel, a cough):
+    the agent paused, then went on."""
     sessions: int = 0
     """Voice Live sessions the call used."""
     reconnects: int = 0
@@ -100,6 +103,7 @@ def log_call_ended(stats: CallStats, pacer: PacerCore | None) -> None:
         agent_audio_ms=round(stats.agent_audio_ms),
         dropped_agent_audio_ms=round(stats.dropped_agent_audio_ms),
         barge_ins=len(stats.barge_ins),
+        false_interruptions=stats.false_interruptions,
         dtmf_digits=stats.dtmf_digits,
         tool_calls=len(stats.tool_calls),
         ended_by=stats.ended_by,

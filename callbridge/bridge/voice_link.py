@@ -227,6 +227,9 @@ class VoiceLink:
             )
         )
 
+    async def delete_item(self, item_id: str) -> bool:
+        return await self._call(lambda c: c.conversation.item.delete(item_id=item_id))
+
     async def create_item(self, item: ConversationRequestItem) -> bool:
         return await self._call(lambda c: c.conversation.item.create(item=item))
 

@@ -148,6 +148,17 @@ def audio_data_from_base64(data: str) -> str:
     return _AUDIO_DATA_HEAD + data + _AUDIO_DATA_TAIL
 
 
+def audio_data_pcm(message: str) -> bytes:
+    """The PCM16 an outbound ``AudioData`` message built by ``audio_data`` carries.
+
+    Raises:
+        ValueError: ``message`` was not built by ``audio_data``.
+    """
+    if not (message.startswith(_AUDIO_DATA_HEAD) and message.endswith(_AUDIO_DATA_TAIL)):
+        raise ValueError("not an AudioData message built by audio_data")
+    return base64.b64decode(message[len(_AUDIO_DATA_HEAD) : -len(_AUDIO_DATA_TAIL)])
+
+
 def with_mark(message: str, mark_id: str) -> str:
     """An outbound ``AudioData`` message built by ``audio_data``, carrying mark ``mark_id``.
 

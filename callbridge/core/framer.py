@@ -42,5 +42,11 @@ class Framer:
         self._buffer.clear()
         return frame, real
 
+    def take(self) -> bytes:
+        """The audio not yet made into a frame, which the framer then forgets."""
+        pending = bytes(self._buffer)
+        self._buffer.clear()
+        return pending
+
     def clear(self) -> None:
         self._buffer.clear()

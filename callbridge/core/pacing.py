@@ -10,6 +10,9 @@ derives from that when the caller hears it:
   audio arrived late), the grid is re-anchored at *now* rather than bursting the backlog out.
 - A ledger keeps, per ``(item_id, content_index)``, where that item's frames sit on the grid, so
   the heard position of the item at time ``t`` is known to within a frame.
+- Playback can be *paused* (the caller may be interrupting): what the caller has not heard yet,
+  from the exact sample they stopped at, is held with what arrives meanwhile, and handed back on
+  *resume* to be framed again; or dropped, if the interruption was real (``flush``).
 
 ``PacerCore`` is sans-IO: every method takes ``now``, so tests need no clock.
 ``callbridge.bridge.pacer.FramePacer`` drives it on the event loop.
@@ -28,6 +31,9 @@ _FRAME_S = FRAME_MS / 1000
 
 ItemKey = tuple[str, int]
 """``(item_id, content_index)`` of a Voice Live audio content part."""
+
+HeldAudio = list[tuple[ItemKey, bytes]]
+"""Agent audio not yet heard, per item in playback order: PCM16 with no padding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +95,17 @@ class _ItemLedger:
             heard += min(length, max(0.0, (now - start - playout_delay_s) * 1000))
         return heard
 
+    def keep_heard(self, now: float, playout_delay_s: float) -> None:
+        """Forget what was released but not heard by ``now`` (playback paused there)."""
+        runs = []
+        for start, length in self.runs:
+            heard = min(length, max(0.0, (now - start - playout_delay_s) * 1000))
+            if heard > 0:
+                runs.append((start, heard))
+        self.runs = runs
+        self.last_due = float("-inf")
+        self.released_ms = sum(length for _, length in runs)
+
     def ends_at(self, playout_delay_s: float) -> float:
         start, length = self.runs[-1]
         return start + playout_delay_s + length / 1000
@@ -101,12 +118,15 @@ class PacerCore:
         "_anchor",
         "_configured_delay_s",
         "_drained",
+        "_held",
         "_index",
         "_last_key",
         "_lead_s",
         "_ledger",
+        "_paused_cut",
         "_playout_delay_s",
         "_queue",
+        "_unheard",
         "marks",
         "stats",
     )
@@ -127,6 +147,11 @@ class PacerCore:
         self._index = 0
         self._drained = True
         self._last_key: ItemKey | None = None
+        self._unheard: deque[tuple[float, OutFrame]] = deque()
+        """Released frames not yet played to their end, with their due times."""
+        self._held: list[tuple[ItemKey, bytearray]] | None = None
+        """While paused: the audio to resume with; None when not paused."""
+        self._paused_cut: list[Heard] = []
         self.stats = PacerStats()
 
     @property
@@ -134,8 +159,15 @@ class PacerCore:
         return len(self._queue)
 
     def push(self, frame: OutFrame) -> None:
-        """Queue a frame; it is released by ``poll`` when due."""
+        """Queue a frame; it is released by ``poll`` when due (held, while paused)."""
+        if self._held is not None:
+            _hold(self._held, frame.key, _real_pcm(frame))
+            return
         self._queue.append(frame)
+
+    @property
+    def paused(self) -> bool:
+        return self._held is not None
 
     def _due(self, index: int) -> float:
         assert self._anchor is not None
@@ -147,6 +179,10 @@ class PacerCore:
         Returns:
             The frames to send, in order, and when to poll next (``None``: nothing queued).
         """
+        delay_s = self._playout_delay_s
+        unheard = self._unheard
+        while unheard and unheard[0][0] + delay_s + unheard[0][1].audio_ms / 1000 <= now:
+            unheard.popleft()
         if not self._queue:
             return [], None
         if self._anchor is None:
@@ -192,6 +228,7 @@ class PacerCore:
         if ledger is None:
             ledger = self._ledger[frame.key] = _ItemLedger()
         ledger.add(due, frame.audio_ms)
+        self._unheard.append((due, frame))
         self.stats.frames += 1
 
     def _prune(self, now: float) -> None:
@@ -226,8 +263,8 @@ class PacerCore:
         self._playout_delay_s = self._configured_delay_s if measured is None else measured
 
     def is_playing(self, now: float) -> bool:
-        """True while agent audio is queued here or still playing out at ACS."""
-        if self._queue:
+        """True while agent audio is queued here, held (paused) or still playing out at ACS."""
+        if self._queue or self._held is not None:
             return True
         return any(ledger.ends_at(self._playout_delay_s) > now for ledger in self._ledger.values())
 
@@ -236,12 +273,62 @@ class PacerCore:
         ledger = self._ledger.get(key)
         return ledger.heard_ms(now, self._playout_delay_s) if ledger else 0.0
 
-    def flush(self, now: float) -> list[Heard]:
-        """Drop everything queued and forget the grid (barge-in).
+    def pause(self, now: float) -> list[Heard]:
+        """Stop releasing and hold what the caller has not heard, from the exact sample they
+        stopped at (the caller will hear nothing more once ACS is told ``StopAudio``).
 
         Returns:
             For every item not yet heard to its end, what the caller heard of it by ``now``.
         """
+        if self._held is not None:
+            return self._paused_cut
+        cut = self._cut(now)
+        held: list[tuple[ItemKey, bytearray]] = []
+        for due, frame in self._unheard:
+            played_ms = (now - due - self._playout_delay_s) * 1000
+            if played_ms >= frame.audio_ms:
+                continue
+            pcm = _real_pcm(frame)
+            _hold(held, frame.key, pcm[_sample_offset(frame, pcm, played_ms) :])
+        for frame in self._queue:
+            _hold(held, frame.key, _real_pcm(frame))
+        for ledger in self._ledger.values():
+            ledger.keep_heard(now, self._playout_delay_s)
+        self._reset_grid()
+        self._held = held
+        self._paused_cut = cut
+        return cut
+
+    def resume(self) -> HeldAudio:
+        """Play again: the audio held since ``pause``, for the caller to frame and push anew
+        (frames pushed after this are queued as usual)."""
+        held = self._held or []
+        self._held = None
+        self._paused_cut = []
+        return [(key, bytes(pcm)) for key, pcm in held if pcm]
+
+    def flush(self, now: float) -> list[Heard]:
+        """Drop everything queued or held and forget the grid (barge-in).
+
+        Returns:
+            For every item not yet heard to its end, what the caller heard of it by ``now``
+            (while paused: by the moment playback paused).
+        """
+        cut = self._paused_cut if self._held is not None else self._cut(now)
+        self._held = None
+        self._paused_cut = []
+        self._ledger.clear()
+        self._reset_grid()
+        return cut
+
+    def _reset_grid(self) -> None:
+        self._queue.clear()
+        self._unheard.clear()
+        self._anchor = None
+        self._index = 0
+
+    def _cut(self, now: float) -> list[Heard]:
+        """What the caller heard by ``now`` of every item not yet heard to its end."""
         cut = [
             Heard(
                 item_id=key[0],
@@ -255,8 +342,26 @@ class PacerCore:
         for key in dict.fromkeys(frame.key for frame in self._queue):
             if key not in self._ledger:
                 cut.append(Heard(key[0], key[1], heard_ms=0.0, released_ms=0.0))
-        self._queue.clear()
-        self._ledger.clear()
-        self._anchor = None
-        self._index = 0
         return cut
+
+
+def _real_pcm(frame: OutFrame) -> bytes:
+    """The frame's audio without the silence that pads an item's last frame."""
+    pcm = frame.pcm or acs_media.audio_data_pcm(frame.message)
+    real = round(frame.audio_ms * len(pcm) / FRAME_MS) // 2 * 2
+    return pcm[:real]
+
+
+def _sample_offset(frame: OutFrame, pcm: bytes, played_ms: float) -> int:
+    """The byte offset of the first sample not yet heard, ``played_ms`` into the frame."""
+    if played_ms <= 0 or not pcm:
+        return 0
+    bytes_per_ms = len(pcm) / frame.audio_ms
+    return int(played_ms * bytes_per_ms) // 2 * 2
+
+
+def _hold(held: list[tuple[ItemKey, bytearray]], key: ItemKey, pcm: bytes) -> None:
+    if held and held[-1][0] == key:
+        held[-1][1].extend(pcm)
+    else:
+        held.append((key, bytearray(pcm)))

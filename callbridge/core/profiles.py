@@ -9,11 +9,12 @@ read-only by every call.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, Literal
 
 from callbridge.core.codec import AudioFormat
+from callbridge.core.interruption_policy import InterruptionSettings
 from callbridge.core.numbers import is_e164, parse_e164
 
 __all__ = [
@@ -89,6 +90,9 @@ class AgentProfile:
     """E.164 number (or ACS raw id) the caller is transferred to after the fallback clip; None
     hangs up instead."""
     limits: CallLimits = CallLimits()
+    interruptions: InterruptionSettings = field(default_factory=InterruptionSettings)
+    """How a real interruption is told from a backchannel or a cough
+    (``callbridge.core.interruption_policy``)."""
     record: bool = False
     """Record this profile's calls (see ``callbridge.adapters.recording``): off by default, since a
     recording holds the caller's voice and words."""

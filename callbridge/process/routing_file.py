@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Final, get_args
 
 from callbridge.adapters.fallback_audio import load_fallback_clip
+from callbridge.core.interruption_policy import InterruptionSettings
 from callbridge.core.numbers import parse_e164
 from callbridge.core.profiles import (
     BUILTIN_TOOLS,
@@ -85,10 +86,17 @@ _PROFILE_KEYS: Final = (
     "fallback_audio",
     "fallback_transfer_to",
     "limits",
+    "interruptions",
     "record",
 )
 _PROFILE_STRINGS: Final = ("greeting", "voice", "model")
 _LIMIT_KEYS: Final = ("max_call_s", "tool_timeout_s")
+_INTERRUPTION_NUMBERS: Final = (
+    "min_interruption_ms",
+    "decision_window_ms",
+    "caller_quiet_ms",
+    "voiced_rms",
+)
 _AGENT_KEYS: Final = ("name", "project", "version")
 _UNROUTED: Final[tuple[Unrouted, ...]] = ("reject", "redirect")
 
@@ -212,6 +220,7 @@ class _Loader(TomlReader):
             "fallback_audio": self.fallback_audio,
             "fallback_transfer_to": self.e164,
             "limits": self.limits,
+            "interruptions": self.interruptions,
             "agent": self.agent,
             "record": self.flag,
         }
@@ -363,6 +372,34 @@ class _Loader(TomlReader):
                 self.problems.add((*key, name), "must be a positive number of seconds", value)
         # Limits the table does not set keep the base profile's values.
         return replace(self.base.limits, **changes)
+
+    def interruptions(self, raw: Mapping[str, Any], key: Key) -> InterruptionSettings | None:
+        """``[profiles.X.interruptions]``: the numbers, and ``backchannels`` added to the
+        English defaults (other languages' words)."""
+        table = self.table(raw, key)
+        if table is None:
+            return None
+        self.unknown_keys(table, key, (*_INTERRUPTION_NUMBERS, "backchannels"))
+        base = self.base.interruptions
+        changes: dict[str, Any] = {}
+        for name in _INTERRUPTION_NUMBERS:
+            value = table.get(name)
+            if value is None:
+                continue
+            if is_number(value) and 0 < value < math.inf:
+                changes[name] = float(value)
+            else:
+                self.problems.add((*key, name), "must be a positive number", value)
+        words = table.get("backchannels")
+        if words is not None:
+            if isinstance(words, list) and all(isinstance(w, str) and w.strip() for w in words):
+                added = tuple(w.strip().lower() for w in words)
+                changes["backchannels"] = tuple(dict.fromkeys((*base.backchannels, *added)))
+            else:
+                self.problems.add(
+                    (*key, "backchannels"), 'must be a list of words such as ["vale", "ajá"]', words
+                )
+        return replace(base, **changes)
 
     def agent(self, raw: Mapping[str, Any], key: Key) -> VoiceLiveAgent | None:
         table = self.table(raw, key)
