@@ -439,6 +439,9 @@ async def test_caller_transcription_arrives_after_commit(make_emulator: Emulator
     emulator = await make_emulator(caller_transcripts=[])
     async with session_client(emulator) as client:
         await use_g711(client, create_response=False)
+        transcribed = {"input_audio_transcription": {"model": "whisper-1"}}
+        await client.conn.session.update(session=transcribed)
+        await client.expect(ServerEventSessionUpdated)
         await append_ulaw(client, ulaw_tone(1.4) + ULAW_SILENCE * 5000)
         committed = await client.expect(ServerEventInputAudioBufferCommitted)
         transcription = await client.expect(

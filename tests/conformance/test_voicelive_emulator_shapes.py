@@ -20,10 +20,9 @@ import pytest
 from tests.conformance import voicelive_support as vl
 
 NOT_EMULATED: Final[dict[str, str]] = {
-    "conversation.item.input_audio_transcription.delta": "only the completed transcript is "
-    "sent; callbridge reads only that",
-    "conversation.item.input_audio_transcription.failed": "the emulator's transcription "
-    "never fails",
+    "conversation.item.input_audio_transcription.failed": "sent only for a caller turn whose "
+    "transcription is scripted to fail, which this session has not; its shape is held to the "
+    "example in tests/test_voicelive_emulator_turns.py",
     "rate_limits.updated": "unknown to SDK 1.3.1; callbridge ignores it "
     "(test_voicelive_bridge_reads.py)",
     "response.animation_viseme.delta": "only with session animation; callbridge never asks",
@@ -33,7 +32,7 @@ NOT_EMULATED: Final[dict[str, str]] = {
     "response.text.done": "text-only responses are not emulated; callbridge's sessions speak",
     "warning": "no concrete warning is documented; the emulator sends none",
 }
-"""Documented server events the emulator never sends."""
+"""Documented server events the emulator does not send in the recorded session."""
 
 ADAPTED: Final[dict[str, str]] = {
     "server_response.content_part.added.reference.json": "part",

@@ -20,13 +20,27 @@ What it does, as the service does:
   rate from ``input_audio_sampling_rate``), ``pcm16_16000hz``, ``pcm16_8000hz``, ``g711_ulaw``,
   ``g711_alaw``;
 * server VAD on appended audio, timed by the audio timeline (ms appended), not the wall clock:
-  ``speech_started`` → ``speech_stopped`` → ``committed`` → ``conversation.item.created`` → a
-  transcription event and, with ``create_response``, the next scripted response; with
-  ``interrupt_response`` a response in progress is cancelled at speech onset (``turn_detected``);
+  ``speech_started`` → ``speech_stopped`` (``silence_duration_ms`` after the speech) →
+  ``committed`` → ``conversation.item.created`` and, with ``create_response``, the next scripted
+  response; a burst shorter than ``speech_duration_ms`` (200 ms for server_vad, 80 ms for the
+  azure_semantic_vad types) is no speech; with ``interrupt_response`` a response in progress is
+  cancelled at speech onset (``turn_detected``), without it it goes on, and a turn committed
+  meanwhile starts no response (noted on the session); see :mod:`.caller_input`;
+* input transcription, when the session asks for it: each committed caller turn gets the
+  call's next scripted transcript, as one ``...input_audio_transcription.delta`` per word and a
+  ``.completed``, ``transcription_delay_ms`` after its commit (``None`` in the script: a
+  ``.failed``); see :mod:`.transcription`;
+* ``input_audio_echo_cancellation`` as the reference shapes it (server/1 or client/2, the
+  documented refusals, the ``features=client_ec_reference:true`` flag, stereo PCM16 input);
+  with a client reference the VAD hears the microphone channel with the reference's echo
+  taken out by a simple stand-in canceller (one lag, one gain), not a model of the service's
+  (:mod:`.echo`); the session records what it was given (``EmulatorSession.echo_cancellation``);
 * responses stream faster than real time (``speed``), in irregular chunks that are not 20 ms
   aligned, after a "thinking" delay, in the usual event order;
 * ``response.cancel``, ``conversation.item.truncate`` (checked against the audio actually sent),
-  ``conversation.item.create|delete|retrieve``, ``input_audio_buffer.commit|clear``;
+  ``conversation.item.create|delete|retrieve`` (an unknown id is an ``item_not_found`` error),
+  ``input_audio_buffer.commit|clear`` (a commit makes no response; a clear during speech drops
+  it); each response records the conversation it answered (``ResponseRecord.context_item_ids``);
 * function calling: a turn scripted with ``tool_call=ToolCall("end_call", {...})`` speaks its
   audio, then ends the same response with a ``function_call`` output item
   (``response.output_item.added`` → ``conversation.item.created`` → one or more
@@ -65,18 +79,20 @@ shapes of the API reference 2026-07-15's examples (``tests/conformance/test_voic
 also where SDK 1.3.1's models lack a documented field (``DOCUMENTED_BEYOND_SDK``).
 
 Deliberate simplifications: the VAD is an RMS threshold (``turn_detection.threshold`` is echoed
-but not used); responses follow the script, not the conversation (tool outputs and text inputs
-are recorded, not understood); a turn makes at most one function call, and its arguments are
-streamed at once after the audio; ``auto_truncate``, MCP tools, text-only responses, avatars and
-the ``input_audio.*`` and ``input_text.*`` events are not emulated (the latter get an
-``unsupported_event`` error); resampling is linear interpolation, good enough for a test
-instrument.
+but not used); the server-side echo reference is accepted, not emulated; responses follow the
+script, not the conversation (tool outputs and text inputs are recorded, not understood); a turn
+makes at most one function call, and its arguments are streamed at once after the audio;
+``auto_truncate``, MCP tools, text-only responses, avatars and the ``input_audio.*`` and
+``input_text.*`` events are not emulated (the latter get an ``unsupported_event`` error);
+resampling is linear interpolation, good enough for a test instrument.
 
-Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.records` (what tests
-read), :mod:`.protocol` (constants, settings, session config, a call's progress), :mod:`.wire`
-(sending, event log), :mod:`.conversation` (items), :mod:`.response_parts` (a response's JSON
-and deltas), :mod:`.responses` (streaming), :mod:`.faults` (fault injection),
-:mod:`.connection` (one socket's protocol), :mod:`.server` (auth, upgrade, the emulator).
+Modules: :mod:`.audio` (turns, formats, conversion), :mod:`.vad`, :mod:`.echo` (echo
+cancellation), :mod:`.records` (what tests read), :mod:`.protocol` (constants, settings,
+session config, a call's progress), :mod:`.wire` (sending, event log), :mod:`.conversation`
+(items), :mod:`.caller_input` (the input buffer and turn detection), :mod:`.transcription`,
+:mod:`.response_parts` (a response's JSON and deltas), :mod:`.responses` (streaming),
+:mod:`.faults` (fault injection), :mod:`.connection` (one socket's protocol), :mod:`.server`
+(auth, upgrade, the emulator).
 """
 
 from callbridge.sim.voicelive.audio import (
@@ -101,6 +117,8 @@ from callbridge.sim.voicelive.protocol import API_VERSION, REALTIME_PATH
 from callbridge.sim.voicelive.records import (
     CancelRecord,
     ClientItemRecord,
+    EchoCancellation,
+    EchoPath,
     EmulatorSession,
     EventRecord,
     FaultRecord,
@@ -129,6 +147,8 @@ __all__ = [
     "CancelRecord",
     "ClientItemRecord",
     "Drop",
+    "EchoCancellation",
+    "EchoPath",
     "EmulatorSession",
     "EnergyVad",
     "EventRecord",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -12,39 +11,30 @@ from typing import Any
 import structlog
 from aiohttp import WSMsgType, web
 
-from callbridge.sim.validate import validate_client_event
-from callbridge.sim.voicelive.audio import InputDecoder, input_audio_format, output_audio_format
+from callbridge.sim.voicelive.audio import output_audio_format
+from callbridge.sim.voicelive.caller_input import CallerInput
 from callbridge.sim.voicelive.conversation import (
     Conversation,
     client_item_record,
     item_from_request,
-    message_item,
     retrieved_payload,
 )
+from callbridge.sim.voicelive.echo import echo_cancellation
 from callbridge.sim.voicelive.faults import Fault, FaultSchedule
 from callbridge.sim.voicelive.protocol import (
-    DEFAULT_SPEECH_MS,
-    DEFAULT_TURN_DETECTION,
-    MIN_COMMIT_MS,
     CallProgress,
     Ids,
     InvalidRequestError,
     Settings,
-    TurnDetection,
     default_session,
     function_tool_names,
+    session_payload,
     updated_session,
 )
-from callbridge.sim.voicelive.records import (
-    AppendRecord,
-    EmulatorSession,
-    SpeechRecord,
-    TextInputRecord,
-    TruncateRecord,
-)
+from callbridge.sim.voicelive.records import EmulatorSession, TextInputRecord, TruncateRecord
 from callbridge.sim.voicelive.responses import Responses
-from callbridge.sim.voicelive.vad import EnergyVad, SpeechEnd, SpeechOnset
-from callbridge.sim.voicelive.wire import Wire, summarize
+from callbridge.sim.voicelive.transcription import Transcriber
+from callbridge.sim.voicelive.wire import Wire, client_violations, summarize
 
 _log = structlog.get_logger(__name__)
 
@@ -53,8 +43,10 @@ class Connection:
     """Speaks the Voice Live protocol on one WebSocket.
 
     The aiohttp handler task runs :meth:`run`: it reads and dispatches client events until
-    the socket closes. Sending belongs to :class:`Wire`, responses to :class:`Responses`,
-    injected faults to :class:`FaultSchedule`. The call's ``progress`` is shared with the
+    the socket closes. Sending belongs to :class:`Wire`, the input audio and turn detection to
+    :class:`CallerInput`, responses to :class:`Responses`, injected faults to
+    :class:`FaultSchedule`; it keeps the session's configuration and the conversation items
+    the client asks about. The call's ``progress`` is shared with the
     call's other sessions. The socket must not answer pings itself (``autoping=False``): the
     read loop does, unless a ``Freeze`` fault has fired.
     """
@@ -85,10 +77,22 @@ class Connection:
             progress=progress,
             on_audio_sent=self._faults.on_audio_sent,
         )
+        self._input = CallerInput(
+            wire=self._wire,
+            ids=self._ids,
+            record=record,
+            settings=settings,
+            conversation=self._conversation,
+            responses=self._responses,
+            transcriber=Transcriber(
+                wire=self._wire,
+                settings=settings,
+                progress=progress,
+                record=record,
+                conversation=self._conversation,
+            ),
+        )
         self._frozen = False
-        self._audio_appended = False
-        self._input_buffer_ms = 0.0
-        self._speech: SpeechRecord | None = None
         record.config = default_session(
             f"sess_{record.index:03d}", record.model, self._faults.lifetime_s
         )
@@ -99,7 +103,8 @@ class Connection:
         self._faults.start()
         _log.info("voicelive_emulator.connection_opened", session=self._record.index)
         try:
-            self._wire.emit({"type": "session.created", "session": dict(self._record.config)})
+            created = {"type": "session.created", "session": session_payload(self._record.config)}
+            self._wire.emit(created)
             await self._read_loop()
         finally:
             self._faults.close()
@@ -146,7 +151,7 @@ class Connection:
         event_type = str(event.get("type"))
         self._wire.log_received(event_type, summarize(event))
         client_event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
-        violations = validate_client_event(
+        violations = client_violations(
             event, allow_unknown_fields=self._settings.allow_unknown_client_fields
         )
         if violations:
@@ -175,11 +180,11 @@ class Connection:
             case "session.update":
                 self._on_session_update(event["session"])
             case "input_audio_buffer.append":
-                await self._on_append(event["audio"])
+                await self._input.append(event["audio"])
             case "input_audio_buffer.commit":
-                self._on_commit()
+                self._input.commit()
             case "input_audio_buffer.clear":
-                self._on_clear()
+                self._input.clear()
             case "response.create":
                 await self._responses.on_create(event.get("response") or {}, self._output_format)
             case "response.cancel":
@@ -202,15 +207,18 @@ class Connection:
     # ------------------------------------------------------------------ session
 
     def _on_session_update(self, update: Mapping[str, Any]) -> None:
+        record = self._record
+        locked = self._input.audio_appended
         config = updated_session(
-            self._record.config,
-            update,
-            input_locked=self._audio_appended,
-            agent=self._record.agent is not None,
+            record.config, update, input_locked=locked, agent=record.agent is not None
         )
-        self._record.config = config
+        echo = echo_cancellation(
+            config, features=record.features, current=record.echo_cancellation, input_locked=locked
+        )
+        record.config = config
+        record.echo_cancellation = echo
         self._apply_session_config()
-        updated = {"type": "session.updated", "session": dict(config)}
+        updated = {"type": "session.updated", "session": session_payload(config)}
         delay_ms = self._settings.session_updated_delay_ms
         if delay_ms is None:
             _log.warning("voicelive_emulator.session_updated_withheld")
@@ -223,148 +231,7 @@ class Connection:
         config = self._record.config
         self._record.offered_tools = function_tool_names(config.get("tools"))
         self._output_format = output_audio_format(config["output_audio_format"])
-        self._turn_detection = TurnDetection.from_session(config)
-        if not self._audio_appended:
-            # The input format is fixed once audio flows (session.update refuses changes).
-            input_format = input_audio_format(
-                config["input_audio_format"], config["input_audio_sampling_rate"]
-            )
-            self._decoder = InputDecoder(input_format)
-            self._vad = EnergyVad(
-                sample_rate=input_format.sample_rate,
-                threshold_rms=self._settings.vad_threshold_rms,
-                min_speech_ms=DEFAULT_SPEECH_MS,
-                silence_ms=DEFAULT_TURN_DETECTION["silence_duration_ms"],
-            )
-        if self._turn_detection is not None:
-            self._vad.silence_ms = self._turn_detection.silence_duration_ms
-            self._vad.min_speech_ms = self._turn_detection.min_speech_ms
-
-    # ------------------------------------------------------------------ input audio
-
-    async def _on_append(self, audio_b64: str) -> None:
-        audio = base64.b64decode(audio_b64)
-        samples = self._decoder.decode(audio)
-        self._audio_appended = True
-        ms = samples.size * 1000 / self._decoder.format.sample_rate
-        self._input_buffer_ms += ms
-        self._record.appends.append(AppendRecord(time.monotonic(), audio, ms))
-        for vad_event in self._vad.feed(samples):
-            if self._turn_detection is None:
-                continue
-            match vad_event:
-                case SpeechOnset(onset_ms=onset_ms):
-                    await self._on_speech_onset(onset_ms, self._turn_detection)
-                case SpeechEnd(end_ms=end_ms, speech_ms=speech_ms):
-                    self._on_speech_end(end_ms, speech_ms, self._turn_detection)
-
-    async def _on_speech_onset(self, onset_ms: int, td: TurnDetection) -> None:
-        speech = SpeechRecord(
-            item_id=self._ids.new("item"),
-            onset_ms=onset_ms,
-            audio_start_ms=max(0, onset_ms - td.prefix_padding_ms),
-        )
-        self._speech = speech
-        self._record.speech.append(speech)
-
-        def mark_sent(at: float) -> None:
-            speech.started_sent_at = at
-
-        self._wire.emit(
-            {
-                "type": "input_audio_buffer.speech_started",
-                "audio_start_ms": speech.audio_start_ms,
-                "item_id": speech.item_id,
-            },
-            on_sent=mark_sent,
-        )
-        if td.interrupt_response:
-            # The service cancels the response itself on barge-in; the client need not.
-            await self._responses.cancel("turn_detected")
-
-    def _on_speech_end(self, end_ms: int, speech_ms: int, td: TurnDetection) -> None:
-        speech = self._speech
-        if speech is None:
-            return
-        speech.audio_end_ms = end_ms
-
-        def mark_sent(at: float) -> None:
-            speech.stopped_sent_at = at
-
-        self._wire.emit(
-            {
-                "type": "input_audio_buffer.speech_stopped",
-                "audio_end_ms": end_ms,
-                "item_id": speech.item_id,
-            },
-            on_sent=mark_sent,
-        )
-        self._commit_user_audio(speech.item_id, speech_ms)
-        if not td.create_response:
-            return
-        if self._responses.is_active:
-            _log.info("voicelive_emulator.response_not_started", reason="response_active")
-        else:
-            self._responses.start(self._output_format, "server_vad")
-
-    def _on_commit(self) -> None:
-        if self._input_buffer_ms < MIN_COMMIT_MS:
-            raise InvalidRequestError(
-                "input_audio_buffer_commit_empty",
-                f"buffer too small: expected at least {MIN_COMMIT_MS}ms of audio, "
-                f"but buffer only has {self._input_buffer_ms:.2f}ms of audio",
-            )
-        item_id = self._speech.item_id if self._speech else self._ids.new("item")
-        self._vad.reset_speech()
-        self._commit_user_audio(item_id, round(self._input_buffer_ms))
-
-    def _on_clear(self) -> None:
-        self._input_buffer_ms = 0.0
-        self._speech = None
-        self._vad.reset_speech()
-        self._wire.emit({"type": "input_audio_buffer.cleared"})
-
-    def _commit_user_audio(self, item_id: str, speech_ms: int) -> None:
-        self._input_buffer_ms = 0.0
-        self._speech = None
-        self._record.caller_turns += 1
-        # As the API reference 2026-07-15 shows it (conversation.item.created, "Example with
-        # Audio Item"): "audio": null, the caller's audio is not echoed back. SDK 1.3.1 marks the
-        # field required (see wire.DOCUMENTED_BEYOND_SDK). The transcript is not known yet: it
-        # comes in conversation.item.input_audio_transcription.completed.
-        content = [{"type": "input_audio", "audio": None, "transcript": None}]
-        created = self._conversation.add(
-            item_id, message_item(item_id, "user", "completed", content)
-        )
-        self._wire.emit(
-            {
-                "type": "input_audio_buffer.committed",
-                "item_id": item_id,
-                "previous_item_id": created["previous_item_id"],
-            }
-        )
-        self._wire.emit(created)
-        self._schedule_transcription(item_id, speech_ms)
-
-    def _schedule_transcription(self, item_id: str, speech_ms: int) -> None:
-        index = self._progress.caller_turns  # transcripts continue across the call's sessions
-        self._progress.caller_turns += 1
-        scripted = self._settings.caller_transcripts
-        transcript = (
-            scripted[index]
-            if index < len(scripted)
-            else f"(caller speech, {speech_ms / 1000:.1f} s)"
-        )
-        for speech in self._record.speech:
-            if speech.item_id == item_id:
-                speech.transcript = transcript
-        event = {
-            "type": "conversation.item.input_audio_transcription.completed",
-            "item_id": item_id,
-            "content_index": 0,
-            "transcript": transcript,
-        }
-        self._wire.emit_later(self._settings.transcription_delay_ms / 1000, event)
+        self._input.configure(config, self._record.echo_cancellation, self._output_format)
 
     # ------------------------------------------------------------------ conversation items
 

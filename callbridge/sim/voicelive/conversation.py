@@ -51,10 +51,20 @@ class Conversation:
     def __init__(self) -> None:
         self._items: dict[str, Item] = {}  # insertion order is conversation order
 
+    @property
+    def item_ids(self) -> tuple[str, ...]:
+        """The items' ids, in conversation order."""
+        return tuple(self._items)
+
     def get(self, item_id: str) -> Item | None:
         return self._items.get(item_id)
 
     def require(self, item_id: str) -> Item:
+        """The item, or the error the service sends for an id it does not hold. OpenAI's API
+        reference (client events conversation.item.delete and .retrieve): the server answers
+        "unless the item does not exist in the conversation history, in which case the server
+        will respond with an error". Voice Live publishes no code for it; the emulator says
+        ``item_not_found`` with param ``item_id``."""
         item = self._items.get(item_id)
         if item is None:
             raise InvalidRequestError(

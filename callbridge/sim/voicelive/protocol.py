@@ -52,7 +52,7 @@ class Settings:
     """Emulator settings shared by all connections (see :class:`VoiceLiveEmulator`)."""
 
     turns: tuple[AgentTurn, ...]
-    caller_transcripts: tuple[str, ...]
+    caller_transcripts: tuple[str | None, ...]
     speed: float
     response_delay_ms: int
     chunk_pattern_ms: tuple[int, ...]
@@ -106,9 +106,11 @@ _SERVER_VAD: Final[Mapping[str, Any]] = {
     "prefix_padding_ms": 400,
 }
 DEFAULT_SPEECH_MS: Final = 200
-"""server_vad's documented ``speech_duration_ms`` default: voiced ms before speech counts.
-Applied, never echoed: the SDK's ``ServerVad`` model has no such field, so a session carrying
-it would fail the SDK's own check."""
+"""server_vad's documented ``speech_duration_ms`` default (RealtimeServerVAD: "Minimum speech
+duration (default: 200)"): voiced ms before speech counts. SDK 1.3.1's ``ServerVad`` has no such
+field, so the emulator takes a client's value (``wire.CLIENT_FIELDS_BEYOND_SDK``) and applies it,
+but never echoes it (:func:`session_payload`): a session carrying it would fail the SDK's own
+check of ``session.updated``."""
 _AZURE_SEMANTIC_VAD: Final[Mapping[str, Any]] = {
     **_COMMON_TURN_DETECTION,
     "prefix_padding_ms": 420,
@@ -117,6 +119,17 @@ _AZURE_SEMANTIC_VAD: Final[Mapping[str, Any]] = {
 DEFAULT_TURN_DETECTION: Final = _SERVER_VAD
 """A session's turn detection until the client sets one (the how-to: "The default value is
 ``server_vad``")."""
+
+
+def session_payload(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The session as ``session.created`` / ``session.updated`` carry it."""
+    payload = dict(config)
+    turn_detection = payload.get("turn_detection")
+    if isinstance(turn_detection, Mapping) and turn_detection.get("type") == "server_vad":
+        payload["turn_detection"] = {
+            k: v for k, v in turn_detection.items() if k != "speech_duration_ms"
+        }
+    return payload
 
 
 def turn_detection_defaults(kind: object) -> Mapping[str, Any]:

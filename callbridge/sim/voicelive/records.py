@@ -35,7 +35,13 @@ class EventRecord:
 
 @dataclass(slots=True)
 class SpeechRecord:
-    """A caller turn found by the VAD. Times are ``time.monotonic()`` when events were sent."""
+    """A caller turn found by the VAD. Times are ``time.monotonic()`` when events were sent.
+
+    ``audio_end_ms`` stays None for speech that was never heard to its end (the client cleared
+    or committed the buffer first, or the session ended). ``transcript`` is what the script says
+    the turn said once it is committed (sent as its transcription if the session asked for
+    one), None while it is not or when its transcription is scripted to fail.
+    """
 
     item_id: str
     onset_ms: int
@@ -54,6 +60,8 @@ class ResponseRecord:
     greeting); ``turn_index`` is the scripted turn it plays. ``trigger``: the client's
     ``response.create`` or the server's VAD (``create_response``). ``caller_turns_before``:
     caller turns committed in this session before the response was created.
+    ``context_item_ids``: the conversation's items, in order, when the response was created:
+    what the model answered (a caller turn the client deleted is not among them).
     """
 
     response_id: str
@@ -72,6 +80,7 @@ class ResponseRecord:
     status: str = "in_progress"
     status_reason: str | None = None
     done_at: float | None = None
+    context_item_ids: tuple[str, ...] = ()
 
     @property
     def audio_ms_sent(self) -> float:
@@ -169,6 +178,29 @@ class AppendRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class EchoCancellation:
+    """A session's ``input_audio_echo_cancellation`` as configured (see :mod:`.echo`):
+    ``reference_source`` ``server`` with ``channels`` 1, or ``client`` with 2."""
+
+    reference_source: Literal["server", "client"]
+    channels: Literal[1, 2]
+
+    @property
+    def client_reference(self) -> bool:
+        """The client sends the echo reference as channel 1 of stereo input."""
+        return self.reference_source == "client"
+
+
+@dataclass(frozen=True, slots=True)
+class EchoPath:
+    """The echo canceller's latest estimate: the reference reaches the microphone ``lag_ms``
+    later, scaled by ``gain`` (0 while the reference is silent)."""
+
+    lag_ms: float
+    gain: float
+
+
+@dataclass(frozen=True, slots=True)
 class FaultRecord:
     """An injected fault that fired on a session: ``at`` is ``time.monotonic()``."""
 
@@ -201,10 +233,13 @@ class EmulatorSession:
     that fired. ``upgrade_requested_at`` is
     when the upgrade request arrived, before any ``connect_delay_ms``; ``opened_at`` is when
     the WebSocket was established. ``offered_tools`` names the function tools of the current
-    session configuration (set by the client's latest ``session.update``). ``notes`` explains
-    what the emulator deliberately did not do, such as a scripted tool call it skipped because
-    the client did not offer that tool. Lists grow as events happen; read them after the call
-    (or live, from the same loop).
+    session configuration (set by the client's latest ``session.update``). ``features`` are the
+    preview feature flags of the upgrade URL (``features=name:true,...``);
+    ``echo_cancellation`` the session's current ``input_audio_echo_cancellation`` (None: off);
+    ``echo_path`` the echo canceller's latest estimate, with a client reference. ``notes``
+    explains what the emulator deliberately did not do, such as a scripted tool call it skipped
+    because the client did not offer that tool, or a caller turn it started no response for.
+    Lists grow as events happen; read them after the call (or live, from the same loop).
     """
 
     index: int
@@ -229,6 +264,9 @@ class EmulatorSession:
     faults: list[FaultRecord] = field(default_factory=list)
     caller_turns: int = 0
     offered_tools: tuple[str, ...] = ()
+    features: frozenset[str] = frozenset()
+    echo_cancellation: EchoCancellation | None = None
+    echo_path: EchoPath | None = None
     notes: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     _wire: SocketSide | None = field(default=None, repr=False)

@@ -73,8 +73,9 @@ class Responses:
         self._task: asyncio.Task[None] | None = None
 
     @property
-    def is_active(self) -> bool:
-        return self._active is not None
+    def active_id(self) -> str | None:
+        """The id of the response in progress, if any."""
+        return self._active.record.response_id if self._active else None
 
     async def on_create(self, params: Mapping[str, Any], fmt: AudioFormat) -> None:
         """``response.create``: refused while a response is active, unless it cancels it."""
@@ -90,7 +91,7 @@ class Responses:
 
     async def on_cancel(self, requested_id: str | None) -> None:
         """``response.cancel``: cancels the active response (the one named, if any)."""
-        active = self._active.record.response_id if self._active else None
+        active = self.active_id
         self._record.cancels.append(CancelRecord(time.monotonic(), requested_id, active))
         if active is None or (requested_id is not None and requested_id != active):
             raise InvalidRequestError(
@@ -123,6 +124,7 @@ class Responses:
             bytes_per_ms=fmt.bytes_per_ms,
             audio_ms_total=len(audio) / fmt.bytes_per_ms,
             created_at=time.monotonic(),
+            context_item_ids=self._conversation.item_ids,
         )
         self._record.responses.append(record)
         # The tools a response may call are fixed when it is created: the response's own

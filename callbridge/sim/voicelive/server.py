@@ -30,12 +30,14 @@ class VoiceLiveEmulator:
 
     ``turns``: scripted agent turns; the first response plays the first (the greeting), each
     later response the next, and the last repeats once they run out.
-    ``caller_transcripts``: what the n-th detected caller turn "said" (else a placeholder).
+    ``caller_transcripts``: what the n-th committed caller turn "said" (else a placeholder;
+    ``None``: its transcription fails), sent when the session asks for input transcription.
     ``speed``: how much faster than real time audio deltas are sent (the service bursts).
     ``response_delay_ms``: "model thinking" time before a response's first output.
     ``chunk_pattern_ms``: delta sizes in ms, cycled; deliberately irregular, not 20 ms aligned.
     ``vad_threshold_rms``: PCM16 RMS above which a 20 ms window counts as voiced.
-    ``transcription_delay_ms``: delay of the caller transcription after the commit.
+    ``transcription_delay_ms``: how long after each commit its transcription completes (the
+    deltas come during it).
     ``allow_unknown_client_fields``: accept client fields the SDK models do not define.
     ``session_updated_delay_ms``: how long an accepted ``session.update`` waits for its
     ``session.updated``; ``None``: it never comes (a service that hangs, a fault to test with).
@@ -55,7 +57,7 @@ class VoiceLiveEmulator:
         *,
         turns: Sequence[AgentTurn],
         api_key: str,
-        caller_transcripts: Sequence[str] = (),
+        caller_transcripts: Sequence[str | None] = (),
         speed: float = 2.0,
         response_delay_ms: int = 200,
         chunk_pattern_ms: Sequence[int] = (100, 60, 140),
@@ -148,27 +150,28 @@ class VoiceLiveEmulator:
         self,
         client_request_id: str,
         turns: Sequence[AgentTurn],
-        caller_transcripts: Sequence[str] = (),
+        caller_transcripts: Sequence[str | None] = (),
         *,
         speed: float | None = None,
         response_delay_ms: int | None = None,
+        transcription_delay_ms: int | None = None,
         faults: Sequence[Fault] = (),
     ) -> None:
         """Give the sessions opened with this ``x-ms-client-request-id`` their own script: these
-        turns and transcripts (and pace) instead of the emulator's, so one emulator can serve
-        calls that each follow a different scenario; ``faults`` hit this call only (besides
-        the emulator's)."""
+        turns and transcripts (and pace, and transcription delay) instead of the emulator's, so
+        one emulator can serve calls that each follow a different scenario; ``faults`` hit this
+        call only (besides the emulator's)."""
         if not turns:
             raise ValueError("a scripted session needs at least one AgentTurn")
         self._call_faults[client_request_id] = tuple(faults)
+        settings = self._settings
         self._scripts[client_request_id] = replace(
-            self._settings,
+            settings,
             turns=tuple(turns),
             caller_transcripts=tuple(caller_transcripts),
-            speed=self._settings.speed if speed is None else speed,
-            response_delay_ms=(
-                self._settings.response_delay_ms if response_delay_ms is None else response_delay_ms
-            ),
+            speed=settings.speed if speed is None else speed,
+            response_delay_ms=_given(response_delay_ms, settings.response_delay_ms),
+            transcription_delay_ms=_given(transcription_delay_ms, settings.transcription_delay_ms),
         )
 
     async def wait_for_session(self, index: int = 0) -> EmulatorSession:
@@ -283,6 +286,7 @@ class VoiceLiveEmulator:
             client_request_id=client_request_id,
             call_session_index=call_session_index,
             upgrade_requested_at=requested_at,
+            features=_features(request.query.getall("features", [])),
         )
         if slow is not None:
             record.faults.append(
@@ -339,6 +343,18 @@ class VoiceLiveEmulator:
         return scheme.lower() == "bearer" and bool(token.strip())
 
 
+def _given(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _features(values: Sequence[str]) -> frozenset[str]:
+    """The preview features a URL turns on: ``features=name:true`` (the API reference
+    2026-07-15 names one, ``client_ec_reference:true``). How several are given is not
+    published: the emulator takes repeated parameters and comma-separated pairs alike."""
+    pairs = (pair.partition(":") for value in values for pair in value.split(","))
+    return frozenset(name.strip() for name, _, flag in pairs if flag.strip().lower() == "true")
+
+
 def _http_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message}}, status=status)
 
@@ -361,7 +377,7 @@ async def serve_emulator(
     turns: Sequence[AgentTurn],
     *,
     api_key: str,
-    caller_transcripts: Sequence[str] = (),
+    caller_transcripts: Sequence[str | None] = (),
     speed: float = 2.0,
     response_delay_ms: int = 200,
     on_started: Callable[[str], None] | None = None,

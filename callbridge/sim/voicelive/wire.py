@@ -12,7 +12,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import WSCloseCode, web
 
-from callbridge.sim.validate import validate_server_event
+from callbridge.sim.validate import validate_client_event, validate_server_event
 from callbridge.sim.voicelive.protocol import Ids
 from callbridge.sim.voicelive.records import Direction, EmulatorSession, EventRecord
 
@@ -34,6 +34,26 @@ DOCUMENTED_BEYOND_SDK: Final = frozenset(
 """Server-event shapes the API reference 2026-07-15 documents and SDK 1.3.1's models refuse.
 The emulator sends them as documented, so its self-check lets exactly these through; each one is
 also a violation of a documented example (``tests/conformance/test_voicelive.py`` checks that)."""
+
+
+CLIENT_FIELDS_BEYOND_SDK: Final = frozenset(
+    {
+        # RealtimeServerVAD: "speech_duration_ms | integer | Optional. Minimum speech duration
+        # (default: 200)"; SDK 1.3.1's ServerVad lacks it (its Azure semantic VADs have it).
+        "session.turn_detection.speech_duration_ms: unknown field for ServerVad",
+    }
+)
+"""Client fields the API reference 2026-07-15 documents and SDK 1.3.1's models refuse: the
+service takes them, so the emulator does too."""
+
+
+def client_violations(event: Mapping[str, Any], *, allow_unknown_fields: bool) -> list[str]:
+    """The SDK-model violations of a client event, less the documented fields."""
+    return [
+        violation
+        for violation in validate_client_event(event, allow_unknown_fields=allow_unknown_fields)
+        if violation.partition(": ")[2] not in CLIENT_FIELDS_BEYOND_SDK
+    ]
 
 
 def sdk_violations(event: Mapping[str, Any]) -> list[str]:
@@ -187,11 +207,15 @@ class Wire:
         self.emit({"type": "error", "error": error})
 
     def emit_later(self, delay_s: float, event: dict[str, Any]) -> None:
+        self.call_later(delay_s, lambda: self.emit(event))
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in ``delay_s`` unless the connection closes first."""
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
             self._timers.discard(handle)
-            self.emit(event)
+            callback()
 
         handle = loop.call_later(delay_s, fire)
         self._timers.add(handle)
