@@ -335,11 +335,14 @@ async def _converse(socket: _Socket) -> None:
     await socket.send({"type": created["type"], "item": {**created["item"], "id": "item_ABC123"}})
     await socket.send(created)
     await socket.expect("conversation.item.created")
-    # The caller speaks: VAD, commit, transcription, and the answer with its tool call.
+    # The caller speaks: VAD, commit, transcription; callbridge's session answers no turn by
+    # itself (create_response false), so it asks, and the answer comes with its tool call.
     audio = _ulaw_speech(0.5, 1.0, 1.0)
     for offset in range(0, len(audio), 160):
         chunk = base64.b64encode(audio[offset : offset + 160]).decode()
         await socket.send({"type": "input_audio_buffer.append", "audio": chunk})
+    await socket.expect("input_audio_buffer.committed")
+    await socket.send({"type": "response.create"})
     await socket.expect("response.done", "conversation.item.input_audio_transcription.completed")
     done = next(frame for frame in reversed(socket.frames) if frame["type"] == "response.done")
     item_id = done["response"]["output"][0]["id"]
