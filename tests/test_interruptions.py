@@ -101,7 +101,14 @@ async def test_a_backchannel_or_a_cough_pauses_the_agent_which_then_goes_on_from
     assert session.truncations == []
     assert session.cancels == []
     assert [r.turn_index for r in session.responses] == [0, 1]
-    assert result.report.barge_ins[0].audio_end_ms is None
+    # The report (from the same two records) calls it a false interruption, resumed.
+    (barge_in,) = result.report.barge_ins
+    assert barge_in.resumed
+    assert barge_in.audio_end_ms is None
+    assert barge_in.pause_ms is not None
+    assert barge_in.pause_ms <= 800
+    assert result.report.stale_audio_ms == 0
+    assert result.report.protocol_violations == []
     if what:
         assert session.sent("conversation.item.deleted")
 

@@ -15,7 +15,8 @@ from structlog.testing import capture_logs
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.sim import scenario as scenario_module
-from callbridge.sim.report import BargeInReport, CallReport, CallSetup, Pacing
+from callbridge.sim.barge_ins import BargeInReport
+from callbridge.sim.report import CallReport, CallSetup, Pacing
 from callbridge.sim.scenario import (
     DEFAULT_TRANSFER_TO,
     BargeInExpectation,

@@ -11,7 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from callbridge.core.ended_by import EndedBy
-from callbridge.sim.report import BargeInReport, CallReport
+from callbridge.sim.barge_ins import BargeInReport
+from callbridge.sim.report import CallReport
 from callbridge.sim.scenario_schema import (
     DEFAULT_AUDIO_END_TOLERANCE_MS,
     BargeInExpectation,

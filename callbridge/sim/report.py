@@ -19,9 +19,10 @@ from callbridge.adapters.telemetry import CallSummary
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.numbers import mask
 from callbridge.sim.acs import SimCall
+from callbridge.sim.barge_ins import BargeInReport, judge_barge_in, stale_audio_ms
 from callbridge.sim.continuity import Continuity
-from callbridge.sim.phone import CallRecord, StopRecord
-from callbridge.sim.voicelive import EmulatorSession, SpeechRecord
+from callbridge.sim.phone import CallRecord
+from callbridge.sim.voicelive import EmulatorSession
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,22 +36,6 @@ class Pacing:
     jitter_max_ms: float
     underruns: int
     """Times the phone's playout ran dry in the middle of a talk spurt."""
-
-
-@dataclass(frozen=True, slots=True)
-class BargeInReport:
-    """One interruption, judged against the phone's ground truth."""
-
-    stop_latency_ms: float | None
-    """Emulator sent ``speech_started`` -> the phone received ``StopAudio``."""
-    audio_end_ms: int | None
-    """What callbridge sent in ``conversation.item.truncate`` (None: it sent none)."""
-    heard_ms: int
-    """What the caller actually heard of the interrupted reply (phone playout record)."""
-    truncation_error_ms: int | None
-    """``|audio_end_ms - heard_ms|``."""
-    overhang_ms: int
-    """Agent audio the caller heard after ``speech_started`` was sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,9 +159,12 @@ def build_call_report(
     first_heard = record.first_audio_heard_at
     violations = [violation for session in sessions for violation in session.violations]
     violations += [f"bridge sent a bad media message: {bad.reason}" for bad in record.bad_messages]
-    barge_ins = [_barge_in(stop, record, sessions, codec_delay_ms) for stop in record.stops]
+    barge_ins = [
+        judge_barge_in(stop, index, record, sessions, codec_delay_ms)
+        for index, stop in enumerate(record.stops)
+    ]
     for index, barge_in in enumerate(barge_ins, start=1):
-        if barge_in.audio_end_ms is None and barge_in.heard_ms > 0:
+        if barge_in.audio_end_ms is None and barge_in.heard_ms > 0 and not barge_in.resumed:
             violations.append(f"barge-in {index}: playback was cut but no truncate was sent")
     return CallReport(
         call_id=record.call_connection_id,
@@ -188,7 +176,7 @@ def build_call_report(
         ),
         pacing=pacing,
         barge_ins=barge_ins,
-        stale_audio_ms=round(_stale_audio_ms(record, sessions)),
+        stale_audio_ms=round(stale_audio_ms(record, sessions, barge_ins)),
         protocol_violations=violations,
         tool_calls=[call.name for session in sessions for call in session.tool_calls],
         keypad_inputs=[entry.text for session in sessions for entry in session.text_inputs],
@@ -245,69 +233,6 @@ def _ended_by(
     return None
 
 
-def _speech_before(sessions: Sequence[EmulatorSession], at: float) -> SpeechRecord | None:
-    started = [
-        s
-        for session in sessions
-        for s in session.speech
-        if s.started_sent_at is not None and s.started_sent_at <= at
-    ]
-    return max(started, key=lambda s: s.started_sent_at or 0.0, default=None)
-
-
-def _barge_in(
-    stop: StopRecord,
-    record: CallRecord,
-    sessions: Sequence[EmulatorSession],
-    codec_delay_ms: float,
-) -> BargeInReport:
-    heard_ms = round(max(0.0, stop.heard_ms - codec_delay_ms)) if stop.spurt is not None else 0
-    speech = _speech_before(sessions, stop.at)
-    started_at = speech.started_sent_at if speech else None
-    audio_end_ms: int | None = None
-    overhang_ms = 0
-    if started_at is not None:
-        truncates = sorted(
-            (t for session in sessions for t in session.truncations if t.at >= started_at),
-            key=lambda t: t.at,
-        )
-        if truncates:
-            audio_end_ms = truncates[0].audio_end_ms
-        spurt = next((s for s in record.spurts if s.index == stop.spurt), None)
-        if spurt is not None:
-            # Playback within a spurt is continuous (underruns are reported separately).
-            overhang_s = stop.at - max(started_at, spurt.started_at)
-            overhang_ms = round(min(max(0.0, overhang_s * 1000), stop.heard_ms))
-    return BargeInReport(
-        stop_latency_ms=round((stop.at - started_at) * 1000, 2) if started_at else None,
-        audio_end_ms=audio_end_ms,
-        heard_ms=heard_ms,
-        truncation_error_ms=abs(audio_end_ms - heard_ms) if audio_end_ms is not None else None,
-        overhang_ms=overhang_ms,
-    )
-
-
-def _stale_audio_ms(record: CallRecord, sessions: Sequence[EmulatorSession]) -> float:
-    """Audio arriving after a StopAudio and before the next reply's audio could exist.
-
-    The next reply's first delta left the emulator at a known time; anything the phone received
-    between the StopAudio and that moment can only be left over from the interrupted reply.
-    """
-    stale = 0.0
-    for stop in record.stops:
-        speech = _speech_before(sessions, stop.at)
-        since = speech.started_sent_at if speech and speech.started_sent_at else stop.at
-        later = [
-            r.first_audio_delta_at
-            for session in sessions
-            for r in session.responses
-            if r.created_at > since and r.first_audio_delta_at is not None
-        ]
-        window_end = min(later, default=math.inf)
-        stale += sum(a.ms for a in record.arrivals if stop.at < a.at < window_end)
-    return stale
-
-
 def render_text(report: CallReport) -> str:
     """A readable summary of one call."""
     pacing = report.pacing
@@ -322,6 +247,12 @@ def render_text(report: CallReport) -> str:
     if not report.barge_ins:
         lines.append("  barge-ins                none")
     for index, b in enumerate(report.barge_ins, start=1):
+        if b.resumed:
+            lines.append(
+                f"  barge-in {index}               false: caller heard {b.heard_ms} ms, then a"
+                f" {_ms(b.pause_ms)} pause, and the reply went on (no truncate)"
+            )
+            continue
         lines.append(
             f"  barge-in {index}               caller heard {b.heard_ms} ms; callbridge told the"
             f" model audio_end_ms={b.audio_end_ms} (error {b.truncation_error_ms} ms)"
