@@ -51,9 +51,22 @@ def judge_barge_in(
     index: int,
     record: CallRecord,
     sessions: Sequence[EmulatorSession],
+    *,
     codec_delay_ms: float,
+    previous: BargeInReport | None = None,
 ) -> BargeInReport:
+    """``previous``: the barge-in before this one. If it was resumed and this one cuts the
+    spurt that resumed it, the reply was heard across both spurts."""
     heard_ms = round(max(0.0, stop.heard_ms - codec_delay_ms)) if stop.spurt is not None else 0
+    earlier = record.stops[index - 1] if index else None
+    if (
+        previous is not None
+        and previous.resumed
+        and earlier is not None
+        and earlier.spurt is not None
+        and stop.spurt == earlier.spurt + 1
+    ):
+        heard_ms += previous.heard_ms
     speech = _speech_before(sessions, stop.at)
     started_at = speech.started_sent_at if speech else None
     audio_end_ms: int | None = None

@@ -80,6 +80,31 @@ def check_expectations(expect: Expectations, report: CallReport) -> list[Failure
             )
         )
     failures += _check_continuity(expect, report)
+    failures += _check_turn_taking(expect, report)
+    return failures
+
+
+def _check_turn_taking(expect: Expectations, report: CallReport) -> list[Failure]:
+    """The interruption expectations: what was resumed, how long it paused, what was cut."""
+    failures: list[Failure] = []
+    resumed = [b for b in report.barge_ins if b.resumed]
+    counts = (
+        ("false_interruptions_resumed", expect.false_interruptions_resumed, len(resumed)),
+        ("truncates", expect.truncates, report.truncates),
+        ("agent_turns", expect.agent_turns, report.agent_turns),
+    )
+    for key, want, got in counts:
+        if want is not None and want != got:
+            failures.append(Failure(f"expect.{key}", f"expected {want}, the call had {got}"))
+    limit = expect.resume_gap_ms
+    gaps = [b.pause_ms for b in resumed if b.pause_ms is not None]
+    if limit is not None and gaps and max(gaps) > limit:
+        failures.append(
+            Failure(
+                "expect.resume_gap_ms",
+                f"a resumed reply paused {_ms(max(gaps))} at the phone > maximum {_ms(limit)}",
+            )
+        )
     return failures
 
 

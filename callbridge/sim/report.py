@@ -114,6 +114,10 @@ class CallReport:
     setup: CallSetup | None = None
     playout: PlayoutDelay | None = None
     continuity: Continuity | None = None
+    truncates: int = 0
+    """``conversation.item.truncate`` events Voice Live received."""
+    agent_turns: int = 0
+    """Responses Voice Live was asked for (the greeting included)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -159,10 +163,14 @@ def build_call_report(
     first_heard = record.first_audio_heard_at
     violations = [violation for session in sessions for violation in session.violations]
     violations += [f"bridge sent a bad media message: {bad.reason}" for bad in record.bad_messages]
-    barge_ins = [
-        judge_barge_in(stop, index, record, sessions, codec_delay_ms)
-        for index, stop in enumerate(record.stops)
-    ]
+    barge_ins: list[BargeInReport] = []
+    for index, stop in enumerate(record.stops):
+        previous = barge_ins[-1] if barge_ins else None
+        barge_ins.append(
+            judge_barge_in(
+                stop, index, record, sessions, codec_delay_ms=codec_delay_ms, previous=previous
+            )
+        )
     for index, barge_in in enumerate(barge_ins, start=1):
         if barge_in.audio_end_ms is None and barge_in.heard_ms > 0 and not barge_in.resumed:
             violations.append(f"barge-in {index}: playback was cut but no truncate was sent")
@@ -180,6 +188,8 @@ def build_call_report(
         protocol_violations=violations,
         tool_calls=[call.name for session in sessions for call in session.tool_calls],
         keypad_inputs=[entry.text for session in sessions for entry in session.text_inputs],
+        truncates=sum(len(session.truncations) for session in sessions),
+        agent_turns=sum(len(session.responses) for session in sessions),
     )
 
 

@@ -24,7 +24,8 @@ The format, by example (paths are relative to the scenario file)::
     #                               number `spurt` (from 1: the greeting is 1; default 1)
     #   after_agent_done_ms = 400   once the agent has spoken, then been quiet for 400 ms
     # A line's transcript (what the emulator's transcription reports) is the step's
-    # transcript, else question.txt beside question.wav, else a placeholder.
+    # transcript, else question.txt beside question.wav (empty: no words, a cough), else a
+# placeholder.
     steps = [
       { say = "audio/question.wav", after_agent_done_ms = 400 },
       { say = "audio/interrupt.wav", after_heard_ms = 2500, spurt = 2, transcript = "Wait." },

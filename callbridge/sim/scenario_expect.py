@@ -31,6 +31,10 @@ _EXPECT_KEYS: Final = (
     "greetings",
     "sessions",
     "fallback_in_full",
+    "false_interruptions_resumed",
+    "resume_gap_ms",
+    "truncates",
+    "agent_turns",
 )
 _BARGE_IN_KEYS: Final = ("truncation_tolerance_ms", "max_stop_latency_ms", "audio_end_ms")
 _AGENT_TOOLS: Final = (EndedBy.END_CALL, EndedBy.TRANSFER_CALL)
@@ -74,6 +78,10 @@ class ExpectReader(ScenarioReader):
             greetings=self.count(table, "greetings"),
             sessions=self.count(table, "sessions"),
             fallback_in_full=self.fallback_in_full(table),
+            false_interruptions_resumed=self.count(table, "false_interruptions_resumed"),
+            resume_gap_ms=self.number(table, "expect", "resume_gap_ms", minimum=0.0),
+            truncates=self.count(table, "truncates"),
+            agent_turns=self.count(table, "agent_turns"),
         )
 
     def count(self, table: Mapping[str, Any], key: str) -> int | None:

@@ -89,6 +89,14 @@ class Expectations:
     """Exactly this many Voice Live sessions."""
     fallback_in_full: bool | None = None
     """True: the call ended on the fallback path after the caller heard the whole clip."""
+    false_interruptions_resumed: int | None = None
+    """Exactly this many barge-ins the agent resumed from (a backchannel, a cough)."""
+    resume_gap_ms: float | None = None
+    """The longest pause a resumed barge-in may leave at the phone."""
+    truncates: int | None = None
+    """Exactly this many truncations Voice Live received."""
+    agent_turns: int | None = None
+    """Exactly this many responses (the greeting included): an answered backchannel fails."""
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,37 @@ speak caller_thanks_bye -3 "${caller_voice[@]}" -- \
     "Great, thanks, bye."
 speak caller_order_question -3 "${caller_voice[@]}" -- \
     "Where is my order, number forty-two?"
+# A backchannel, said quickly over the agent to show the caller follows, not to take the turn.
+speak caller_mm_hmm -3 "${caller_voice[@]}" -s 330 -- \
+    "Mm-hmm."
+
+# --- A cough ----------------------------------------------------------------------------------
+# 150 ms of loud band-passed noise with a fast attack and decay: not speech, but loud enough
+# for a VAD to start a turn. No transcript (the transcription hears no words).
+python3 - "$out/caller_cough.wav" <<'PY'
+import array, math, random, sys, wave
+
+rate, seconds, peak = 16000, 0.15, 20000
+rng = random.Random(20261203)
+alpha = 1 - math.exp(-2 * math.pi * 2500 / rate)
+low = 0.0
+samples = []
+n = round(seconds * rate)
+for i in range(n):
+    low += alpha * (rng.gauss(0.0, 1.0) - low)
+    envelope = math.sin(math.pi * i / n) ** 0.5
+    samples.append(low * envelope)
+scale = peak / max(abs(s) for s in samples)
+pcm = array.array("h", (round(s * scale) for s in samples))
+if sys.byteorder != "little":
+    pcm.byteswap()
+with wave.open(sys.argv[1], "wb") as out:
+    out.setnchannels(1)
+    out.setsampwidth(2)
+    out.setframerate(rate)
+    out.writeframes(pcm.tobytes())
+PY
+printf '\n' > "$out/caller_cough.txt"
 
 # --- The noisy line ---------------------------------------------------------------------------
 # caller_question on a noisy line: NOISE_LEAD_S of noise alone, the question with the noise
