@@ -23,31 +23,21 @@ from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
-from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Dtmf, Hangup, Say, Step
+from callbridge.sim.script import AfterAgentDone, At, Dtmf, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall
 from callbridge.web.webhook import SECRET_HEADER
+from tests.tone_calls import BARGE_IN_SCRIPT, CALLER_TRANSCRIPTS, GREETING, LINE, TURNS, turn
 
-RATE = 16000
 CALL_TIMEOUT_S = 30.0
 SALES = "+18005550101"
 HUMAN = "+18005550123"
 CALLEE = "+14255550150"
 FALLBACK_DS = round(4820 / 100)
 """The shipped goodbye fallback clip (``fallback_goodbye.wav``, 4.82 s), in tenths of a second."""
-LINE = Clip.tone(ms=600, sample_rate=RATE, hz=300, amplitude=0.5)
-
-
-def turn(ms: int, hz: float, text: str, tool: ToolCall | None = None) -> AgentTurn:
-    return AgentTurn(Clip.tone(ms=ms, sample_rate=RATE, hz=hz).pcm, RATE, text, tool)
-
-
-GREETING = turn(600, 440, "Hello, how can I help?")
-ANSWER = turn(2500, 523, "Here is a long answer the caller may cut short.")
-GOODBYE = turn(500, 659, "Goodbye!", ToolCall("end_call", {"reason": "done"}))
 
 
 def stack(
-    turns: Sequence[AgentTurn] = (GREETING, ANSWER, GOODBYE),
+    turns: Sequence[AgentTurn] = TURNS,
     *,
     profile: AgentProfile | None = None,
     routing: Routing | None = None,
@@ -55,7 +45,7 @@ def stack(
 ) -> LocalStack:
     return LocalStack(
         turns=turns,
-        caller_transcripts=["caller"] * 4,
+        caller_transcripts=CALLER_TRANSCRIPTS,
         profile=profile or AgentProfile(tools=("end_call",)),
         routing=routing,
         response_delay_ms=100,
@@ -134,13 +124,8 @@ async def test_duplicate_delivery_answers_once_and_batches_answer_all() -> None:
 async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> None:
     """IncomingCall -> answer with media options -> callbacks -> conversation with a barge-in
     -> the agent's goodbye is heard in full -> end_call -> callbridge hangs up."""
-    script: list[Step] = [
-        Say(LINE, AfterAgentDone(pause_ms=300)),
-        Say(LINE, AfterHeard(ms=1000, spurt=2)),
-        Say(LINE, AfterAgentDone(pause_ms=300)),
-    ]
     async with stack(profile=AgentProfile(tools=("end_call",), media_rate=24000)) as local:
-        result = await local.call(script, hangup_after_s=10)
+        result = await local.call(BARGE_IN_SCRIPT, hangup_after_s=10)
     sim = result.acs
     assert sim is not None
     media = sim.request_body["mediaStreamingOptions"] if sim.request_body else {}
@@ -223,8 +208,9 @@ async def test_unknown_numbers_can_be_redirected() -> None:
 
 async def test_calls_above_the_limit_are_rejected_as_busy() -> None:
     async with stack(max_calls=1) as local:
-        first = await local.ring([Hangup(At(3.0))])
-        await asyncio.sleep(1.0)
+        first = await local.ring([Hangup(At(2.0))])
+        # Its media socket is open: the first call now holds the one place.
+        await first.wait_callback("MediaStreamingStarted", CALL_TIMEOUT_S)
         second = await ended(await local.ring([]))
         await ended(first)
     assert first.outcome == "answered"
@@ -313,7 +299,8 @@ async def test_keypad_digits_reach_the_agent_as_user_input() -> None:
         Dtmf("#", At(0.2)),
         Hangup(AfterAgentDone(pause_ms=300)),
     ]
-    async with stack() as local:
+    # A short answer to the keypad input: the answer's length proves nothing here.
+    async with stack([GREETING, turn(400, 523, "Order 42, got it.")]) as local:
         result = await local.call(script)
     assert [entry.text for entry in result.session.text_inputs] == [
         "(The caller pressed these keys on the phone keypad: 4 2 #)"
@@ -410,7 +397,7 @@ async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_b
     """No session.updated (a hung service): callbridge waits a bounded time, logs it, says its
     fallback message and hangs up, instead of leaving the caller in silence."""
     local = LocalStack(
-        turns=(GREETING, ANSWER, GOODBYE),
+        turns=TURNS,
         profile=AgentProfile(tools=("end_call",)),
         session_updated_delay_ms=None,
     )
