@@ -101,9 +101,9 @@ async def test_webhook_rejects_malformed_bodies_and_goes_on() -> None:
 async def test_duplicate_delivery_answers_once_and_batches_answer_all() -> None:
     """Event Grid may deliver one IncomingCall twice, and several in one POST."""
     async with stack() as local:
-        twice = await local.ring([Hangup(At(1.0))], deliveries=2)
+        twice = await local.ring([Hangup(At(0.2))], deliveries=2)
         batch = [
-            local.acs.incoming_call(to_number=DIALED_NUMBER, script=[Hangup(At(1.0))])
+            local.acs.incoming_call(to_number=DIALED_NUMBER, script=[Hangup(At(0.2))])
             for _ in range(2)
         ]
         await local.acs.deliver(
@@ -190,8 +190,8 @@ def two_profile_routing(*, redirect: bool) -> Routing:
 
 async def test_dialled_number_picks_the_profile_and_unknown_numbers_are_rejected() -> None:
     async with stack(routing=two_profile_routing(redirect=False)) as local:
-        sales = await ended(await local.ring([Hangup(At(1.0))], to=SALES))
-        unknown = await ended(await local.ring([Hangup(At(1.0))], to="+15555550199"))
+        sales = await ended(await local.ring([Hangup(At(0.2))], to=SALES))
+        unknown = await ended(await local.ring([Hangup(At(0.2))], to="+15555550199"))
         await asyncio.sleep(0.2)
     assert sales.outcome == "answered"
     assert sales.media is not None
