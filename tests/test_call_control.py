@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import wave
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,17 +25,26 @@ from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
-from callbridge.sim.script import AfterAgentDone, At, Dtmf, Hangup, Say, Step
+from callbridge.sim.script import AfterAgentDone, At, Clip, Dtmf, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall
 from callbridge.web.webhook import SECRET_HEADER
-from tests.tone_calls import BARGE_IN_SCRIPT, CALLER_TRANSCRIPTS, GREETING, LINE, TURNS, turn
+from tests.tone_calls import (
+    BARGE_IN_SCRIPT,
+    CALLER_TRANSCRIPTS,
+    GREETING,
+    LINE,
+    RATE,
+    TURNS,
+    turn,
+)
 
 CALL_TIMEOUT_S = 30.0
 SALES = "+18005550101"
 HUMAN = "+18005550123"
 CALLEE = "+14255550150"
-FALLBACK_DS = round(4820 / 100)
-"""The shipped goodbye fallback clip (``fallback_goodbye.wav``, 4.82 s), in tenths of a second."""
+FALLBACK_MS = 500
+"""The fallback clip these tests give their profile. The shipped ones last about 5 s; the
+continuity tests play those end to end, and test_fallback_audio checks which one is chosen."""
 
 
 def stack(
@@ -55,6 +66,18 @@ def stack(
 
 async def ended(call: SimCall) -> SimCall:
     return await call.wait_ended(CALL_TIMEOUT_S)
+
+
+@pytest.fixture
+def fallback_profile(tmp_path: Path) -> AgentProfile:
+    """A profile with a fallback clip of its own, ``FALLBACK_MS`` long."""
+    path = tmp_path / "fallback.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(Clip.tone(ms=FALLBACK_MS, sample_rate=RATE, hz=350).pcm)
+    return AgentProfile(tools=("end_call",), fallback_audio=str(path))
 
 
 # --- Event Grid -------------------------------------------------------------------------------
@@ -371,10 +394,12 @@ async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_de
     ]
 
 
-async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback() -> None:
+async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback(
+    fallback_profile: AgentProfile,
+) -> None:
     """Voice Live answers session.update with an error: callbridge logs the offending field,
     says its fallback message and hangs up, instead of leaving the caller in silence."""
-    local = stack()
+    local = stack(profile=fallback_profile)
     # azure-speech with gpt-realtime: start-up checks refuse this pair; the stack lets it
     # through, as an older callbridge or a changed service table would.
     local.transcription_model = "azure-speech"
@@ -389,16 +414,18 @@ async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallb
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
     # No greeting from a broken session: the one thing heard is the fallback clip, whole.
-    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
+    assert [spurt.played_ms for spurt in sim.media.spurts] == [pytest.approx(FALLBACK_MS, abs=20)]
     assert sim.media.closed_by == "network"  # ACS ended it, not the phone giving up
 
 
-async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound() -> None:
+async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound(
+    fallback_profile: AgentProfile,
+) -> None:
     """No session.updated (a hung service): callbridge waits a bounded time, logs it, says its
     fallback message and hangs up, instead of leaving the caller in silence."""
     local = LocalStack(
         turns=TURNS,
-        profile=AgentProfile(tools=("end_call",)),
+        profile=fallback_profile,
         session_updated_delay_ms=None,
     )
     async with local:
@@ -411,7 +438,7 @@ async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_b
     assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
-    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
+    assert [spurt.played_ms for spurt in sim.media.spurts] == [pytest.approx(FALLBACK_MS, abs=20)]
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:
