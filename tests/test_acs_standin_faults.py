@@ -17,7 +17,7 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from azure.communication.callautomation import (
     AudioFormat,
     MediaStreamingAudioChannelType,
@@ -69,11 +69,19 @@ class App:
     refused: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
     answer_errors: list[HttpResponseError] = field(default_factory=list)
+    open_sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/api/incomingCall", self._incoming)
         app.router.add_post("/api/callbacks", self._callback)
         app.router.add_get("/ws/{token}", self._media)
+        app.on_shutdown.append(self._close_sockets)
+
+    async def _close_sockets(self, _: web.Application) -> None:
+        """A call still up when the test ends (its hang-up failed) closes with the app, so the
+        runner need not wait out its shutdown timeout for the handler."""
+        for ws in list(self.open_sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY)
 
     def callback_names(self) -> list[str]:
         return [e["type"].removeprefix("Microsoft.Communication.") for e in self.events]
@@ -120,13 +128,17 @@ class App:
         self.sockets.append(socket)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        await ws.send_str(json.dumps({"kind": "AudioData", "audioData": {"data": AGENT_FRAME}}))
-        async for msg in ws:
-            message = json.loads(msg.data)
-            socket.kinds.append(message["kind"])
-            if message["kind"] == "AudioData":
-                socket.frame_times.append(time.monotonic())
-                socket.voiced_frames += not message["audioData"]["silent"]
+        self.open_sockets.add(ws)
+        try:
+            await ws.send_str(json.dumps({"kind": "AudioData", "audioData": {"data": AGENT_FRAME}}))
+            async for msg in ws:
+                message = json.loads(msg.data)
+                socket.kinds.append(message["kind"])
+                if message["kind"] == "AudioData":
+                    socket.frame_times.append(time.monotonic())
+                    socket.voiced_frames += not message["audioData"]["silent"]
+        finally:
+            self.open_sockets.discard(ws)
         socket.close_code = ws.close_code
         return ws
 

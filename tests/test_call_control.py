@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import wave
 from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -23,31 +25,30 @@ from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.sim.acs import SimCall
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
-from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Dtmf, Hangup, Say, Step
+from callbridge.sim.script import AfterAgentDone, At, Clip, Dtmf, Hangup, Say, Step
 from callbridge.sim.voicelive import AgentTurn, ToolCall
 from callbridge.web.webhook import SECRET_HEADER
+from tests.tone_calls import (
+    BARGE_IN_SCRIPT,
+    CALLER_TRANSCRIPTS,
+    GREETING,
+    LINE,
+    RATE,
+    TURNS,
+    turn,
+)
 
-RATE = 16000
 CALL_TIMEOUT_S = 30.0
 SALES = "+18005550101"
 HUMAN = "+18005550123"
 CALLEE = "+14255550150"
-FALLBACK_DS = round(4820 / 100)
-"""The shipped goodbye fallback clip (``fallback_goodbye.wav``, 4.82 s), in tenths of a second."""
-LINE = Clip.tone(ms=600, sample_rate=RATE, hz=300, amplitude=0.5)
-
-
-def turn(ms: int, hz: float, text: str, tool: ToolCall | None = None) -> AgentTurn:
-    return AgentTurn(Clip.tone(ms=ms, sample_rate=RATE, hz=hz).pcm, RATE, text, tool)
-
-
-GREETING = turn(600, 440, "Hello, how can I help?")
-ANSWER = turn(2500, 523, "Here is a long answer the caller may cut short.")
-GOODBYE = turn(500, 659, "Goodbye!", ToolCall("end_call", {"reason": "done"}))
+FALLBACK_MS = 500
+"""The fallback clip these tests give their profile. The shipped ones last about 5 s; the
+continuity tests play those end to end, and test_fallback_audio checks which one is chosen."""
 
 
 def stack(
-    turns: Sequence[AgentTurn] = (GREETING, ANSWER, GOODBYE),
+    turns: Sequence[AgentTurn] = TURNS,
     *,
     profile: AgentProfile | None = None,
     routing: Routing | None = None,
@@ -55,7 +56,7 @@ def stack(
 ) -> LocalStack:
     return LocalStack(
         turns=turns,
-        caller_transcripts=["caller"] * 4,
+        caller_transcripts=CALLER_TRANSCRIPTS,
         profile=profile or AgentProfile(tools=("end_call",)),
         routing=routing,
         response_delay_ms=100,
@@ -65,6 +66,18 @@ def stack(
 
 async def ended(call: SimCall) -> SimCall:
     return await call.wait_ended(CALL_TIMEOUT_S)
+
+
+@pytest.fixture
+def fallback_profile(tmp_path: Path) -> AgentProfile:
+    """A profile with a fallback clip of its own, ``FALLBACK_MS`` long."""
+    path = tmp_path / "fallback.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes(Clip.tone(ms=FALLBACK_MS, sample_rate=RATE, hz=350).pcm)
+    return AgentProfile(tools=("end_call",), fallback_audio=str(path))
 
 
 # --- Event Grid -------------------------------------------------------------------------------
@@ -111,9 +124,9 @@ async def test_webhook_rejects_malformed_bodies_and_goes_on() -> None:
 async def test_duplicate_delivery_answers_once_and_batches_answer_all() -> None:
     """Event Grid may deliver one IncomingCall twice, and several in one POST."""
     async with stack() as local:
-        twice = await local.ring([Hangup(At(1.0))], deliveries=2)
+        twice = await local.ring([Hangup(At(0.2))], deliveries=2)
         batch = [
-            local.acs.incoming_call(to_number=DIALED_NUMBER, script=[Hangup(At(1.0))])
+            local.acs.incoming_call(to_number=DIALED_NUMBER, script=[Hangup(At(0.2))])
             for _ in range(2)
         ]
         await local.acs.deliver(
@@ -134,13 +147,8 @@ async def test_duplicate_delivery_answers_once_and_batches_answer_all() -> None:
 async def test_incoming_call_runs_the_whole_path_and_the_agent_hangs_up() -> None:
     """IncomingCall -> answer with media options -> callbacks -> conversation with a barge-in
     -> the agent's goodbye is heard in full -> end_call -> callbridge hangs up."""
-    script: list[Step] = [
-        Say(LINE, AfterAgentDone(pause_ms=300)),
-        Say(LINE, AfterHeard(ms=1000, spurt=2)),
-        Say(LINE, AfterAgentDone(pause_ms=300)),
-    ]
     async with stack(profile=AgentProfile(tools=("end_call",), media_rate=24000)) as local:
-        result = await local.call(script, hangup_after_s=10)
+        result = await local.call(BARGE_IN_SCRIPT, hangup_after_s=10)
     sim = result.acs
     assert sim is not None
     media = sim.request_body["mediaStreamingOptions"] if sim.request_body else {}
@@ -205,8 +213,8 @@ def two_profile_routing(*, redirect: bool) -> Routing:
 
 async def test_dialled_number_picks_the_profile_and_unknown_numbers_are_rejected() -> None:
     async with stack(routing=two_profile_routing(redirect=False)) as local:
-        sales = await ended(await local.ring([Hangup(At(1.0))], to=SALES))
-        unknown = await ended(await local.ring([Hangup(At(1.0))], to="+15555550199"))
+        sales = await ended(await local.ring([Hangup(At(0.2))], to=SALES))
+        unknown = await ended(await local.ring([Hangup(At(0.2))], to="+15555550199"))
         await asyncio.sleep(0.2)
     assert sales.outcome == "answered"
     assert sales.media is not None
@@ -223,8 +231,9 @@ async def test_unknown_numbers_can_be_redirected() -> None:
 
 async def test_calls_above_the_limit_are_rejected_as_busy() -> None:
     async with stack(max_calls=1) as local:
-        first = await local.ring([Hangup(At(3.0))])
-        await asyncio.sleep(1.0)
+        first = await local.ring([Hangup(At(2.0))])
+        # Its media socket is open: the first call now holds the one place.
+        await first.wait_callback("MediaStreamingStarted", CALL_TIMEOUT_S)
         second = await ended(await local.ring([]))
         await ended(first)
     assert first.outcome == "answered"
@@ -313,7 +322,8 @@ async def test_keypad_digits_reach_the_agent_as_user_input() -> None:
         Dtmf("#", At(0.2)),
         Hangup(AfterAgentDone(pause_ms=300)),
     ]
-    async with stack() as local:
+    # A short answer to the keypad input: the answer's length proves nothing here.
+    async with stack([GREETING, turn(400, 523, "Order 42, got it.")]) as local:
         result = await local.call(script)
     assert [entry.text for entry in result.session.text_inputs] == [
         "(The caller pressed these keys on the phone keypad: 4 2 #)"
@@ -384,10 +394,12 @@ async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_de
     ]
 
 
-async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback() -> None:
+async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback(
+    fallback_profile: AgentProfile,
+) -> None:
     """Voice Live answers session.update with an error: callbridge logs the offending field,
     says its fallback message and hangs up, instead of leaving the caller in silence."""
-    local = stack()
+    local = stack(profile=fallback_profile)
     # azure-speech with gpt-realtime: start-up checks refuse this pair; the stack lets it
     # through, as an older callbridge or a changed service table would.
     local.transcription_model = "azure-speech"
@@ -402,16 +414,18 @@ async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallb
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
     # No greeting from a broken session: the one thing heard is the fallback clip, whole.
-    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
+    assert [spurt.played_ms for spurt in sim.media.spurts] == [pytest.approx(FALLBACK_MS, abs=20)]
     assert sim.media.closed_by == "network"  # ACS ended it, not the phone giving up
 
 
-async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound() -> None:
+async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_bound(
+    fallback_profile: AgentProfile,
+) -> None:
     """No session.updated (a hung service): callbridge waits a bounded time, logs it, says its
     fallback message and hangs up, instead of leaving the caller in silence."""
     local = LocalStack(
-        turns=(GREETING, ANSWER, GOODBYE),
-        profile=AgentProfile(tools=("end_call",)),
+        turns=TURNS,
+        profile=fallback_profile,
         session_updated_delay_ms=None,
     )
     async with local:
@@ -424,7 +438,7 @@ async def test_a_session_update_voice_live_never_answers_ends_the_call_after_a_b
     assert [line["reason"] for line in ending] == ["voice_session_unavailable"]
     assert sim.disconnect == "app_terminate"
     assert sim.media is not None
-    assert [round(spurt.played_ms / 100) for spurt in sim.media.spurts] == [FALLBACK_DS]
+    assert [spurt.played_ms for spurt in sim.media.spurts] == [pytest.approx(FALLBACK_MS, abs=20)]
 
 
 async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_ended() -> None:

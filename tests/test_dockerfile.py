@@ -223,11 +223,32 @@ def test_healthcheck_asks_healthz_without_curl() -> None:
     compile(argv[2], "HEALTHCHECK", "exec")
 
 
+SERVER_POLL_S = 0.05
+"""How often the test server's loop checks for shutdown (the default, 0.5 s, is all teardown)."""
+SERVER_STOP_TIMEOUT_S = 5.0
+HANDLER_TIMEOUT_S = 5.0
+
+
+def stop_server(server: http.server.ThreadingHTTPServer) -> None:
+    """Stop ``server`` within a bound, or fail: ``shutdown()`` waits for ``serve_forever`` to
+    notice without a bound of its own, so it runs in a thread whose join is bounded. Handler
+    threads are daemons (``ThreadingHTTPServer.daemon_threads``), which ``server_close`` does
+    not join, so a stuck handler cannot hold the teardown either."""
+    stopper = threading.Thread(target=server.shutdown, name="healthz-shutdown", daemon=True)
+    stopper.start()
+    stopper.join(SERVER_STOP_TIMEOUT_S)
+    server.server_close()
+    if stopper.is_alive():
+        pytest.fail(f"the /healthz test server did not stop within {SERVER_STOP_TIMEOUT_S} s")
+
+
 @pytest.fixture
 def healthz_server() -> Iterator[tuple[int, list[str]]]:
     paths: list[str] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = HANDLER_TIMEOUT_S  # a client that goes quiet mid-request frees its thread
+
         def do_GET(self) -> None:
             paths.append(self.path)
             self.send_response(200 if self.path == "/healthz" else 404)
@@ -237,13 +258,14 @@ def healthz_server() -> Iterator[tuple[int, list[str]]]:
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, args=(SERVER_POLL_S,), name="healthz-server", daemon=True
+    )
     thread.start()
     try:
         yield server.server_address[1], paths
     finally:
-        server.shutdown()
-        server.server_close()
+        stop_server(server)
 
 
 def run_healthcheck(port: int) -> int:

@@ -84,17 +84,26 @@ async def test_in_a_module_loop(replay_call, stack_starts):
 """
 
 
+BAD_SCENARIO_TEST = """
+async def test_bad(replay_call):
+    await replay_call("calls/bad.toml")
+"""
+
+
 def write_calls(folder: Path) -> None:
     write_short(folder / "calls")
     write_barge_in(folder / "calls", name="strict stop", stop_ms=IMPOSSIBLE_STOP_MS)
 
 
-def test_replay_call_in_auto_mode_shares_one_stack_and_names_failures(
+def test_replay_call_in_auto_mode_shares_one_stack_and_names_failures_and_problems(
     pytester: pytest.Pytester,
 ) -> None:
+    """One run (each starts a Python and a stack): calls that pass, a call that fails an
+    expectation, and a scenario that cannot be loaded."""
     write_calls(pytester.path)
+    (pytester.path / "calls" / "bad.toml").write_text("[expect]\nbarge_in = 1\n")
     pytester.makeconftest(CONFTEST)
-    pytester.makepyfile(test_calls=AUTO_MODE_TESTS)
+    pytester.makepyfile(test_calls=AUTO_MODE_TESTS, test_bad=BAD_SCENARIO_TEST)
     result = pytester.runpytest_subprocess(
         *PLUGIN_ARGS,
         "-o",
@@ -103,11 +112,14 @@ def test_replay_call_in_auto_mode_shares_one_stack_and_names_failures(
         "asyncio_default_fixture_loop_scope=function",
         timeout=RUN_TIMEOUT_S,
     )
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=2, failed=2)
     output = result.stdout.str()
+    # The call that fails its expectation names the expectation and the barge-in.
     assert "test_impossible_stop_latency" in output
     assert "expect.barge_ins[0].max_stop_latency_ms" in output
     assert "barge-in 1: StopAudio" in output
+    # The scenario that cannot be loaded errors its test, listing its problems.
+    result.stdout.fnmatch_lines(["*test_bad*", "*ScenarioError*", "*expect.barge_in: unknown key*"])
 
 
 def test_replay_call_in_strict_mode_from_any_loop_scope(pytester: pytest.Pytester) -> None:
@@ -123,19 +135,3 @@ def test_replay_call_in_strict_mode_from_any_loop_scope(pytester: pytest.Pyteste
         timeout=RUN_TIMEOUT_S,
     )
     result.assert_outcomes(passed=2)
-
-
-def test_a_bad_scenario_errors_the_test_with_its_problems(pytester: pytest.Pytester) -> None:
-    (pytester.path / "calls").mkdir()
-    (pytester.path / "calls" / "bad.toml").write_text("[expect]\nbarge_in = 1\n")
-    pytester.makepyfile(
-        test_bad="""
-        async def test_bad(replay_call):
-            await replay_call("calls/bad.toml")
-        """
-    )
-    result = pytester.runpytest_subprocess(
-        *PLUGIN_ARGS, "-o", "asyncio_mode=auto", timeout=RUN_TIMEOUT_S
-    )
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*ScenarioError*", "*expect.barge_in: unknown key*"])

@@ -35,8 +35,8 @@ from callbridge.adapters.recording import (
 )
 from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
 from callbridge.core.profiles import AgentProfile
-from callbridge.sim.demo import demo_script
 from callbridge.sim.harness import LocalStack
+from tests.tone_calls import BARGE_IN_SCRIPT, CALLER_TRANSCRIPTS, TURNS
 
 RATE = 16000
 FRAME_S = FRAME_MS / 1000
@@ -554,8 +554,13 @@ async def test_a_recorded_call_holds_both_sides_and_what_happened(tmp_path: Path
     """A call through the whole service, recorded by the bridge: the caller's audio as sent,
     the agent's audio as played, the barge-in with its audio_end_ms, the tool call."""
     profile = AgentProfile(tools=("end_call",), record=True)
-    async with LocalStack(profile=profile, recordings_dir=tmp_path) as stack:
-        result = await stack.call(demo_script(), hangup_after_s=10)
+    async with LocalStack(
+        turns=TURNS,
+        caller_transcripts=CALLER_TRANSCRIPTS,
+        profile=profile,
+        recordings_dir=tmp_path,
+    ) as stack:
+        result = await stack.call(BARGE_IN_SCRIPT, hangup_after_s=10)
     (folder,) = tmp_path.iterdir()  # noqa: ASYNC240  # the call is over: nothing to block
     recording = read_recording(folder)
     assert not recording.partial

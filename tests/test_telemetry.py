@@ -36,7 +36,7 @@ from callbridge.adapters.telemetry import CallSummary, CallTelemetry, Telemetry
 from callbridge.core.ended_by import EndedBy
 from callbridge.process import telemetry_export
 from callbridge.sim.harness import LocalStack
-from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say
+from tests.tone_calls import BARGE_IN_SCRIPT, CALLER_TRANSCRIPTS, TURNS
 
 CALL_ID = "call-conn-abc"
 CORRELATION_ID = "corr-def"
@@ -436,15 +436,8 @@ async def test_a_real_call_is_one_span_with_its_figures(
     """Through the whole service: one span per call, active calls back to 0, answer and
     first-audio latencies and the barge-in recorded; nothing per frame."""
     monkeypatch.setattr(telemetry, "_default_telemetry", lambda: otel.telemetry)
-    line = Clip.tone(ms=600, sample_rate=16000, hz=300, amplitude=0.5)
-    async with LocalStack() as stack:
-        result = await stack.call(
-            [
-                Say(line, AfterAgentDone(pause_ms=300)),
-                Say(line, AfterHeard(ms=1000, spurt=2)),
-                Hangup(AfterAgentDone(pause_ms=200)),
-            ]
-        )
+    async with LocalStack(turns=TURNS, caller_transcripts=CALLER_TRANSCRIPTS) as stack:
+        result = await stack.call(BARGE_IN_SCRIPT, hangup_after_s=10)
     (span,) = [span for span in otel.finished() if span.name == "call"]
     attributes = span.attributes or {}
     assert attributes["callbridge.call_connection_id"] == result.record.call_connection_id

@@ -130,7 +130,7 @@ async def test_the_acs_standin_posts_the_recorded_shape() -> None:
     """The stand-in's callbacks have the keys, types and fixed values of the real ones
     (api-version 2025-05-15 recording), so the bridge meets on loopback what it meets live."""
     async with LocalStack() as local:
-        sim = await local.ring([Hangup(At(1.0))])
+        sim = await local.ring([Hangup(At(0.2))])
         await sim.wait_ended(30)
     posted = {
         record.type.removeprefix("Microsoft.Communication."): record.event
@@ -171,7 +171,7 @@ async def test_the_acs_standin_posts_the_recorded_shape() -> None:
 async def test_the_acs_standin_lists_participants_as_acs_does() -> None:
     """A phone participant as in the PSTN recording, the app's identity as in the 2025 one."""
     async with LocalStack() as local:
-        sim = await local.ring([Hangup(At(1.0))])
+        sim = await local.ring([Hangup(At(0.2))])
         await sim.wait_ended(30)
     [updated] = [r.event for r in sim.callbacks if r.type.endswith("ParticipantsUpdated")]
     ours = {p["identifier"]["kind"]: p for p in updated["data"]["participants"]}
