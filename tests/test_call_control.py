@@ -449,6 +449,11 @@ async def test_refused_media_socket_makes_acs_report_failure_and_the_call_is_end
     assert sim.media is None
     assert "MediaStreamingFailed" in sim.callback_names
     assert sim.disconnect == "app_terminate"
+    # Answered at once: the call's pre-warmed session, never claimed, closed without waiting
+    # out its time to live (the stand-in gives up on a callback after 5 s).
+    assert [(c.name, c.status) for c in sim.callbacks if c.name == "MediaStreamingFailed"] == [
+        ("MediaStreamingFailed", 200)
+    ]
 
 
 async def test_callbacks_refuse_forged_tokens_and_replayed_call_tokens() -> None:

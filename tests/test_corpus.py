@@ -1,21 +1,26 @@
 """The scenario corpus in tests/calls: every scenario replays through the whole service path and
-meets its expectations (the same check `callbridge replay tests/calls/*` makes)."""
+meets its expectations (the check `callbridge replay tests/calls/*` makes), one test each, so
+the test workers share them out and a failure names its scenario.
+
+They go through callbridge's own pytest plugin (``replay_call``), as users' tests do."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from callbridge.sim.replay import replay_all
+import pytest
+
+from callbridge.pytest_plugin import ReplayCall
 
 CALLS = Path(__file__).parent / "calls"
-
-CONCURRENCY = 8
-"""Calls at once, to keep the corpus (some 20 calls of 5 to 25 s) within a minute; each call
-still runs in real time, and the bench shows the timing holds at far higher concurrency."""
+SCENARIOS = sorted(CALLS.glob("*.toml"))
 
 
-async def test_every_scenario_in_the_corpus_passes() -> None:
-    results = await replay_all([CALLS], concurrency=CONCURRENCY)
-    assert len(results) >= 22
-    failed = {result.scenario.name: [str(f) for f in result.failures] for result in results}
-    assert {name: failures for name, failures in failed.items() if failures} == {}
+def test_the_corpus_has_a_scenario_for_each_behaviour_it_proves() -> None:
+    assert len(SCENARIOS) >= 25
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[path.stem for path in SCENARIOS])
+async def test_the_scenario_meets_its_expectations(replay_call: ReplayCall, scenario: Path) -> None:
+    result = await replay_call(scenario)
+    assert [str(failure) for failure in result.failures] == []

@@ -54,6 +54,11 @@ class PrewarmedSession(HeldSession):
         self._claimed.set()
         return not self.closed
 
+    async def release(self) -> None:
+        # An unclaimed session waits out its time to live (below): releasing it must not.
+        self._claimed.set()
+        await super().release()
+
     async def _wait_until_released(self) -> None:
         try:
             await asyncio.wait_for(self._claimed.wait(), self._ttl_s)
