@@ -62,7 +62,9 @@ def heard_stretches(result: CallResult, first: int) -> list[np.ndarray]:
     stretches = []
     for spurt in record.spurts[first - 1 :]:
         start = round((spurt.started_at - record.ws_opened_at) * RATE)
-        end = start + round(spurt.played_ms * RATE / 1000) + RATE // 50
+        # To when playback stopped (an underrun on a busy machine leaves a gap inside).
+        ended_at = spurt.ended_at if spurt.ended_at is not None else record.ws_closed_at
+        end = round((ended_at - record.ws_opened_at) * RATE) + RATE // 50
         stretch = record.heard_audio[start:end]
         stretches.append(stretch[stretch != 0])
     return stretches
