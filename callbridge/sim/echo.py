@@ -1,19 +1,23 @@
 """Speakerphone echo: what the simulated phone plays comes back into its microphone.
 
 A caller on a speakerphone, or on a handset whose echo canceller lets some through, sends back a
-delayed, quieter copy of what their phone plays. To ACS that echo is sound on the caller's line
-like any other: it streams what the caller's leg carries as one signal ("all audio is flattened
-into one stream", MicrosoftDocs/azure-docs
-articles/communication-services/concepts/call-automation/audio-streaming-concept.md, "Mixed
-format"), so neither ACS nor the bridge can tell the echo from the caller's voice. The phone
-therefore marks a frame ``silent`` only when it carries neither the caller's line nor any echo:
-ACS's ``silent`` says the audio buffer "contains only silence" (``AudioData.IsSilent`` in
-Azure/azure-sdk-for-net sdk/communication/Azure.Communication.CallAutomation/src/Models/
-Streaming/Media/AudioData.cs; https://learn.microsoft.com/dotnet/api/
-azure.communication.callautomation.audiodata), a property of the buffer, not of who made the
-sound. How ACS judges silence (digital zeros, or a level threshold) is not published; we chose
-the strictest reading, so an echo of any level counts as sound. What the caller said is still
-known from the phone's record: ``CallRecord.steps`` say when each of their lines was spoken.
+delayed, quieter copy of what their phone plays. Their own microphone picks it up, so it reaches
+ACS inside the caller's audio, and ACS streams that audio as it gets it, mixed with the other
+participants' into one stream or per participant (MicrosoftDocs/azure-docs, articles/
+communication-services/concepts/call-automation/audio-streaming-concept.md, "Supported
+formats"): neither ACS nor the bridge gets the echo apart from the caller's voice. Whether ACS
+or the carrier cancels some echo on a phone leg is not published; the stand-in passes it
+through whole, the worst case a bridge must live with.
+
+ACS's ``silent`` says the audio buffer "contains only silence" (``AudioData.IsSilent``, in
+Azure/azure-sdk-for-net, sdk/communication/Azure.Communication.CallAutomation/src/Models/
+Streaming/Media/AudioData.cs, and on Learn:
+https://learn.microsoft.com/dotnet/api/azure.communication.callautomation.audiodata): a
+property of the buffer, not of who made the sound. How ACS judges silence (digital zeros, or a
+level threshold) is not published; we chose the strictest reading, so the phone marks a frame
+silent only when it holds neither the caller's line nor any echo, however quiet. What the
+caller said is still known from the phone's record: ``CallRecord.steps`` say when each of
+their lines was spoken.
 
 Sample n of the call (sample 0 at the media socket's opening) carries, on top of the caller's
 line, ``round(gain * heard[n - delay])``, where ``heard`` is what the caller heard
