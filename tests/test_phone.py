@@ -29,7 +29,7 @@ from aiohttp import web
 
 from callbridge.assets import AGENT_LINES, CALLER_LINES, asset_path, read_wav, transcript
 from callbridge.core import acs_media
-from callbridge.sim.phone import CallRecord, Phone
+from callbridge.sim.phone import CallRecord, Echo, Phone
 from callbridge.sim.script import (
     FRAME_S,
     AfterAgentDone,
@@ -442,6 +442,55 @@ def test_hangup_step_ends_the_call_when_it_fires() -> None:
     record, _ = asyncio.run(call(silent_agent, script=[Hangup(At(0.1))], hangup_after_s=5.0))
     assert (record.closed_by, record.close_code, record.frames_sent) == ("phone", 1000, 5)
     assert record.steps[0].started_at == pytest.approx(record.ws_opened_at + 0.1)
+
+
+# --- Scenario: a speakerphone -----------------------------------------------------------------
+
+ECHO = Echo(delay_ms=40, level_db=-6.0)
+ECHO_LINE = Clip.tone(ms=100, sample_rate=16000, hz=300.0)
+
+
+async def tone_agent(bridge: FakeBridge, ws: web.WebSocketResponse) -> None:
+    """400 ms of tone, paced in real time; then quiet."""
+    await send_paced(ws, [pascal_audio(f) for f in tone_frames(400, 16000)], bridge.sent_at)
+
+
+@pytest.fixture(scope="module")
+def echo_call() -> tuple[CallRecord, FakeBridge]:
+    """The caller, on a speakerphone, says a 100 ms line at 0.3 s, over the tone's echo."""
+    script = [Say(ECHO_LINE, At(0.3))]
+    return asyncio.run(call(tone_agent, script=script, echo=ECHO, hangup_after_s=0.4))
+
+
+def test_a_speakerphone_sends_its_line_over_the_echo(
+    echo_call: tuple[CallRecord, FakeBridge],
+) -> None:
+    """Each frame sent is the line plus what the caller heard 40 ms before, 6 dB down, to the
+    sample; the record holds exactly what was sent."""
+    record, bridge = echo_call
+    sent = np.frombuffer(b"".join(m.pcm for _, m in bridge.audio()), dtype="<i2")
+    assert np.array_equal(sent, record.caller_audio)
+    heard = np.zeros(len(sent), dtype=np.float64)
+    heard[: len(record.heard_audio)] = record.heard_audio[: len(sent)]
+    delay = 640  # 40 ms at 16 kHz
+    expected = np.zeros(len(sent), dtype=np.int32)
+    expected[delay:] = np.round(heard[:-delay] * ECHO.gain)
+    expected[15 * 320 : 20 * 320] += samples(ECHO_LINE)  # At(0.3) is frame 15
+    assert np.abs(expected).max() < 32768
+    assert np.array_equal(sent, expected)
+    assert np.count_nonzero(sent[: 15 * 320]) > 0.1 * 16000  # the echo alone, before the line
+
+
+def test_a_frame_with_echo_is_not_marked_silent(
+    echo_call: tuple[CallRecord, FakeBridge],
+) -> None:
+    """ACS marks a frame silent when it holds only silence: an echo alone is sound."""
+    record, bridge = echo_call
+    frames = [m for _, m in bridge.audio()]
+    assert [f.silent for f in frames] == [not np.frombuffer(f.pcm, "<i2").any() for f in frames]
+    voiced = [n for n, f in enumerate(frames) if not f.silent]
+    assert len(voiced) > len(range(15, 20))  # more than the line's own frames
+    assert record.silent_frames_sent == len(frames) - len(voiced)
 
 
 # --- The script runner on its own -------------------------------------------------------------

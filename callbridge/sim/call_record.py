@@ -115,7 +115,9 @@ class CallRecord:
     """The phone's answers to the bridge's playback marks, in order (beta)."""
     caller_audio: npt.NDArray[np.int16] = field(repr=False)
     """What the caller's phone sent, sample-aligned on ``ws_opened_at`` (silence where a
-    frame was lost to an outage or withheld by a stall)."""
+    frame was lost to an outage or withheld by a stall): the caller's lines and, on a
+    speakerphone (``Phone.echo``), the echo of what they heard. ``steps`` say when the lines
+    were spoken."""
     heard_audio: npt.NDArray[np.int16] = field(repr=False)
     """What the caller heard, sample-aligned on ``ws_opened_at``."""
     sockets: list[SocketRecord] = field(default_factory=list)

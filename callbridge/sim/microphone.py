@@ -5,7 +5,8 @@ marked, with the keys the caller pressed in that slot. The script (``callbridge.
 decides what each slot holds from what the caller has heard so far (``callbridge.sim.playout``).
 A frame due while the line has no socket is lost; one due in a ``MediaStall`` is withheld. The
 caller's audio as sent keeps silence in their place, so it stays sample-aligned on the call's
-opening.
+opening. On a speakerphone (``callbridge.sim.echo``) each frame also carries the echo of what the
+phone played, and a frame is marked silent only when it holds neither a line nor any echo.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from callbridge.sim.call_record import Stall
+from callbridge.sim.echo import Echo, EchoPath, mix
 from callbridge.sim.media_faults import MediaFault, MediaStall
 from callbridge.sim.media_messages import audio_message, dtmf_message, frame_timestamp
 from callbridge.sim.phone_line import PhoneLine
@@ -50,6 +52,7 @@ class Microphone:
         hangup_after_s: float,
         faults: Sequence[MediaFault],
         opened_at: float,
+        echo: Echo | None,
     ) -> None:
         self._line = line
         self._playout = playout
@@ -61,6 +64,12 @@ class Microphone:
         self._silence = bytes(frame_bytes)
         self._silence_b64 = base64.b64encode(self._silence).decode("ascii")
         self._runner = ScriptRunner(script, sample_rate=sample_rate, opened_at=opened_at)
+        self._frame_samples = frame_bytes // 2
+        self._echo = (
+            None
+            if echo is None
+            else EchoPath(echo, playout, sample_rate=sample_rate, opened_at=opened_at)
+        )
         self._sent = bytearray()  # the caller's audio as sent, silence included
         self._lost_frames = 0
         self.frames_sent = 0
@@ -125,7 +134,7 @@ class Microphone:
                 stall.voiced_ms += FRAME_MS * voiced
             return
         stamp = frame_timestamp(self._wall_opened_at, frame)
-        audio = self._audio_message(stamp, tick.pcm)
+        audio = self._audio_message(stamp, self._picked_up(frame, due, tick.pcm))
         keys = [dtmf_message(stamp, self._participant_raw_id, digit) for digit in tick.digits]
         if await self._line.send_frame([*keys, audio]):
             runs = self.sent_runs
@@ -150,6 +159,16 @@ class Microphone:
             current.ended_at = due
             current = None
         return current
+
+    def _picked_up(self, frame: int, due: float, line: bytes | None) -> bytes | None:
+        """What the microphone picks up in frame slot ``frame``: the caller's line plus the
+        echo, or None when neither makes a sound."""
+        if self._echo is None:
+            return line
+        echo = self._echo.frame(frame * self._frame_samples, self._frame_samples, at=due)
+        if not echo.any():
+            return line
+        return mix(line, echo)
 
     def _audio_message(self, stamp: str, pcm: bytes | None) -> str:
         self.frames_sent += 1

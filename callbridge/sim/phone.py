@@ -13,6 +13,7 @@ is exact (sub-millisecond) whatever the event loop's timer resolution.
 This module places the call and keeps its record; the parts are its siblings:
 ``callbridge.sim.phone_line`` (the media sockets, dropped and reopened),
 ``callbridge.sim.microphone`` (the caller's frames, from ``callbridge.sim.script``),
+``callbridge.sim.echo`` (a speakerphone's echo of what the phone plays),
 ``callbridge.sim.media_faults`` (drops and stalls), ``callbridge.sim.media_messages`` (the
 messages on the socket), ``callbridge.sim.mark_answers`` (answers to playback marks) and
 ``callbridge.sim.call_record`` (the record's types). Their public names are re-exported here.
@@ -37,6 +38,7 @@ from callbridge.sim.call_record import (
     SocketRecord,
     Stall,
 )
+from callbridge.sim.echo import Echo
 from callbridge.sim.mark_answers import MarkAnswers
 from callbridge.sim.media_faults import DROP_CLOSE_CODE, MediaDrop, MediaFault, MediaStall
 from callbridge.sim.media_messages import (
@@ -61,6 +63,7 @@ __all__ = [
     "BridgeMessageError",
     "CallRecord",
     "ClosedBy",
+    "Echo",
     "LineChange",
     "MediaDrop",
     "MediaFault",
@@ -126,6 +129,8 @@ class Phone:
     """Bound on each WebSocket handshake."""
     faults: Sequence[MediaFault] = ()
     """Drops and stalls of the media line, timed from the first socket's opening."""
+    echo: Echo | None = None
+    """A speakerphone: what the phone plays comes back in what it sends (``caller_audio``)."""
 
     def __post_init__(self) -> None:
         if self.sample_rate not in PHONE_RATES:
@@ -206,6 +211,7 @@ class _Call:
             hangup_after_s=phone.hangup_after_s,
             faults=phone.faults,
             opened_at=self._opened_at,
+            echo=phone.echo,
         )
         self._bad_count = 0
         self._bad: list[BadMessage] = []

@@ -116,6 +116,7 @@ class Playout:
         self._segments: list[_Segment] = []
         self._open: Spurt | None = None
         self._open_from = 0  # index in _segments of the open spurt's first segment
+        self._window_from = 0  # segments before it were heard in full before the last window
         self._busy_until = -math.inf  # when the queued audio ends playing
         self._grid_at = 0.0
         self._grid_ms = 0.0
@@ -194,14 +195,47 @@ class Playout:
 
     def heard_audio(self, start: float, end: float) -> npt.NDArray[np.int16]:
         """What the caller heard between ``start`` and ``end``, one sample per index."""
-        out = np.zeros(max(round((end - start) * self._rate), 0), dtype=np.int16)
-        for segment in self._segments:
-            samples = round(segment.played_s(end) * self._rate)
-            first = round((segment.start - start) * self._rate)
-            last = min(first + samples, len(out))
-            if last > first:
+        count = max(round((end - start) * self._rate), 0)
+        return self._render(start, 0, count, until=end, segments=0)
+
+    def heard_window(
+        self, origin: float, first: int, count: int, *, until: float
+    ) -> npt.NDArray[np.int16]:
+        """Samples ``first`` to ``first + count`` of what the caller heard by ``until``, sample 0
+        at ``origin`` (samples before it are silence): for every sample played before
+        ``until``, exactly what ``heard_audio(origin, ...)`` gives once the call is over.
+
+        For a reader walking the call forward, a window at a time (the phone's echo): no window
+        may start earlier, or have an earlier ``until``, than the one before, and ``until`` may
+        not come before the window's end, because audio heard in full before a window is
+        skipped for good, so each window costs only the audio around it.
+        """
+        # Rounding moves a segment's samples by at most one each way: keep a margin of two.
+        window_at = origin + (first - 2) / self._rate
+        segments = self._segments
+        while self._window_from < len(segments):
+            segment = segments[self._window_from]
+            if segment.start + segment.played_s(until) > window_at:
+                break
+            self._window_from += 1
+        return self._render(origin, first, count, until=until, segments=self._window_from)
+
+    def _render(
+        self, origin: float, first: int, count: int, *, until: float, segments: int
+    ) -> npt.NDArray[np.int16]:
+        """Samples ``first`` to ``first + count`` heard by ``until`` (sample 0 at ``origin``),
+        from the segments from index ``segments`` on; a later segment overwrites an earlier."""
+        out = np.zeros(count, dtype=np.int16)
+        end = first + count
+        for segment in self._segments[segments:]:
+            start = round((segment.start - origin) * self._rate)
+            if start >= end and segment.cut_at == math.inf:
+                break  # everything after an uncut segment was queued behind it
+            low = max(start, first)
+            high = min(start + round(segment.played_s(until) * self._rate), end)
+            if high > low:
                 pcm = np.frombuffer(segment.pcm, dtype="<i2")
-                out[first:last] = pcm[: last - first]
+                out[low - first : high - first] = pcm[low - start : high - start]
         return out
 
     def _open_played_s(self, at: float) -> float:

@@ -118,6 +118,7 @@ async def _place_call(stack: LocalStack, scenario: Scenario) -> CallResult:
         faults=scenario.faults.voice_live,
         media_faults=scenario.faults.media,
         rest_faults=scenario.faults.rest,
+        echo=scenario.echo,
         max_duration_s=max_duration_s,
         timeout_s=max_duration_s + CALL_SLACK_S,
     )

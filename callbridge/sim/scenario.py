@@ -32,6 +32,10 @@ The format, by example (paths are relative to the scenario file)::
       { dtmf = "42#", after_agent_done_ms = 300 },   # one key press per character, 100 ms apart
       { hangup = true, at_s = 55 },   # stay on the line for the agent to hang up first
     ]
+    # Optional: the caller is on a speakerphone. What their phone plays comes back in what it
+    # sends, delay_ms later (at least 20) and level_db quieter (at most 0); the frames it is in
+    # are not marked silent (ACS marks a frame silent when it holds only silence).
+    echo = { delay_ms = 150, level_db = -15 }
 
     [agent]
     tools = ["end_call", "lookup_order"]   # offered to the model; default ["end_call"]
@@ -178,7 +182,7 @@ class _ScenarioFile(ScenarioReader):
         audio_format = self.choice(document, "", "audio_format", get_args(AudioFormat))
         media_rate = self.media_rate(document)
         caller = self.table(document, "", "caller") or {}
-        script, transcripts = CallerReader(self.path, self.problems).caller(caller)
+        caller_table = CallerReader(self.path, self.problems).caller(caller)
         agent_reader = AgentReader(self.path, self.problems)
         agent = agent_reader.agent(document)
         expect_reader = ExpectReader(self.path, self.problems, agent_reader.offered)
@@ -192,7 +196,7 @@ class _ScenarioFile(ScenarioReader):
             description=description or "",
             audio_format="pcm16" if audio_format == "pcm16" else "g711_ulaw",
             media_rate=24000 if media_rate == 24000 else 16000,
-            script=script,
+            script=caller_table.script,
             turns=agent.turns,
             tools=agent.tools,
             tools_module=agent.tools_module,
@@ -200,7 +204,8 @@ class _ScenarioFile(ScenarioReader):
             response_delay_ms=agent.response_delay_ms,
             stream_speed=agent.stream_speed,
             expectations=expectations,
-            caller_transcripts=transcripts,
+            caller_transcripts=caller_table.transcripts,
+            echo=caller_table.echo,
             faults=faults,
             fallback_audio=agent.fallback_audio,
             fallback_transfer_to=agent.fallback_transfer_to,

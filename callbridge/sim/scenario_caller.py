@@ -1,17 +1,21 @@
-"""Reading a scenario file's ``[caller]`` table: the caller's script, step by step.
+"""Reading a scenario file's ``[caller]`` table: the caller's script, step by step, and their
+phone's echo.
 
 Each step does one thing (``say`` a WAV file, press ``dtmf`` keys, ``hangup``) once its one
 trigger holds (``at_s``, ``after_heard_ms`` with ``spurt``, ``after_agent_done_ms``); see
 :mod:`callbridge.sim.scenario` for the format. A ``dtmf`` string becomes one key press per
-key, ``DTMF_GAP_MS`` apart.
+key, ``DTMF_GAP_MS`` apart. ``echo = { delay_ms, level_db }`` puts the caller on a speakerphone
+(:mod:`callbridge.sim.echo`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Final
 
-from callbridge.process.toml_file import is_whole_number
+from callbridge.process.toml_file import is_finite_number, is_whole_number
+from callbridge.sim.echo import MIN_DELAY_MS, Echo
 from callbridge.sim.scenario_reader import ScenarioReader, show
 from callbridge.sim.scenario_schema import DTMF_GAP_MS, DTMF_KEYS
 from callbridge.sim.script import (
@@ -30,18 +34,31 @@ _SILENCE_RATE: Final = 16000
 _SILENCE: Final = Clip(bytes(2 * _SILENCE_RATE * DTMF_GAP_MS // 1000), _SILENCE_RATE)
 """The caller keeps quiet between two key presses of one ``dtmf`` step."""
 
-_CALLER_KEYS: Final = ("steps",)
+_CALLER_KEYS: Final = ("steps", "echo")
+_ECHO_KEYS: Final = ("delay_ms", "level_db")
 _ACTIONS: Final = ("say", "dtmf", "hangup")
 _TRIGGERS: Final = ("at_s", "after_heard_ms", "after_agent_done_ms")
 _STEP_KEYS: Final = (*_ACTIONS, "transcript", *_TRIGGERS, "spurt")
 
 
-class CallerReader(ScenarioReader):
-    """Reads ``[caller]`` into the script the simulated phone runs."""
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What ``[caller]`` says: the caller's script and their phone."""
 
-    def caller(self, caller: Mapping[str, Any]) -> tuple[list[Step], list[str]]:
-        """``[caller]``: the script, and a transcript for each line the caller says."""
+    script: list[Step]
+    transcripts: list[str]
+    """What the emulator transcribes the caller's n-th line as, one per ``say`` step."""
+    echo: Echo | None
+    """Set when the caller is on a speakerphone."""
+
+
+class CallerReader(ScenarioReader):
+    """Reads ``[caller]`` into the script the simulated phone runs and the phone's echo."""
+
+    def caller(self, caller: Mapping[str, Any]) -> Caller:
+        """``[caller]``: the script, a transcript for each line the caller says, the echo."""
         self.unknown_keys(caller, "caller", _CALLER_KEYS)
+        echo = self.echo(caller)
         raw_steps = self.array(caller, "caller", "steps") or []
         script: list[Step] = []
         transcripts: list[str] = []
@@ -68,7 +85,31 @@ class CallerReader(ScenarioReader):
                 transcripts.append(transcript)
             if "hangup" in raw and hung_up_at is None:
                 hung_up_at = where
-        return script, transcripts
+        return Caller(script, transcripts, echo)
+
+    def echo(self, caller: Mapping[str, Any]) -> Echo | None:
+        """``caller.echo``: both keys, a delay of at least a frame, a level of at most 0 dB."""
+        table = self.table(caller, "caller", "echo")
+        if table is None:
+            return None
+        self.unknown_keys(table, "caller.echo", _ECHO_KEYS)
+        missing = [key for key in _ECHO_KEYS if key not in table]
+        if missing:
+            self.problems.at(
+                "caller.echo",
+                f"needs {' and '.join(missing)}, e.g. {{ delay_ms = 150, level_db = -15 }}",
+            )
+        delay_ms = self.number(table, "caller.echo", "delay_ms", minimum=MIN_DELAY_MS)
+        level_db = table.get("level_db")
+        if level_db is not None and (not is_finite_number(level_db) or level_db > 0):
+            self.problems.at(
+                "caller.echo.level_db",
+                f"must be a number <= 0 (dB against what the phone plays), not {show(level_db)}",
+            )
+            level_db = None
+        if delay_ms is None or level_db is None:
+            return None
+        return Echo(delay_ms=delay_ms, level_db=float(level_db))
 
     def step(self, raw: Mapping[str, Any], where: str) -> tuple[list[Step], str | None]:
         """One step of the script (several for a ``dtmf`` string) and, for a line, what it

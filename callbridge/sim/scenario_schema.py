@@ -15,6 +15,7 @@ from typing import Final
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.sim.acs import MediaFault, RestFault
+from callbridge.sim.echo import Echo
 from callbridge.sim.script import Step
 from callbridge.sim.voicelive import Fault
 from callbridge.sim.voicelive.audio import AgentTurn
@@ -121,6 +122,8 @@ class Scenario:
     expectations: Expectations
     caller_transcripts: list[str]
     """What the emulator transcribes the caller's n-th line as, one per ``say`` step."""
+    echo: Echo | None = None
+    """``caller.echo``: the caller's phone sends back what it plays (a speakerphone)."""
     faults: Faults = Faults()
     fallback_audio: str | None = None
     """The profile's ``fallback_audio``: a WAV path (resolved against the scenario file)."""

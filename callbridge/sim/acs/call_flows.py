@@ -136,6 +136,7 @@ class CallFlows(CallState):
             connect_timeout_s=self._env.media_connect_timeout_s,
             playout_delay_ms=self._env.playout_delay_ms,
             faults=self._overrides.media_faults,
+            echo=self.party.echo,
         )
         connected = asyncio.Event()
         changes: asyncio.Queue[LineChange | None] = asyncio.Queue()

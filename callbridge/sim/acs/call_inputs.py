@@ -15,7 +15,7 @@ from typing import Any
 from callbridge.sim.acs.delivery import Poster
 from callbridge.sim.acs.faults import RestFault
 from callbridge.sim.acs.signing import Signer, TokenSource
-from callbridge.sim.phone import MediaFault
+from callbridge.sim.phone import Echo, MediaFault
 from callbridge.sim.script import Step
 
 
@@ -33,6 +33,8 @@ class Party:
     script: Sequence[Step] = ()
     hangup_after_s: float = 2.0
     max_duration_s: float = 60.0
+    echo: Echo | None = None
+    """On a speakerphone, what their phone plays comes back on the line (``Phone.echo``)."""
 
 
 @dataclass(frozen=True, slots=True)

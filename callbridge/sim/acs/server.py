@@ -33,7 +33,7 @@ from callbridge.sim.acs.signing import (
     Signer,
     TokenSource,
 )
-from callbridge.sim.phone import MediaFault
+from callbridge.sim.phone import Echo, MediaFault
 from callbridge.sim.script import Step
 
 _log = structlog.get_logger(__name__)
@@ -183,13 +183,14 @@ class AcsStandin:
         max_duration_s: float = 60.0,
         media_faults: Sequence[MediaFault] = (),
         rest_faults: Sequence[RestFault] = (),
+        echo: Echo | None = None,
     ) -> None:
         """Say how ``number`` behaves when the app calls it; unknown numbers never answer.
 
         ``media_faults`` drop or stall its media socket, ``rest_faults`` fail or hold REST
-        requests about its call.
+        requests about its call; with ``echo``, the callee is on a speakerphone.
         """
-        party = Party(number, script, hangup_after_s, max_duration_s)
+        party = Party(number, script, hangup_after_s, max_duration_s, echo)
         overrides = CallOverrides(media_faults=media_faults, rest_faults=rest_faults)
         self._dial_plan[number] = Callee(party, answer=answer, ring_s=ring_s, overrides=overrides)
 
@@ -207,6 +208,7 @@ class AcsStandin:
         fail_transfer: bool = False,
         media_faults: Sequence[MediaFault] = (),
         rest_faults: Sequence[RestFault] = (),
+        echo: Echo | None = None,
     ) -> SimCall:
         """A new call ringing the ACS number, not yet delivered (see ``deliver``).
 
@@ -214,12 +216,12 @@ class AcsStandin:
         ``media_token`` and ``callback_token`` replace the valid JWTs ACS would send;
         ``fail_transfer`` makes its transfers fail; ``media_faults`` (``MediaDrop``,
         ``MediaStall``) drop or stall its media socket; ``rest_faults`` fail or hold REST
-        requests about it.
+        requests about it; with ``echo``, the caller is on a speakerphone.
         """
         call = SimCall(
             self._env,
             direction="inbound",
-            party=Party(from_number, script, hangup_after_s, max_duration_s),
+            party=Party(from_number, script, hangup_after_s, max_duration_s, echo),
             acs_number=to_number or self.acs_number,
             overrides=CallOverrides(
                 media_token, callback_token, fail_transfer, media_faults, rest_faults
@@ -249,6 +251,7 @@ class AcsStandin:
         fail_transfer: bool = False,
         media_faults: Sequence[MediaFault] = (),
         rest_faults: Sequence[RestFault] = (),
+        echo: Echo | None = None,
     ) -> SimCall:
         """Ring the app: a new incoming call, delivered ``deliveries`` times (duplicates have
         the same event id and a growing ``aeg-delivery-count``), each POST awaited.
@@ -268,6 +271,7 @@ class AcsStandin:
             fail_transfer=fail_transfer,
             media_faults=media_faults,
             rest_faults=rest_faults,
+            echo=echo,
         )
         assert call.incoming_event is not None  # inbound calls have one
         for count in range(deliveries):
