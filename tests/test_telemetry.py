@@ -185,6 +185,36 @@ def test_answer_latency_and_rejections(otel: Otel) -> None:
     assert otel.value("callbridge.calls.rejected", **{"callbridge.reason": "none"}) == 1
 
 
+def test_interruption_decisions_time_the_pause_and_count_false_ones_as_resumed(
+    otel: Otel,
+) -> None:
+    call = start_call(otel)
+    call.interruption_decided(verdict="false", reason="backchannel", paused_ms=610)
+    call.interruption_decided(verdict="real", reason="long_speech", paused_ms=420)
+    call.barge_in(heard_ms=900.0, truncated=True)  # the real one, once truncated
+    call.end(SUMMARY)
+
+    resumed = {"callbridge.truncated": False, "callbridge.resumed": True}
+    assert otel.value("callbridge.barge_ins", **resumed) == 1
+    assert otel.value("callbridge.barge_ins", **{"callbridge.truncated": True}) == 1
+    points = otel.points("callbridge.interruption.decision_time")
+    by_verdict = {
+        point.attributes["callbridge.verdict"]: (point.count, point.sum) for point in points
+    }
+    assert by_verdict == {"false": (1, 610.0), "real": (1, 420.0)}
+    (span,) = otel.finished()
+    assert [event.name for event in span.events] == [
+        "interruption_decided",
+        "interruption_decided",
+        "barge_in",
+    ]
+    assert dict(span.events[0].attributes or {}) == {
+        "callbridge.verdict": "false",
+        "callbridge.reason": "backchannel",
+        "callbridge.paused_ms": 610,
+    }
+
+
 def test_barge_ins_count_and_truncations_record_heard_ms(otel: Otel) -> None:
     call = start_call(otel)
     call.barge_in(heard_ms=1234.0, truncated=True)

@@ -52,6 +52,8 @@ _ENDED_BY = "callbridge.ended_by"
 _REASON = "callbridge.reason"
 _TRUNCATED = "callbridge.truncated"
 _KIND = "callbridge.kind"
+_RESUMED = "callbridge.resumed"
+_VERDICT = "callbridge.verdict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +148,14 @@ class _Instruments:
             "callbridge.barge_ins",
             unit="{barge_in}",
             description="Times the caller spoke over the agent; truncated=true when audio "
-            "the caller was hearing was cut and the model told where.",
+            "the caller was hearing was cut and the model told where, resumed=true when it was "
+            "a backchannel or noise and the agent went on.",
+        )
+        self.interruption_decision: Histogram = meter.create_histogram(
+            "callbridge.interruption.decision_time",
+            unit="ms",
+            description="How long the agent stayed paused while callbridge decided whether the "
+            "caller was interrupting, by verdict (real, false).",
         )
         self.heard_ms: Histogram = meter.create_histogram(
             "callbridge.truncation.heard_ms",
@@ -342,6 +351,26 @@ class CallTelemetry:
             event["callbridge.heard_ms"] = heard_ms
         if self._span is not None:
             self._span.add_event("barge_in", event)
+
+    def interruption_decided(self, *, verdict: str, reason: str, paused_ms: float) -> None:
+        """callbridge decided whether the caller, speaking over the agent, was interrupting
+        (``verdict`` real or false, ``reason``), ``paused_ms`` after it paused the agent. A
+        false one is a barge-in resumed; a real one is counted when it is truncated."""
+        if self._instruments is None or self._ended:
+            return
+        self._instruments.interruption_decision.record(
+            paused_ms, {**self._attributes, _VERDICT: verdict}
+        )
+        if verdict == "false":
+            attributes = {**self._attributes, _TRUNCATED: False, _RESUMED: True}
+            self._instruments.barge_ins.add(1, attributes)
+        if self._span is not None:
+            event: _Attributes = {
+                _VERDICT: verdict,
+                _REASON: reason,
+                "callbridge.paused_ms": paused_ms,
+            }
+            self._span.add_event("interruption_decided", event)
 
     def end(self, summary: CallSummary, *, error: BaseException | None = None) -> None:
         """Record the call's totals, drop it from the active calls and end its span.

@@ -178,6 +178,10 @@ class Interruption:
                 reason=decision.reason,
                 paused_ms=paused_ms,
             )
+        if self._telemetry is not None:
+            self._telemetry.interruption_decided(
+                verdict=decision.verdict.value, reason=decision.reason, paused_ms=paused_ms
+            )
         item = self._pending_item
         if decision.verdict is Verdict.FALSE:
             self._stats.false_interruptions += 1
