@@ -116,9 +116,7 @@ class Interruption:
                 self._telemetry.barge_in(heard_ms=0.0, truncated=False)
             return
         self._pacer.pause()
-        await self._acs.send_str(acs_media.STOP_AUDIO)
-        if self._recorder is not None:
-            self._recorder.stop_audio()
+        await self._stop_at_acs()
         now = time.monotonic()
         recent = self._last_voiced_at is not None and (
             now - self._last_voiced_at <= self._settings.caller_quiet_ms / 1000
@@ -161,9 +159,10 @@ class Interruption:
     # --- deciding ---------------------------------------------------------------------------
 
     async def _carry_out(self, decision: Decision | None) -> None:
-        if decision is None:
+        pending = self._pending
+        if decision is None or pending is None:
             return
-        paused_ms = round((decision.at - self._pending_started_at()) * 1000)
+        paused_ms = round((decision.at - pending.started_at) * 1000)
         log.info(
             "call.interruption_decided",
             verdict=decision.verdict.value,
@@ -189,25 +188,11 @@ class Interruption:
             if item is not None:
                 self._unanswered.add(item)
             return
-        if self._pacer.core.paused:
-            await self.interrupt()
-        else:  # a false verdict overturned by the transcript: the agent is talking again
-            await self._pause_and_cut()
+        # Paused, or (a false verdict overturned by the transcript) talking again: cut either way.
+        await self.interrupt()
         if item is not None:
             self._unanswered.discard(item)
             await self._responses.request()
-
-    def _pending_started_at(self) -> float:
-        assert self._pending is not None
-        return self._pending.started_at
-
-    async def _pause_and_cut(self) -> None:
-        if self._pacer.is_playing():
-            self._pacer.pause()
-            await self._acs.send_str(acs_media.STOP_AUDIO)
-            if self._recorder is not None:
-                self._recorder.stop_audio()
-        await self.interrupt()
 
     # --- cutting ----------------------------------------------------------------------------
 
@@ -226,10 +211,8 @@ class Interruption:
             return
         paused = self._pacer.core.paused
         cut = self._pacer.flush()
-        if not paused:
-            await self._acs.send_str(acs_media.STOP_AUDIO)
-            if self._recorder is not None:
-                self._recorder.stop_audio()
+        if not paused:  # a paused agent was stopped at ACS already
+            await self._stop_at_acs()
         self._agent_audio.discard_partial()
         for heard in cut:
             response_id = self._responses.item_response.get(heard.item_id)
@@ -238,6 +221,12 @@ class Interruption:
         cancelled = await self._responses.cancel_active()
         for heard in cut:
             await self._truncate(heard, cancelled=cancelled is not None, barge_in=barge_in)
+
+    async def _stop_at_acs(self) -> None:
+        """Tell ACS to drop what it still holds of the agent's audio."""
+        await self._acs.send_str(acs_media.STOP_AUDIO)
+        if self._recorder is not None:
+            self._recorder.stop_audio()
 
     async def _truncate(self, heard: Heard, *, cancelled: bool, barge_in: bool) -> None:
         key = (heard.item_id, heard.content_index)

@@ -361,17 +361,24 @@ class _Loader(TomlReader):
         if table is None:
             return None
         self.unknown_keys(table, key, _LIMIT_KEYS)
-        changes: dict[str, float] = {}
-        for name in _LIMIT_KEYS:
+        changes = self.positive_numbers(table, key, _LIMIT_KEYS, "a positive number of seconds")
+        # Limits the table does not set keep the base profile's values.
+        return replace(self.base.limits, **changes)
+
+    def positive_numbers(
+        self, table: Mapping[str, Any], key: Key, names: Sequence[str], what: str
+    ) -> dict[str, float]:
+        """The finite positive numbers ``table`` sets among ``names``; others are problems."""
+        numbers: dict[str, float] = {}
+        for name in names:
             value = table.get(name)
             if value is None:
                 continue
             if is_number(value) and 0 < value < math.inf:
-                changes[name] = float(value)
+                numbers[name] = float(value)
             else:
-                self.problems.add((*key, name), "must be a positive number of seconds", value)
-        # Limits the table does not set keep the base profile's values.
-        return replace(self.base.limits, **changes)
+                self.problems.add((*key, name), f"must be {what}", value)
+        return numbers
 
     def interruptions(self, raw: Mapping[str, Any], key: Key) -> InterruptionSettings | None:
         """``[profiles.X.interruptions]``: the numbers, and ``backchannels`` added to the
@@ -381,15 +388,9 @@ class _Loader(TomlReader):
             return None
         self.unknown_keys(table, key, (*_INTERRUPTION_NUMBERS, "backchannels"))
         base = self.base.interruptions
-        changes: dict[str, Any] = {}
-        for name in _INTERRUPTION_NUMBERS:
-            value = table.get(name)
-            if value is None:
-                continue
-            if is_number(value) and 0 < value < math.inf:
-                changes[name] = float(value)
-            else:
-                self.problems.add((*key, name), "must be a positive number", value)
+        changes: dict[str, Any] = self.positive_numbers(
+            table, key, _INTERRUPTION_NUMBERS, "a positive number"
+        )
         words = table.get("backchannels")
         if words is not None:
             if isinstance(words, list) and all(isinstance(w, str) and w.strip() for w in words):
