@@ -19,7 +19,7 @@ from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
 from callbridge.core.settings import PacingSettings
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
-from callbridge.sim.voicelive import AgentTurn
+from tests.tone_calls import turn
 
 TURN_RATE = 16000
 GREETING_MS = 800
@@ -27,15 +27,10 @@ ANSWER_MS = 5000  # long enough to still be generating when an interruption 1 s 
 CALL_TIMEOUT_S = 30
 
 
-def tone_turn(ms: int, hz: float, transcript: str) -> AgentTurn:
-    clip = Clip.tone(ms=ms, sample_rate=TURN_RATE, hz=hz, amplitude=0.3)
-    return AgentTurn(clip.pcm, TURN_RATE, transcript)
-
-
 TURNS = [
-    tone_turn(GREETING_MS, 440, "Hello, how can I help?"),
-    tone_turn(ANSWER_MS, 523, "Here is a long answer that the caller will interrupt."),
-    tone_turn(600, 659, "Sure."),
+    turn(GREETING_MS, 440, "Hello, how can I help?"),
+    turn(ANSWER_MS, 523, "Here is a long answer that the caller will interrupt."),
+    turn(600, 659, "Sure."),
 ]
 CALLER_LINE = Clip.tone(ms=700, sample_rate=TURN_RATE, hz=300, amplitude=0.5)
 

@@ -35,6 +35,7 @@ from callbridge.sim.voicelive import (
     SlowAccept,
 )
 from callbridge.sim.voicelive.records import EmulatorSession
+from tests.tone_calls import turn
 
 RATE = 16000
 GREETING_MS = 800
@@ -44,16 +45,11 @@ STALL_S = 1.0
 """A short stall bound keeps the tests quick; the logic is the same at the default 5 s."""
 
 
-def tone_turn(ms: int, hz: float, transcript: str) -> AgentTurn:
-    clip = Clip.tone(ms=ms, sample_rate=RATE, hz=hz, amplitude=0.3)
-    return AgentTurn(clip.pcm, RATE, transcript)
-
-
 TURNS = [
-    tone_turn(GREETING_MS, 440, "Hello, how can I help?"),
-    tone_turn(ANSWER_MS, 523, "Your order left the warehouse on Monday and arrives on Friday."),
-    tone_turn(600, 659, "Sure."),
-    tone_turn(600, 698, "Anything else?"),
+    turn(GREETING_MS, 440, "Hello, how can I help?"),
+    turn(ANSWER_MS, 523, "Your order left the warehouse on Monday and arrives on Friday."),
+    turn(600, 659, "Sure."),
+    turn(600, 698, "Anything else?"),
 ]
 TRANSCRIPTS = ["Where is my order?", "Thanks.", "No."]
 LINE = Clip.tone(ms=700, sample_rate=RATE, hz=300, amplitude=0.5)
@@ -275,7 +271,7 @@ async def test_a_session_that_expires_before_its_rollover_is_replaced_by_the_sta
     """The session expires 6 s in while the agent's long answer plays (from about 3.5 s to
     9 s), so no moment comes to swap in the standby prepared for it (from about 4.5 s): the
     expired session is replaced by that standby, not by a third session."""
-    long_answer = tone_turn(6000, 523, "Let me read you the whole of your order, line by line.")
+    long_answer = turn(6000, 523, "Let me read you the whole of your order, line by line.")
     turns = [TURNS[0], long_answer, *TURNS[2:]]
     script: list[Step] = [
         Say(LINE, At(2.0)),

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -90,24 +90,29 @@ EmulatorFactory = Callable[..., Awaitable[VoiceLiveEmulator]]
 EventT = TypeVar("EventT", bound=ServerEvent)
 
 
+async def start_emulator(started: list[VoiceLiveEmulator], **overrides: Any) -> VoiceLiveEmulator:
+    """A fast emulator (overridden by ``overrides``), started and added to ``started``."""
+    options: dict[str, Any] = {
+        "turns": AGENT_TURNS,
+        "api_key": API_KEY,
+        "caller_transcripts": [CALLER_SAYS],
+        "speed": 8.0,
+        "response_delay_ms": 20,
+        "transcription_delay_ms": 5,
+    }
+    emulator = VoiceLiveEmulator(**(options | overrides))
+    async with asyncio.timeout(NETWORK_TIMEOUT_S):
+        await emulator.start()
+    started.append(emulator)
+    return emulator
+
+
 @pytest.fixture
 async def make_emulator() -> AsyncIterator[EmulatorFactory]:
     started: list[VoiceLiveEmulator] = []
 
     async def factory(**overrides: Any) -> VoiceLiveEmulator:
-        options: dict[str, Any] = {
-            "turns": AGENT_TURNS,
-            "api_key": API_KEY,
-            "caller_transcripts": [CALLER_SAYS],
-            "speed": 8.0,
-            "response_delay_ms": 20,
-            "transcription_delay_ms": 5,
-        }
-        emulator = VoiceLiveEmulator(**(options | overrides))
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await emulator.start()
-        started.append(emulator)
-        return emulator
+        return await start_emulator(started, **overrides)
 
     yield factory
     for emulator in started:
@@ -162,6 +167,16 @@ async def sdk_client(
         api_version=API_VERSION,
         headers=headers,
     )
+    async with opened(manager) as client:
+        yield client
+
+
+@asynccontextmanager
+async def opened(
+    manager: AbstractAsyncContextManager[VoiceLiveConnection],
+) -> AsyncIterator[Client]:
+    """The SDK connection ``manager`` makes, as a ``Client``, opened and closed within the
+    network bound."""
     async with asyncio.timeout(NETWORK_TIMEOUT_S):
         conn = await manager.__aenter__()
     try:
@@ -169,6 +184,16 @@ async def sdk_client(
     finally:
         async with asyncio.timeout(NETWORK_TIMEOUT_S):
             await manager.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def past_session_created(
+    manager: AbstractAsyncContextManager[VoiceLiveConnection],
+) -> AsyncIterator[Client]:
+    """``opened``, once ``session.created`` has arrived."""
+    async with opened(manager) as client:
+        await client.expect(ServerEventSessionCreated)
+        yield client
 
 
 @asynccontextmanager
@@ -339,15 +364,8 @@ async def agent_client(
         agent_name="helper",
         project_name="callcenter",
     )
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        conn = await manager.__aenter__()
-    try:
-        client = Client(conn)
-        await client.expect(ServerEventSessionCreated)
+    async with past_session_created(manager) as client:
         yield client
-    finally:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
 
 
 async def test_agent_sessions_refuse_key_authentication(make_emulator: EmulatorFactory) -> None:

@@ -17,7 +17,6 @@ from azure.ai.voicelive.models import (
     AudioEchoCancellation,
     ServerEventError,
     ServerEventInputAudioBufferSpeechStarted,
-    ServerEventSessionCreated,
     ServerEventSessionUpdated,
 )
 from azure.core.credentials import AzureKeyCredential
@@ -26,7 +25,13 @@ from numpy.typing import NDArray
 from callbridge.sim.voicelive import API_VERSION, VoiceLiveEmulator
 from callbridge.sim.voicelive.echo import EchoCanceller
 from callbridge.sim.voicelive.records import EchoCancellation
-from tests.test_voicelive_emulator import AGENT_TURNS, API_KEY, NETWORK_TIMEOUT_S, Client
+from tests.test_voicelive_emulator import (
+    AGENT_TURNS,
+    API_KEY,
+    NETWORK_TIMEOUT_S,
+    Client,
+    past_session_created,
+)
 from tests.test_voicelive_emulator_turns import until_probe
 
 RATE = 16000
@@ -62,15 +67,8 @@ async def client_for(
         api_version=API_VERSION,
         query=query,
     )
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        conn = await manager.__aenter__()
-    try:
-        client = Client(conn)
-        await client.expect(ServerEventSessionCreated)
+    async with past_session_created(manager) as client:
         yield client
-    finally:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
 
 
 def pcm16_session(echo: object, **more: Any) -> dict[str, Any]:

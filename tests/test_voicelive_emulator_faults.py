@@ -22,7 +22,6 @@ from azure.ai.voicelive.models import (
     ServerEventError,
     ServerEventResponseAudioDelta,
     ServerEventResponseDone,
-    ServerEventSessionCreated,
     ServerEventSessionUpdated,
     SystemMessageItem,
     UserMessageItem,
@@ -49,6 +48,7 @@ from tests.test_voicelive_emulator import (
     ULAW_SILENCE,
     Client,
     append_ulaw,
+    past_session_created,
     tone_pcm16,
     ulaw_tone,
     use_g711,
@@ -109,15 +109,8 @@ async def call_client(
         headers=headers,
         connection_options={} if heartbeat_s is None else {"heartbeat": heartbeat_s},
     )
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        conn = await manager.__aenter__()
-    try:
-        client = Client(conn)
-        await client.expect(ServerEventSessionCreated)
+    async with past_session_created(manager) as client:
         yield client
-    finally:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
 
 
 async def closed_by_service(client: Client) -> ConnectionClosed:

@@ -31,8 +31,6 @@ from azure.ai.voicelive.models import (
 from callbridge.sim.voicelive import VoiceLiveEmulator
 from tests.conformance import voicelive_support as vl
 from tests.test_voicelive_emulator import (
-    AGENT_TURNS,
-    API_KEY,
     NETWORK_TIMEOUT_S,
     ULAW_SILENCE,
     Client,
@@ -40,6 +38,7 @@ from tests.test_voicelive_emulator import (
     first,
     of_class,
     session_client,
+    start_emulator,
     ulaw_tone,
 )
 
@@ -62,19 +61,10 @@ async def emulators() -> AsyncIterator[list[VoiceLiveEmulator]]:
 
 
 async def start(emulators: list[VoiceLiveEmulator], **overrides: Any) -> VoiceLiveEmulator:
-    options: dict[str, Any] = {
-        "turns": AGENT_TURNS,
-        "api_key": API_KEY,
-        "caller_transcripts": [MM_HMM, REQUEST],
-        "speed": 8.0,
-        "response_delay_ms": 20,
-        "transcription_delay_ms": 5,
-    }
-    emulator = VoiceLiveEmulator(**(options | overrides))
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        await emulator.start()
-    emulators.append(emulator)
-    return emulator
+    """An emulator whose caller says a backchannel, then a request (unless overridden)."""
+    return await start_emulator(
+        emulators, **({"caller_transcripts": [MM_HMM, REQUEST]} | overrides)
+    )
 
 
 async def configure(client: Client, turn_detection: dict[str, Any], **session: Any) -> None:
