@@ -271,8 +271,9 @@ A = '[profiles.a]\n[numbers]\n"+18005550100" = "a"\n'
             A + "[profiles.b]\ncolour = 1\n",
             [
                 "profiles.b.colour: unknown key; valid keys: instructions, instructions_file,"
-                " greeting, voice, model, agent, audio_format, media_rate, tools, tools_module,"
-                " transfer_to, fallback_audio, fallback_transfer_to, limits, interruptions, record"
+                " greeting, voice, model, agent, audio_format, media_rate, echo_reference, tools,"
+                " tools_module, transfer_to, fallback_audio, fallback_transfer_to, limits,"
+                " interruptions, record"
             ],
             id="unknown-key-lists-valid-keys",
         ),

@@ -88,11 +88,27 @@ def session_request(
             create_response=False,
         ),
         input_audio_noise_reduction=AudioNoiseReduction(type="azure_deep_noise_suppression"),
-        input_audio_echo_cancellation=AudioEchoCancellation(),
+        input_audio_echo_cancellation=_echo_cancellation(profile),
         input_audio_transcription=AudioInputTranscriptionOptions(model=transcription_model),
         tools=[_function_tool(spec) for spec in tools],
         tool_choice="auto",
     )
+
+
+CLIENT_REFERENCE_QUERY = {"features": "client_ec_reference:true"}
+"""The preview feature a client echo reference needs on the WebSocket URL (API reference
+2026-07-15, RealtimeInputAudioEchoCancellationSettings: "client_ec_reference preview feature
+flag", ``&features=client_ec_reference:true``)."""
+
+
+def _echo_cancellation(profile: AgentProfile) -> AudioEchoCancellation:
+    """The service's echo cancellation: with the reference callbridge sends as channel 1 of
+    stereo input (``bridge.caller_echo``), or with its own output as the reference (the
+    default, ``reference_source: server``). The reference says ``reference_source`` and
+    ``channels`` cannot change mid-session: every session of a call is configured alike."""
+    if profile.sends_echo_reference:
+        return AudioEchoCancellation(reference_source="client", channels=2)
+    return AudioEchoCancellation()
 
 
 def liveness_probe() -> dict[str, str]:
@@ -211,6 +227,7 @@ async def open_voice_live(
                 agent_name=agent.name,
                 project_name=agent.project,
                 agent_version=agent.version,
+                query=_preview_features(profile),
             )
         else:
             manager = connect(
@@ -220,10 +237,15 @@ async def open_voice_live(
                 headers=headers,
                 connection_options=options,
                 model=settings.session_model(profile),
+                query=_preview_features(profile),
             )
         connection = await _handshake(manager, settings.connect_timeout_s)
         stack.push_async_exit(manager)
         yield connection
+
+
+def _preview_features(profile: AgentProfile) -> dict[str, str]:
+    return CLIENT_REFERENCE_QUERY if profile.sends_echo_reference else {}
 
 
 _ABANDONED: set[asyncio.Future[Any]] = set()

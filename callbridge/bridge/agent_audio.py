@@ -34,18 +34,15 @@ class AgentAudio:
         responses: Responses,
         stats: CallStats,
         telemetry: CallTelemetry | None,
-        keep_pcm: bool,
         started_at: float,
     ) -> None:
-        """``keep_pcm``: keep each frame's PCM on it, for the call's recording.
-        ``started_at``: the monotonic time the call's first audio is measured from."""
+        """``started_at``: the monotonic time the call's first audio is measured from."""
         self._codec = codec
         self._framer = Framer(codec.acs_frame_bytes)
         self._pacer = pacer
         self._responses = responses
         self._stats = stats
         self._telemetry = telemetry
-        self._keep_pcm = keep_pcm
         self._started_at = started_at
         self._first_audio_queued = False
         self._framing: ItemKey | None = None
@@ -104,9 +101,8 @@ class AgentAudio:
         rest = framer.flush()
         if rest is not None:
             pcm, real = rest
-            kept = pcm if self._keep_pcm else b""
             self._pacer.push(
-                OutFrame(key, self._codec.pcm_ms(real), acs_media.audio_data(pcm), kept)
+                OutFrame(key, self._codec.pcm_ms(real), acs_media.audio_data(pcm), pcm)
             )
 
     def _queue_whole_frames(self, key: ItemKey, pcm: bytes) -> None:
@@ -117,8 +113,5 @@ class AgentAudio:
 
     def _push_frames(self, key: ItemKey, frames: list[bytes]) -> None:
         frame_ms = self._codec.frame_ms
-        keep = self._keep_pcm
         for frame in frames:
-            self._pacer.push(
-                OutFrame(key, frame_ms, acs_media.audio_data(frame), frame if keep else b"")
-            )
+            self._pacer.push(OutFrame(key, frame_ms, acs_media.audio_data(frame), frame))

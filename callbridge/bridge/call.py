@@ -165,7 +165,7 @@ class CallBridge:
             self._first_session, request, rate=rate, deadline=deadline
         )
         if isinstance(first, acs_media.AudioData):
-            await self._caller.forward(parts.codec, first, parts.recorder)
+            await self._caller.forward(parts, first)
         self._helpers.spawn(parts.actions.time_limit(), "time-limit")
         self._helpers.spawn(self._media_rejoin.watch_for_stall(), "media-watchdog")
         try:
@@ -204,14 +204,7 @@ class CallBridge:
         """The caller's audio until the call ends. ACS may lose the media socket without the
         call ending: then the call waits ``media_rejoin_s`` for a new one."""
         while socket is not None:
-            await self._caller.pump(
-                socket,
-                codec=parts.codec,
-                keypad=parts.keypad,
-                on_mark=parts.pacer.on_mark,
-                recorder=parts.recorder,
-                on_audio=parts.interruption.on_caller_frame,
-            )
+            await self._caller.pump(socket, parts)
             if self._acs.ended or parts.actions.ending:
                 log.info("call.media_closed_by_bridge", close_code=socket.close_code)
                 return

@@ -16,6 +16,7 @@ from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallTelemetry
 from callbridge.bridge.actions import AgentActions, CallActions
 from callbridge.bridge.agent_audio import AgentAudio
+from callbridge.bridge.caller_echo import CallerEcho
 from callbridge.bridge.interruption import Interruption
 from callbridge.bridge.keypad import Keypad
 from callbridge.bridge.media_line import MediaLine
@@ -26,6 +27,7 @@ from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core.call_context import CallContext
 from callbridge.core.codec import Codec, make_codec
 from callbridge.core.pacing import OutFrame
+from callbridge.core.played_audio import PlayedAudio
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import PacingSettings
 from callbridge.core.tasks import OwnedTasks
@@ -39,6 +41,7 @@ class CallParts:
     """The parts of a call that exist once ACS's first media frame says which rate it uses."""
 
     codec: Codec
+    echo: CallerEcho
     pacer: FramePacer
     agent_audio: AgentAudio
     interruption: Interruption
@@ -68,11 +71,19 @@ def start_parts(
     """The call's parts for ACS's ``rate`` (its recording started, if it is recorded)."""
     codec = make_codec(profile.audio_format, rate)
     recorder = _start_recording(open_recorder, rate)
+    played = PlayedAudio(rate, epoch=started_at)
+    echo = CallerEcho(
+        played,
+        rate=rate,
+        encoder=codec.encoder,
+        client_reference=profile.sends_echo_reference,
+    )
     pacer = FramePacer(
         acs.send_str,
         lead_ms=pacing.lead_ms,
         playout_delay_ms=pacing.playout_delay_ms,
         marks=pacing.acs_marks,
+        played=played,
         on_sent=None if recorder is None else _sent_frame_recorder(recorder, responses),
     )
     agent_audio = AgentAudio(
@@ -81,7 +92,6 @@ def start_parts(
         responses=responses,
         stats=stats,
         telemetry=telemetry,
-        keep_pcm=recorder is not None,
         started_at=started_at,
     )
     interruption = Interruption(
@@ -120,7 +130,7 @@ def start_parts(
         helpers=helpers,
         recorder=recorder,
     )
-    return CallParts(codec, pacer, agent_audio, interruption, keypad, actions, recorder)
+    return CallParts(codec, echo, pacer, agent_audio, interruption, keypad, actions, recorder)
 
 
 def _start_recording(

@@ -1,25 +1,23 @@
 """The caller's side of a call: ACS media frames in, the caller's audio on to Voice Live.
 
 Every frame goes on, silent ones too, so Voice Live's VAD measures the caller's pauses from real
-audio. Malformed and unknown frames are logged, counted and skipped; the call goes on.
+audio, without the agent's echo (``caller_echo``). Malformed and unknown frames are logged,
+counted and skipped; the call goes on.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import structlog
 from aiohttp import web
 
-from callbridge.adapters.recording import CallRecorder
-from callbridge.bridge.keypad import Keypad
+from callbridge.bridge.call_parts import CallParts
 from callbridge.bridge.stats import CallStats
 from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core import acs_media
-from callbridge.core.codec import Codec
 
 log = structlog.get_logger(__name__)
 
@@ -60,51 +58,42 @@ class CallerAudio:
             await socket.close(code=aiohttp.WSCloseCode.POLICY_VIOLATION, message=b"no media")
         return None
 
-    async def pump(
-        self,
-        socket: web.WebSocketResponse,
-        *,
-        codec: Codec,
-        keypad: Keypad,
-        on_mark: Callable[[acs_media.MarkData], None],
-        recorder: CallRecorder | None,
-        on_audio: Callable[[bytes], Awaitable[None]],
-    ) -> None:
-        """Forward the caller until the socket closes; ACS's playback marks to ``on_mark``,
-        each frame's PCM (after it went to Voice Live) to ``on_audio``."""
+    async def pump(self, socket: web.WebSocketResponse, parts: CallParts) -> None:
+        """Forward the caller until the socket closes: keys to the keypad, ACS's playback marks
+        to the pacer, each frame (after it went to Voice Live, without the agent's echo) to the
+        interruption policy."""
         async for message in socket:
             parsed = self.parse(message)
             match parsed:
                 case acs_media.AudioData():
-                    await on_audio(await self.forward(codec, parsed, recorder))
+                    await parts.interruption.on_caller_frame(await self.forward(parts, parsed))
                 case acs_media.DtmfData(digit=digit):
-                    keypad.press(digit)
+                    parts.keypad.press(digit)
                 case acs_media.MarkData():
-                    on_mark(parsed)
-                case acs_media.AudioMetadata(sample_rate=rate) if rate != codec.acs_rate:
+                    parts.pacer.on_mark(parsed)
+                case acs_media.AudioMetadata(sample_rate=rate) if rate != parts.codec.acs_rate:
                     self._stats.malformed_media += 1
                     log.warning("acs.metadata_changed_rate", sample_rate=rate)
                 case _ if parsed is _CLOSED:
                     break
 
-    async def forward(
-        self, codec: Codec, frame: acs_media.AudioData, recorder: CallRecorder | None
-    ) -> bytes:
-        """Send one frame to Voice Live; its PCM."""
+    async def forward(self, parts: CallParts, frame: acs_media.AudioData) -> bytes:
+        """Send one frame to Voice Live; its PCM without the agent's echo."""
         pcm = frame.pcm
         if not pcm and frame.silent:
             # Silence sent without its audio is still 20 ms of the caller's line: Voice Live's
             # VAD must hear the pause.
-            pcm = codec.acs_silence
-        if recorder is not None:
-            recorder.caller_audio(pcm, silent=frame.silent)
+            pcm = parts.codec.acs_silence
+        if parts.recorder is not None:
+            parts.recorder.caller_audio(pcm, silent=frame.silent)
         self._stats.caller_frames += 1
         if frame.silent:
             self._stats.silent_frames += 1
         else:
             self.last_voiced_at = time.monotonic()
-        await self._voice.append(codec.encoder.encode(pcm), voiced=not frame.silent)
-        return pcm
+        caller = parts.echo.take(pcm, time.monotonic())
+        await self._voice.append(caller.for_voice_live, voiced=not frame.silent)
+        return caller.cleaned
 
     def parse(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
         """Parse one WebSocket message; malformed ones are logged, counted and skipped (None)."""

@@ -51,10 +51,8 @@ async def fall_back(
         recorder.event("bridge", "fallback", reason=reason)
     if telemetry is not None:
         telemetry.continuity("fallback")
-    keep = recorder is not None
     for frame in fallback_clip(profile).frames(codec.acs_rate):
-        message = acs_media.audio_data(frame)
-        pacer.push(OutFrame(FALLBACK_ITEM, codec.frame_ms, message, frame if keep else b""))
+        pacer.push(OutFrame(FALLBACK_ITEM, codec.frame_ms, acs_media.audio_data(frame), frame))
     if target is not None and await actions.played_out():
         try:
             await call.transfer(target)

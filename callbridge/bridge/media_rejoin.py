@@ -207,7 +207,7 @@ class MediaRejoin:
         if self._telemetry is not None:
             self._telemetry.continuity("rejoin", outage_ms)
         if isinstance(first, acs_media.AudioData):
-            await self._caller.forward(parts.codec, first, parts.recorder)
+            await self._caller.forward(parts, first)
         return socket
 
     async def _until_rejoined(

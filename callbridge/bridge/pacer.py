@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from callbridge.core.acs_media import MarkData
 from callbridge.core.pacing import Heard, HeldAudio, OutFrame, PacerCore
+from callbridge.core.played_audio import PlayedAudio
 
 Send = Callable[[str], Awaitable[None]]
 
@@ -32,9 +33,12 @@ class FramePacer:
         lead_ms: float,
         playout_delay_ms: float,
         marks: bool = False,
+        played: PlayedAudio | None = None,
         on_sent: Callable[[OutFrame], None] | None = None,
     ) -> None:
-        self.core = PacerCore(lead_ms=lead_ms, playout_delay_ms=playout_delay_ms, marks=marks)
+        self.core = PacerCore(
+            lead_ms=lead_ms, playout_delay_ms=playout_delay_ms, marks=marks, played=played
+        )
         self._send = send
         self._on_sent = on_sent
         self._loop = asyncio.get_running_loop()

@@ -10,6 +10,8 @@ derives from that when the caller hears it:
   audio arrived late), the grid is re-anchored at *now* rather than bursting the backlog out.
 - A ledger keeps, per ``(item_id, content_index)``, where that item's frames sit on the grid, so
   the heard position of the item at time ``t`` is known to within a frame.
+- What was released is written, sample by sample at the moment it plays, to a
+  ``PlayedAudio`` if given one: the reference for the caller's echo.
 - Playback can be *paused* (the caller may be interrupting): what the caller has not heard yet,
   from the exact sample they stopped at, is held with what arrives meanwhile, and handed back on
   *resume* to be framed again; or dropped, if the interruption was real (``flush``).
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field, replace
 
 from callbridge.core import acs_media
 from callbridge.core.playback_marks import MARK_EVERY_FRAMES, PlayoutDelayMeter
+from callbridge.core.played_audio import PlayedAudio
 
 FRAME_MS = 20
 _FRAME_S = FRAME_MS / 1000
@@ -44,7 +47,8 @@ class OutFrame:
     audio_ms: float
     message: str
     pcm: bytes = b""
-    """The frame's PCM, kept only when the call is recorded."""
+    """The frame's PCM (what ``message`` carries, not encoded again); a test that needs no
+    audio may leave it out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,7 @@ class PacerCore:
         "_lead_s",
         "_ledger",
         "_paused_cut",
+        "_played",
         "_playout_delay_s",
         "_queue",
         "_unheard",
@@ -132,15 +137,22 @@ class PacerCore:
     )
 
     def __init__(
-        self, *, lead_ms: float = 40.0, playout_delay_ms: float = 60.0, marks: bool = False
+        self,
+        *,
+        lead_ms: float = 40.0,
+        playout_delay_ms: float = 60.0,
+        marks: bool = False,
+        played: PlayedAudio | None = None,
     ) -> None:
         """``playout_delay_ms``: the configured estimate of ACS's playout delay; ``marks``:
-        mark frames for ACS to acknowledge, and use the delay they measure instead."""
+        mark frames for ACS to acknowledge, and use the delay they measure instead;
+        ``played``: where to write what the caller hears, when."""
         if lead_ms < 0 or playout_delay_ms < 0:
             raise ValueError("lead_ms and playout_delay_ms must be >= 0")
         self._lead_s = lead_ms / 1000
         self._configured_delay_s = self._playout_delay_s = playout_delay_ms / 1000
         self.marks = PlayoutDelayMeter() if marks else None
+        self._played = played
         self._queue: deque[OutFrame] = deque()
         self._ledger: dict[ItemKey, _ItemLedger] = {}
         self._anchor: float | None = None
@@ -200,7 +212,7 @@ class PacerCore:
             if now < due - self._lead_s:
                 break
             frame = self._queue.popleft()
-            self._record(frame, due)
+            self._record(frame, due, now)
             if self.marks is not None and self._index % MARK_EVERY_FRAMES == 0:
                 mark_id = self.marks.new_mark(played_by=due + frame.audio_ms / 1000)
                 frame = replace(frame, message=acs_media.with_mark(frame.message, mark_id))
@@ -223,12 +235,14 @@ class PacerCore:
         self.stats.spurts += 1
         self._prune(now)
 
-    def _record(self, frame: OutFrame, due: float) -> None:
+    def _record(self, frame: OutFrame, due: float, now: float) -> None:
         ledger = self._ledger.get(frame.key)
         if ledger is None:
             ledger = self._ledger[frame.key] = _ItemLedger()
         ledger.add(due, frame.audio_ms)
         self._unheard.append((due, frame))
+        if self._played is not None:
+            self._played.add(due + self._playout_delay_s, frame.pcm, sent_at=now)
         self.stats.frames += 1
 
     def _prune(self, now: float) -> None:
@@ -282,6 +296,8 @@ class PacerCore:
         """
         if self._held is not None:
             return self._paused_cut
+        if self._played is not None:
+            self._played.cut(now)
         cut = self._cut(now)
         held: list[tuple[ItemKey, bytearray]] = []
         for due, frame in self._unheard:
@@ -315,6 +331,8 @@ class PacerCore:
             (while paused: by the moment playback paused).
         """
         cut = self._paused_cut if self._held is not None else self._cut(now)
+        if self._played is not None:
+            self._played.cut(now)
         self._held = None
         self._paused_cut = []
         self._ledger.clear()

@@ -73,6 +73,10 @@ class AgentProfile:
     """The audio format between callbridge and Voice Live."""
     media_rate: MediaRate = 16000
     """The PCM16 rate ACS streams at for this profile's calls."""
+    echo_reference: bool = True
+    """In ``pcm16``, send Voice Live what the caller's phone played as an echo reference, for
+    its own echo cancellation (a preview feature of the service; ``bridge.caller_echo``). Off,
+    or in ``g711_ulaw``, callbridge cancels the echo itself."""
     model: str | None = None
     """Overrides ``VOICE_LIVE_MODEL`` for this profile; ignored when ``agent`` is set."""
     agent: VoiceLiveAgent | None = None
@@ -96,6 +100,13 @@ class AgentProfile:
     record: bool = False
     """Record this profile's calls (see ``callbridge.adapters.recording``): off by default, since a
     recording holds the caller's voice and words."""
+
+    @property
+    def sends_echo_reference(self) -> bool:
+        """Voice Live gets the caller's echo reference as a second channel and cancels the echo
+        itself: ``echo_reference`` in ``pcm16`` (the service takes stereo input in no other
+        format)."""
+        return self.echo_reference and self.audio_format == "pcm16"
 
 
 BUILTIN_TOOLS: Final = ("end_call", "transfer_call")

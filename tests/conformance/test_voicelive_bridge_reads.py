@@ -216,7 +216,6 @@ async def test_the_bridge_plays_the_documented_audio_delta_and_refuses_the_place
         responses=responses,
         stats=stats,
         telemetry=None,
-        keep_pcm=False,
         started_at=0.0,
     )
     event = vl.deserialize("server_response.audio.delta.reference.json")

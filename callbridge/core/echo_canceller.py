@@ -1,0 +1,254 @@
+"""Takes the agent's own voice, echoed back by the caller's phone, out of the caller's audio.
+
+A speakerphone (or a handset that lets some through) sends back a delayed, quieter and filtered
+copy of what it plays. Neither ACS nor callbridge gets it apart from the caller's voice, and a
+turn detector takes it for the caller talking over the agent. callbridge paces the agent's audio,
+so it knows which sample the phone was playing when (``core.played_audio``): lined up with the
+caller's audio, that is the reference an echo canceller needs.
+
+Two stages, per 20 ms frame of the caller's audio and the reference at the same positions:
+
+1. **The echo's delay**, found by cross-correlating the last ``ANALYSIS_MS`` of the caller's
+   audio with the reference at every delay up to ``MAX_DELAY_MS`` (on a copy decimated to about
+   4 kHz: a speech envelope's peak needs no more, and it costs a sixth). A delay is believed
+   only when one delayed copy of the reference explains at least ``MIN_EXPLAINED`` of the
+   caller's energy: caller speech, noise and silence never do. The search runs only while
+   what is left of the caller's audio is loud enough to matter (``WORTH_CANCELLING_RMS``):
+   from the first such frame of each talk spurt, since the phone's jitter buffer starts
+   afresh with each spurt and moves the echo by a few ms; then, while nothing convincing is
+   found, at doubling intervals up to ``RECHECK_EVERY_MS`` (a noisy line costs little);
+   once found, every ``RECHECK_EVERY_MS``.
+2. **The echo's shape**, a ``TAPS_MS`` filter around that delay adapted by normalised least
+   mean squares (block NLMS): it learns the filtering of the echo path and the fraction of a
+   sample the delay search cannot see, and its output is subtracted from the caller's audio.
+   It adapts only while the caller is quiet: when the caller's audio is louder than the
+   loudest echo the path could make (a Geigel double-talk test with the measured echo level
+   and a ``DOUBLE_TALK_MARGIN``), it is the caller talking, and the filter holds still so it
+   cannot learn to cancel them.
+
+With no echo found, or no agent audio within reach of the delay, the caller's audio passes
+unchanged, sample for sample. Should the filter ever add energy instead of removing it, it is
+reset to the delay search's single tap, and that frame passes unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+import numpy as np
+from numpy.typing import NDArray
+
+FRAME_MS: Final = 20
+ANALYSIS_MS: Final = 200
+MAX_DELAY_MS: Final = 500
+"""Longer than any echo path a phone call has (speakerphone plus network, well under 300 ms)."""
+TAPS_MS: Final = 8
+RECHECK_EVERY_MS: Final = 500
+SPURT_GAP_MS: Final = 200
+"""The reference silent this long, then sounding again: a new talk spurt."""
+SEARCH_RATE: Final = 4000
+"""About the rate the delay search runs at."""
+CANDIDATES: Final = 4
+"""How many of its best delays the decimated search hands on to be refined to the sample."""
+MIN_EXPLAINED: Final = 0.5
+STEP: Final = 1.0
+"""NLMS step size: half the way to the best fit each frame; stable for any input level."""
+DOUBLE_TALK_MARGIN: Final = 2.0
+"""The caller talks when their audio peaks above twice (6 dB over) the loudest echo the
+measured path predicts."""
+WORTH_CANCELLING_RMS: Final = 50.0
+"""The search runs only while this much is left: fainter echo does nothing to a turn detector
+(a voiced frame is eight times louder), and a quiet line costs no searching."""
+_QUIET_RMS: Final = 1.0
+"""Below this the reference carries nothing worth fitting."""
+
+
+class _Found(Enum):
+    """What a delay search found."""
+
+    NOTHING = "nothing"
+    IN_PLACE = "in_place"
+    MOVED = "moved"
+
+
+@dataclass(frozen=True, slots=True)
+class EchoPath:
+    """The echo as measured: how late and how loud the reference comes back."""
+
+    delay_ms: float
+    level_db: float
+
+
+class EchoCanceller:
+    """Cancels the reference's echo in the caller's audio (see the module docstring)."""
+
+    def __init__(self, rate: int) -> None:
+        frame = rate * FRAME_MS // 1000
+        self._frame = frame
+        self._rate = rate
+        self._taps = rate * TAPS_MS // 1000
+        self._decimation = max(1, rate // SEARCH_RATE)
+        self._analysis = rate * ANALYSIS_MS // 1000
+        self._max_delay = rate * MAX_DELAY_MS // 1000
+        searched = self._analysis + self._max_delay
+        # Both histories end at the current frame; long enough for a search and the filter.
+        self._history = frame * math.ceil((searched + self._taps) / frame) + frame
+        self._mic: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
+        self._ref: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
+        self._since_reference = self._history
+        """Samples since the reference last carried sound (it cannot echo after its reach)."""
+        self._spurt_gap = rate * SPURT_GAP_MS // 1000
+        self._frames_to_search = 0
+        self._search_interval = 1
+        """Frames from one search to the next."""
+        self._weights: NDArray[np.float32] | None = None
+        self._first_lag = 0
+        """The delay, in samples, of the filter's first tap."""
+        self._gain = 0.0
+        """The delay search's gain: the echo level the double-talk test expects."""
+        self.path: EchoPath | None = None
+        """The echo found, if any; ``None`` until one is."""
+
+    def process(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> NDArray[np.int16]:
+        """One frame of the caller's audio without the echo of ``reference`` (the agent audio
+        the phone played at the same positions)."""
+        if reference.any():
+            if self._since_reference >= self._spurt_gap:
+                self._frames_to_search, self._search_interval = 0, 1  # a new spurt
+            self._since_reference = 0
+        else:
+            self._since_reference += mic.size
+        reach = self._max_delay + self._taps + self._frame
+        if self._since_reference > reach:
+            return mic  # nothing played recently enough to echo now
+        self._push(mic, reference)
+        cleaned = mic if self._weights is None else self._cancel(mic)
+        self._frames_to_search -= 1
+        if self._frames_to_search <= 0 and _rms(cleaned) >= WORTH_CANCELLING_RMS:
+            # What the search finds serves from the next frame on.
+            recheck = RECHECK_EVERY_MS // FRAME_MS
+            match self._search():
+                case _Found.MOVED:  # check again soon, until what is left is faint
+                    self._search_interval = 1
+                case _Found.IN_PLACE:  # the filter is right: the caller talks, or it adapts
+                    self._search_interval = recheck
+                case _Found.NOTHING:
+                    self._search_interval = min(2 * self._search_interval, recheck)
+            self._frames_to_search = self._search_interval
+        return cleaned
+
+    def realigned(self) -> None:
+        """The reference and the caller's audio are lined up anew: look for the delay now."""
+        self._frames_to_search, self._search_interval = 0, 1
+
+    def _push(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> None:
+        n = mic.size
+        for history, new in ((self._mic, mic), (self._ref, reference)):
+            history[:-n] = history[n:]
+            history[-n:] = new
+
+    def _search(self) -> _Found:
+        """Find the delay (and gain) at which the reference best explains the caller's audio,
+        and move the filter there.
+
+        A voice repeats itself every pitch period, so the decimated search can rank a delay a
+        period off near the true one: its best few peaks are each refined to the sample, and
+        the best explained wins. A filter in place competes where it stands and moves only
+        when another delay explains more, so it keeps what it has learnt."""
+        found = self._weights is not None
+        mic = self._mic[-self._analysis :].astype(np.float64)
+        mic_energy = float(mic @ mic)
+        if mic_energy <= mic.size * _QUIET_RMS**2:
+            return _Found.NOTHING
+        candidates = [self._refine(coarse) for coarse in self._coarse_delays()]
+        if found:
+            candidates.append(self._refine(self._first_lag + self._taps // 2, span=0))
+        delay, explained, gain = max(candidates, key=lambda candidate: candidate[1])
+        if explained < MIN_EXPLAINED * mic_energy:
+            return _Found.NOTHING
+        centre = self._first_lag + self._taps // 2
+        if self._weights is not None and abs(delay - centre) <= self._taps // 4:
+            return _Found.IN_PLACE
+        self._gain = gain
+        self._first_lag = max(0, delay - self._taps // 2)
+        self._weights = np.zeros(self._taps, dtype=np.float32)
+        self._weights[delay - self._first_lag] = gain
+        self._update_path()
+        return _Found.MOVED
+
+    def _coarse_delays(self) -> list[int]:
+        """The ``CANDIDATES`` delays, in samples, the decimated search finds most likely."""
+        q = self._decimation
+        mic = self._mic[-self._analysis :].reshape(-1, q).mean(axis=1, dtype=np.float64)
+        searched = self._analysis + self._max_delay
+        ref = self._ref[-searched:].reshape(-1, q).mean(axis=1, dtype=np.float64)
+        # correlation[j] = sum(mic * ref[j : j + len(mic)]); delay = (max_lag - j) * q.
+        size = 1 << (ref.size + mic.size - 1).bit_length()
+        spectrum = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(mic, size))
+        max_lag = self._max_delay // q
+        correlation = np.fft.irfft(spectrum, size)[: max_lag + 1]
+        squares = np.concatenate(([0.0], np.cumsum(ref * ref)))
+        energy = squares[mic.size :] - squares[: -mic.size]
+        floor = mic.size * _QUIET_RMS**2
+        explained = np.where(energy > floor, correlation**2 / np.maximum(energy, floor), 0.0)
+        best = np.argsort(explained)[::-1][:CANDIDATES]
+        return [(max_lag - int(j)) * q for j in best if explained[j] > 0]
+
+    def _refine(self, coarse: int, *, span: int | None = None) -> tuple[int, float, float]:
+        """``(delay, explained energy, gain)`` of the delay, to the sample, within ``span``
+        (default: the decimation) of ``coarse`` that explains the most of the caller's audio."""
+        span = self._decimation if span is None else span
+        low, high = max(0, coarse - span), min(coarse + span, self._max_delay)
+        mic = self._mic[-self._analysis :].astype(np.float64)
+        end = self._history
+        ref = self._ref[end - self._analysis - high : end - low].astype(np.float64)
+        # products[i] = sum(mic * ref[i : i + len(mic)]), the delay ``high - i``.
+        products = np.correlate(ref, mic, "valid")
+        squares = np.concatenate(([0.0], np.cumsum(ref * ref)))
+        energy = squares[mic.size :] - squares[: -mic.size]
+        floor = mic.size * _QUIET_RMS**2
+        explained = np.where(energy > floor, products**2 / np.maximum(energy, floor), 0.0)
+        best = int(np.argmax(explained))
+        if explained[best] <= 0.0:
+            return coarse, 0.0, 0.0
+        return high - best, float(explained[best]), float(products[best] / energy[best])
+
+    def _cancel(self, mic: NDArray[np.int16]) -> NDArray[np.int16]:
+        weights = self._weights
+        assert weights is not None
+        n, taps = mic.size, self._taps
+        start = self._history - n - self._first_lag - taps + 1
+        x = self._ref[start : start + n + taps - 1]
+        echo = np.convolve(x, weights, "valid")
+        near = mic.astype(np.float32)
+        error = near - echo
+        recent = x[taps - 1 :]
+        power = float(recent @ recent)
+        if float(error @ error) > 2.0 * float(near @ near) + n:
+            self._weights = None
+            self._frames_to_search, self._search_interval = 0, 1  # the path moved: find it again
+            return mic
+        loudest_echo = abs(self._gain) * float(np.abs(x).max(initial=0.0))
+        caller_talks = float(np.abs(near).max(initial=0.0)) > DOUBLE_TALK_MARGIN * loudest_echo
+        if not caller_talks and power > n * _QUIET_RMS**2:
+            weights += (STEP / (taps * power)) * np.correlate(x, error, "valid")[::-1]
+        cleaned: NDArray[np.int16] = np.clip(np.rint(error), -32768, 32767).astype(np.int16)
+        return cleaned
+
+    def _update_path(self) -> None:
+        weights = self._weights
+        assert weights is not None
+        strongest = int(np.argmax(np.abs(weights)))
+        level = float(np.sqrt(weights @ weights))
+        self.path = EchoPath(
+            delay_ms=(self._first_lag + strongest) * 1000 / self._rate,
+            level_db=20 * math.log10(level) if level > 0 else -math.inf,
+        )
+
+
+def _rms(samples: NDArray[np.int16]) -> float:
+    wide = samples.astype(np.float32)
+    return math.sqrt(float(wide @ wide) / max(1, wide.size))
