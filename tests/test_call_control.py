@@ -113,7 +113,8 @@ async def test_webhook_rejects_malformed_bodies_and_goes_on() -> None:
     """Garbage gets a 400 or is skipped with a log; the service keeps answering calls."""
     async with stack() as local, aiohttp.ClientSession() as http:
         headers = {SECRET_HEADER: local.webhook_secret}
-        async with http.post(local.webhook_url, data="{nope", headers=headers) as response:
+        json_headers = {**headers, "Content-Type": "application/json"}
+        async with http.post(local.webhook_url, data="{nope", headers=json_headers) as response:
             assert response.status == 400
         async with http.post(local.webhook_url, json=[1, {"data": 5}], headers=headers) as r:
             assert r.status == 200

@@ -12,7 +12,8 @@ Two schemas (examples and recordings in ``tests/conformance/acs/``):
 
 A tolerant reader: fields the bridge does not need may be missing or of another type (older API
 versions send no ``resultInformation`` on ``CallConnected`` or ``CallDisconnected``); only an
-event without a ``data`` object is unusable.
+event without a ``data`` object is unusable. A bounded one: a body holding more events than
+its sender ever sends is refused whole (``TooManyEventsError``), before any of them is read.
 """
 
 from __future__ import annotations
@@ -27,9 +28,31 @@ EVENT_PREFIX: Final = "Microsoft.Communication."
 VALIDATION_EVENT: Final = "Microsoft.EventGrid.SubscriptionValidationEvent"
 INCOMING_CALL_EVENT: Final = EVENT_PREFIX + "IncomingCall"
 
+MAX_EVENTS_PER_DELIVERY: Final = 5000
+"""Event Grid's own ceiling. It delivers one event per request unless the subscription turns on
+batching, and then at most its "max events per batch", which must be between 1 and 5,000 and
+"will never be exceeded" (Learn, ``event-grid/delivery-and-retry``, "Output batching"). A
+bigger delivery is not from Event Grid."""
+
+MAX_EVENTS_PER_CALLBACK: Final = 10
+"""Not published. ACS posts each callback as an array of one CloudEvent in every Learn example
+and SDK live-test recording (``tests/conformance/acs/SOURCES.md``); 10 leaves room for a
+batching ACS has never documented, and bounds the work one request can ask for."""
+
+TOO_MANY_FOR_EVENT_GRID: Final = (
+    f"more than {MAX_EVENTS_PER_DELIVERY} events in one delivery: Event Grid sends no more"
+)
+TOO_MANY_FOR_ACS: Final = (
+    f"more than {MAX_EVENTS_PER_CALLBACK} events in one callback: ACS sends one"
+)
+
 
 class AcsEventError(ValueError):
     """A body that holds no usable events; the message says why and holds no values."""
+
+
+class TooManyEventsError(AcsEventError):
+    """More events in one body than its sender ever puts there."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,11 +115,19 @@ class CallEvent:
 
 def parse_deliveries(body: object) -> list[Delivery]:
     """An Event Grid delivery: an array of events (a single event object is read as one).
-    Events that cannot be used come back as ``OtherDelivery`` with the problem."""
-    return [_delivery(event) for event in (body if isinstance(body, list) else [body])]
+    Events that cannot be used come back as ``OtherDelivery`` with the problem.
+
+    Raises:
+        TooManyEventsError: more than ``MAX_EVENTS_PER_DELIVERY`` events.
+    """
+    return [
+        parse_delivery(event)
+        for event in _bounded(body, MAX_EVENTS_PER_DELIVERY, TOO_MANY_FOR_EVENT_GRID)
+    ]
 
 
-def _delivery(event: object) -> Delivery:
+def parse_delivery(event: object) -> Delivery:
+    """One event of an Event Grid delivery; one that cannot be used is an ``OtherDelivery``."""
     if not isinstance(event, Mapping):
         return OtherDelivery(None, "not an event object")
     event_type = _text(event, "eventType") or _text(event, "type")
@@ -127,11 +158,12 @@ def parse_callbacks(body: object) -> list[CallEvent]:
     """A callback POST: an array of CloudEvents (a single event object is read as one).
 
     Raises:
+        TooManyEventsError: more than ``MAX_EVENTS_PER_CALLBACK`` events.
         AcsEventError: no CloudEvent in the body has a ``data`` object.
     """
     events = [
         _call_event(event)
-        for event in (body if isinstance(body, list) else [body])
+        for event in _bounded(body, MAX_EVENTS_PER_CALLBACK, TOO_MANY_FOR_ACS)
         if isinstance(event, Mapping) and isinstance(event.get("data"), Mapping)
     ]
     if not events:
@@ -163,6 +195,13 @@ def _call_event(event: Mapping[str, Any]) -> CallEvent:
         media_streaming_details=_text(update, "mediaStreamingStatusDetails"),
         version=_text(data, "version"),
     )
+
+
+def _bounded(body: object, limit: int, reason: str) -> list[object]:
+    events: list[object] = body if isinstance(body, list) else [body]
+    if len(events) > limit:
+        raise TooManyEventsError(reason)
+    return events
 
 
 def _number(identifier: object) -> str | None:

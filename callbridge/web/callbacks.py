@@ -3,17 +3,32 @@
 Stateless on purpose: any replica may receive any call's callback, so actions go through ACS's
 REST API by ``callConnectionId``. Only notices for a call bridged on this replica (a failed
 transfer, a call that ended before its media arrived) also touch local state.
+
+A callback acts only on the call its path token is for: the token must fit the event's
+``correlationId``, and the event's ``callConnectionId`` must be the one ACS gave that call, as
+far as this replica knows (``core.call_bindings``). At most ``MAX_EVENTS_PER_CALLBACK`` events
+a request (413).
 """
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Any
 
 import structlog
 from aiohttp import web
 
-from callbridge.core.acs_events import AcsEventError, CallEvent, ResultInformation, parse_callbacks
+from callbridge.core.acs_events import (
+    MAX_EVENTS_PER_CALLBACK,
+    AcsEventError,
+    CallEvent,
+    ResultInformation,
+    TooManyEventsError,
+    parse_callbacks,
+)
+from callbridge.core.call_bindings import CrossCallError
 from callbridge.core.call_token import AuthError, CallClaims, verify_call_token
+from callbridge.core.json_elements import json_elements
 from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
@@ -31,22 +46,22 @@ async def callback(request: web.Request) -> web.Response:
     claims = _call_claims(request, replica)
     await replica.require_acs_token(request)
     try:
-        body = await request.json()
-    except ValueError:
+        # One more event than the cap is enough to refuse the body: read no further.
+        body = list(islice(json_elements(await request.text()), MAX_EVENTS_PER_CALLBACK + 1))
+    except ValueError:  # not UTF-8, or not JSON
         log.warning("callback.malformed", reason="body is not JSON")
         raise web.HTTPBadRequest(text="body is not JSON") from None
     try:
         events = parse_callbacks(body)
+    except TooManyEventsError as exc:
+        log.warning("callback.malformed", reason=str(exc))
+        raise web.HTTPRequestEntityTooLarge(MAX_EVENTS_PER_CALLBACK, text=str(exc)) from None
     except AcsEventError:
         log.warning("callback.malformed", reason="no CloudEvents with data")
         raise web.HTTPBadRequest(text="expected an array of CloudEvents") from None
     if claims is not None:
         for event in events:
-            try:
-                claims.check_call(event.correlation_id)
-            except AuthError as exc:
-                log.warning("callback.unauthorized", reason=str(exc))
-                raise web.HTTPUnauthorized(text="unauthorized") from None
+            _require_own_call(replica, claims, event)
     for event in events:
         await _handle(replica, event)
     return web.Response(status=200)
@@ -61,6 +76,34 @@ def _call_claims(request: web.Request, replica: Replica) -> CallClaims | None:
     except AuthError as exc:
         log.warning("callback.unauthorized", reason=str(exc))
         raise web.HTTPUnauthorized(text="unauthorized") from None
+
+
+def _require_own_call(replica: Replica, claims: CallClaims, event: CallEvent) -> None:
+    """Refuse the whole request if one of its events is about another call than the token's.
+
+    Raises:
+        web.HTTPUnauthorized: the token was minted for another correlation id.
+        web.HTTPForbidden: the event names a connection that is not the token's call's.
+    """
+    try:
+        claims.check_call(event.correlation_id)
+    except AuthError as exc:
+        log.warning("callback.unauthorized", reason=str(exc))
+        raise web.HTTPUnauthorized(text="unauthorized") from None
+    try:
+        replica.bindings.check(claims.call_key, event.call_connection_id)
+    except CrossCallError as exc:
+        # 403, not 409: the request did authenticate (ACS's JWT, a valid call token), but that
+        # token may not act on that call, and no change of state will ever let it; a 409 would
+        # say a retry could succeed once the conflict is resolved.
+        log.warning(
+            "callback.cross_call_refused",
+            event_type=event.name,
+            correlation_id=event.correlation_id,
+            call_connection_id=event.call_connection_id,
+            reason=str(exc),
+        )
+        raise web.HTTPForbidden(text="this callback's token is for another call") from None
 
 
 async def _handle(replica: Replica, event: CallEvent) -> None:

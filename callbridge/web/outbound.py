@@ -51,8 +51,11 @@ async def place_call(
     to: str,
     profile_name: str | None = None,
     prewarm: Prewarmer | None = None,
+    *,
+    call_key: str | None = None,
 ) -> PlacedCall:
     """Dial ``to`` (E.164) for the profile; pre-warm Voice Live while the phone rings.
+    ``call_key`` keys the call's token (a random one by default).
 
     Raises:
         DialError: a bad number or profile, or no caller id configured.
@@ -63,7 +66,7 @@ async def place_call(
         raise DialError("'to' must be an E.164 phone number such as +18005550100")
     profile = dial_profile(routing, number, profile_name)
     try:
-        placed = await control.dial(number, profile, call_key=str(uuid.uuid4()))
+        placed = await control.dial(number, profile, call_key=call_key or str(uuid.uuid4()))
     except ValueError as exc:
         raise DialError(str(exc)) from None
     if prewarm is not None and placed.correlation_id:
@@ -94,9 +97,15 @@ async def create_call(request: web.Request) -> web.Response:
     profile = body.get("profile") if isinstance(body, dict) else None
     if not isinstance(to, str) or not (profile is None or isinstance(profile, str)):
         raise web.HTTPBadRequest(text='expected {"to": "+E164", "profile": "name"?}')
+    call_key = str(uuid.uuid4())
     try:
         placed = await place_call(
-            replica.control, replica.settings.routing, to, profile, replica.prewarm
+            replica.control,
+            replica.settings.routing,
+            to,
+            profile,
+            replica.prewarm,
+            call_key=call_key,
         )
     except DialError as exc:
         log.warning("outbound.refused", reason=str(exc), to=mask(to))
@@ -104,6 +113,8 @@ async def create_call(request: web.Request) -> web.Response:
     except HttpResponseError as exc:
         log.error("outbound.acs_refused", status=exc.status_code, to=mask(to))
         raise web.HTTPBadGateway(text="ACS refused the call") from None
+    # The call's callbacks may act on this connection only (web.callbacks).
+    replica.bindings.bind(call_key, placed.call_connection_id)
     return web.json_response(
         {"callConnectionId": placed.call_connection_id, "correlationId": placed.correlation_id},
         status=201,

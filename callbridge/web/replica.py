@@ -19,6 +19,7 @@ from callbridge.adapters.jwt_validation import JwksCache, JwtValidator
 from callbridge.adapters.prewarm import Prewarmer
 from callbridge.adapters.telemetry import CallSummary
 from callbridge.bridge.call import CallBridge
+from callbridge.core.call_bindings import CallBindings
 from callbridge.core.jwt_policy import (
     JwtError,
     SigningKeysUnavailable,
@@ -84,6 +85,11 @@ class Replica:
     """This replica's calls in progress, by call connection id."""
     answering: int = 0
     """Calls accepted here whose media socket has not arrived yet (counted against the limit)."""
+    setups_in_flight: int = 0
+    """Calls being answered, rejected or redirected right now (``web.call_setup``)."""
+    bindings: CallBindings = field(default_factory=CallBindings)
+    """Which connection id ACS gave each call answered or placed here: what a callback may act
+    on (``web.callbacks``)."""
     on_call_ended: CallEndedObserver | None = None
     """Told each call's figures once its media socket closes (see ``create_app``)."""
     draining: bool = False
