@@ -113,7 +113,7 @@ def start_parts(
         tools=tools,
         call=call,
         pacer=pacer,
-        frame_ms=codec.frame_ms,
+        codec=codec,
         interruption=interruption,
         responses=responses,
         stats=stats,
