@@ -48,10 +48,11 @@ class CallOperationDeadlines:
     """
 
     answer_s: float = 15.0
-    """Answer, reject or redirect an incoming call. Not published: Learn lists a subcode for it
-    (8587, "Incoming Call Not Answered Within Time") but no figure; a call is seen to ring for
-    about 30 s. Half of that leaves Event Grid's delivery and the SDK's own retries inside the
-    ring, and frees the call's place at ``max_calls`` long before ACS gives up on it."""
+    """Answer, reject or redirect an incoming call. How long ACS waits is not published: its
+    Call Automation error codes on Learn name the case (subcode 8587, "Incoming Call Not
+    Answered Within Time") but give no figure; a call is seen to ring for about 30 s. Half of
+    that leaves Event Grid's delivery and the SDK's own retries inside the ring, and frees the
+    call's place at ``max_calls`` long before ACS gives up on it."""
     dial_s: float = 10.0
     """Ask ACS to place an outbound call (``POST /api/calls`` waits for it). Our choice: ACS
     replies as soon as it has accepted the request, long before anyone picks up."""
