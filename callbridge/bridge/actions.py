@@ -6,6 +6,14 @@ built-in ``end_call`` and ``transfer_call`` wait until the caller has heard the 
 words (ACS plays audio a known delay after the pacer releases it): a caller who speaks over a
 goodbye keeps the call. At the profile's time limit, or when the replica shuts down, the agent
 says goodbye and the call ends within a bound, whatever the model does.
+
+A hang-up ACS does not carry out at once never leaves a silent open line: from
+``HOLD_AFTER_S`` on, the agent is let go and the caller hears the fallback clip, looped, while
+ACS is asked again (``CallActions.hang_up``). If ACS refuses for the whole retry budget, the
+caller goes to the profile's ``fallback_transfer_to`` if it has one (a person can help, and
+end the call); otherwise the clip plays on until the caller hangs up (told "goodbye" over and
+over, they do) or the time limit lets the line go. Closing the media socket would leave them
+in silence on a call ACS still holds.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from azure.ai.voicelive.models import (
 
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.voice_live import verbatim_request
+from callbridge.bridge.clip_playback import hang_up_clip, play_on_hold
 from callbridge.bridge.event_fields import text
 from callbridge.bridge.interruption import Interruption
 from callbridge.bridge.media_line import MediaLine
@@ -36,6 +45,7 @@ from callbridge.bridge.responses import Responses
 from callbridge.bridge.stats import CallStats, ToolCallStat
 from callbridge.bridge.voice_link import VoiceLink
 from callbridge.core.call_context import CallContext
+from callbridge.core.codec import Codec
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.tasks import OwnedTasks
@@ -52,6 +62,10 @@ PLAYED_OUT_MARGIN_S = 0.1
 GOODBYE_WAIT_S = 15.0
 """At the time limit the agent says goodbye; the call ends at the latest this much later."""
 
+HOLD_AFTER_S = 0.5
+"""A hang-up ACS has not accepted this long after it was asked puts the caller on hold. ACS
+normally accepts one well within it."""
+
 _GOING_AWAY = aiohttp.WSCloseCode.GOING_AWAY
 
 ToolCall = tuple[str, str, "asyncio.Task[str] | None"]
@@ -61,7 +75,10 @@ ToolCall = tuple[str, str, "asyncio.Task[str] | None"]
 class CallActions(Protocol):
     """What the bridge can do to the call itself, through ACS's REST API."""
 
-    async def hang_up(self) -> None: ...
+    async def hang_up(self) -> bool:
+        """End the call for everyone, retrying as long as that is worth it; True once ACS has
+        accepted or says the call is gone, False if it would not end it."""
+        ...
 
     async def transfer(self, target: str) -> None:
         """Raises an exception if ACS refuses the transfer."""
@@ -85,7 +102,7 @@ class AgentActions:
         tools: dict[str, Tool],
         call: CallActions,
         pacer: FramePacer,
-        frame_ms: float,
+        codec: Codec,
         interruption: Interruption,
         responses: Responses,
         stats: CallStats,
@@ -99,7 +116,7 @@ class AgentActions:
         self._tools = tools
         self._call = call
         self._pacer = pacer
-        self._frame_s = frame_ms / 1000
+        self._codec = codec
         self._interruption = interruption
         self._responses = responses
         self._stats = stats
@@ -251,7 +268,7 @@ class AgentActions:
                 # Time-based: playout at ACS ends a known delay after the last frame's due
                 # time, and no event marks it, so poll once per frame.
                 while self._pacer.is_playing():  # noqa: ASYNC110
-                    await asyncio.sleep(self._frame_s)
+                    await asyncio.sleep(self._codec.frame_ms / 1000)
                 # The heard-end estimate is good to a few ms: keep the last syllable whole.
                 await asyncio.sleep(PLAYED_OUT_MARGIN_S)
         return len(self._stats.barge_ins) == barge_ins
@@ -273,8 +290,49 @@ class AgentActions:
         self.ending = True
         self._stats.ended_by = reason
         log.info("call.hanging_up", reason=reason)
-        await hang_up(self._call)
-        await self._acs.close(code=close_code, message=reason.encode())
+        if await self._hang_up_with_hold():
+            await self._acs.close(code=close_code, message=reason.encode())
+
+    async def _hang_up_with_hold(self) -> bool:
+        """Hang up, the caller on hold until ACS accepts (see the module docstring); True
+        once the call is over or handed on, False once the hold ended with the line."""
+        hold = asyncio.create_task(self._hold(), name="on-hold")
+        try:
+            if await hang_up(self._call) or await self._hand_over():
+                return True
+            log.error("call.left_on_hold", detail="ACS would not end the call")
+            await hold
+            return False
+        finally:
+            hold.cancel()
+            await asyncio.gather(hold, return_exceptions=True)
+
+    async def _hold(self) -> None:
+        """After ``HOLD_AFTER_S``, the hang-up clip over and over while the line is open."""
+        await asyncio.sleep(HOLD_AFTER_S)
+        log.info("call.on_hold")
+        # The agent has said goodbye: nothing it says now would help, and a caller asking
+        # "hello?" must not start it talking over the clip.
+        self._helpers.spawn(self._voice.aclose(), "close-voice-live")
+        await play_on_hold(
+            hang_up_clip(self._profile),
+            line=self._acs,
+            codec=self._codec,
+            pacer=self._pacer,
+        )
+
+    async def _hand_over(self) -> bool:
+        """Hand the caller to the profile's fallback target, if any; True if ACS took it."""
+        target = self._profile.fallback_transfer_to
+        if target is None:
+            return False
+        try:
+            await self._call.transfer(target)
+        except Exception as exc:  # any refusal by ACS: the caller stays on hold
+            log.error("acs.transfer_failed", error=str(exc) or type(exc).__name__)
+            return False
+        log.info("call.transferred", to="fallback_transfer_to", after="a failed hang-up")
+        return True
 
     async def _goodbye_then_hang_up(
         self, reason: EndedBy, goodbye: Coroutine[Any, Any, None], close_code: aiohttp.WSCloseCode
@@ -312,9 +370,14 @@ class AgentActions:
         )
 
     async def time_limit(self) -> None:
-        """At the profile's time limit, ask the agent for a goodbye, then hang up."""
+        """At the profile's time limit, ask the agent for a goodbye, then hang up; a call
+        already ending (ACS has not carried out its hang-up) has its line let go."""
         await asyncio.sleep(self._profile.limits.max_call_s)
         log.info("call.time_limit", max_call_s=self._profile.limits.max_call_s)
+        if self.ending:
+            log.error("call.released_at_time_limit")
+            await self._acs.close(code=aiohttp.WSCloseCode.OK, message=b"time limit")
+            return
         await self._goodbye_then_hang_up(
             EndedBy.TIME_LIMIT,
             self._tell_agent(
@@ -331,12 +394,13 @@ class AgentActions:
         await self._responses.request()
 
 
-async def hang_up(call: CallActions) -> None:
-    """Hang up through ACS; a failure is logged, since the call may already be gone."""
+async def hang_up(call: CallActions) -> bool:
+    """Hang up through ACS (``CallActions.hang_up``); an exception counts as not ended."""
     try:
-        await call.hang_up()
-    except Exception as exc:  # the socket is closed regardless
-        log.warning("acs.hang_up_failed", error=str(exc) or type(exc).__name__)
+        return await call.hang_up()
+    except Exception as exc:  # an implementation's bug must not end the bridge
+        log.error("acs.hang_up_failed", error=str(exc) or type(exc).__name__)
+        return False
 
 
 def _tool_error(message: str) -> str:

@@ -123,7 +123,7 @@ def start_parts(
         tools=tools,
         call=call,
         pacer=pacer,
-        frame_ms=codec.frame_ms,
+        codec=codec,
         interruption=interruption,
         responses=responses,
         stats=stats,

@@ -15,18 +15,14 @@ from callbridge.adapters.fallback_audio import fallback_clip
 from callbridge.adapters.recording import CallRecorder
 from callbridge.adapters.telemetry import CallTelemetry
 from callbridge.bridge.actions import AgentActions, CallActions
+from callbridge.bridge.clip_playback import queue_clip
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.stats import CallStats
-from callbridge.core import acs_media
 from callbridge.core.codec import Codec
 from callbridge.core.ended_by import EndedBy
-from callbridge.core.pacing import OutFrame
 from callbridge.core.profiles import AgentProfile
 
 log = structlog.get_logger(__name__)
-
-FALLBACK_ITEM = ("callbridge-fallback", 0)
-"""The pacer's item key of the fallback clip (it is no Voice Live item)."""
 
 
 async def fall_back(
@@ -51,8 +47,7 @@ async def fall_back(
         recorder.event("bridge", "fallback", reason=reason)
     if telemetry is not None:
         telemetry.continuity("fallback")
-    for frame in fallback_clip(profile).frames(codec.acs_rate):
-        pacer.push(OutFrame(FALLBACK_ITEM, codec.frame_ms, acs_media.audio_data(frame), frame))
+    queue_clip(fallback_clip(profile), codec=codec, pacer=pacer)
     if target is not None and await actions.played_out():
         try:
             await call.transfer(target)

@@ -39,6 +39,36 @@ class VoiceLiveSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CallOperationDeadlines:
+    """How long each Call Automation request may take, and how long a hang-up is retried.
+
+    The SDK's transport waits up to 300 s for a reply (azure-core's ``ConnectionConfiguration``:
+    ``read_timeout=300``), far longer than any of these operations is worth waiting for; each
+    deadline below is what the operation's purpose allows (``adapters.call_automation``).
+    """
+
+    answer_s: float = 15.0
+    """Answer, reject or redirect an incoming call. How long ACS waits is not published: its
+    Call Automation error codes on Learn name the case (subcode 8587, "Incoming Call Not
+    Answered Within Time") but give no figure; a call is seen to ring for about 30 s. Half of
+    that leaves Event Grid's delivery and the SDK's own retries inside the ring, and frees the
+    call's place at ``max_calls`` long before ACS gives up on it."""
+    dial_s: float = 10.0
+    """Ask ACS to place an outbound call (``POST /api/calls`` waits for it). Our choice: ACS
+    replies as soon as it has accepted the request, long before anyone picks up."""
+    transfer_s: float = 5.0
+    """Hand the caller on. Our choice: the caller hears silence while the request is in flight."""
+    hang_up_attempt_s: float = 3.0
+    """One hang-up request. Our choice: ACS normally replies within a second."""
+    hang_up_budget_s: float = 15.0
+    """How long a hang-up is retried before it is given up (the caller hears the fallback clip
+    meanwhile). Our choice: long enough to ride out a brief ACS outage."""
+    query_s: float = 3.0
+    """Ask ACS whether a call is still connected. Our choice: unanswered, the call is assumed
+    to go on."""
+
+
+@dataclass(frozen=True, slots=True)
 class AcsSettings:
     """Where and how to reach Azure Communication Services' Call Automation."""
 
@@ -52,6 +82,8 @@ class AcsSettings:
     jwks_url: str = ACS_JWKS_URL
     caller_id: str | None = None
     """The ACS number outbound calls come from (E.164)."""
+    deadlines: CallOperationDeadlines = CallOperationDeadlines()
+    """How long each Call Automation request may take."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ import structlog
 from aiohttp import web
 from azure.core.exceptions import HttpResponseError
 
-from callbridge.adapters.call_automation import CallControl, PlacedCall
+from callbridge.adapters.call_automation import CallControl, OperationTimeoutError, PlacedCall
 from callbridge.adapters.prewarm import Prewarmer
 from callbridge.core.numbers import mask, parse_e164
 from callbridge.core.profiles import AgentProfile, Routing
@@ -60,6 +60,7 @@ async def place_call(
     Raises:
         DialError: a bad number or profile, or no caller id configured.
         azure.core.exceptions.HttpResponseError: ACS refused the call.
+        OperationTimeoutError: ACS did not answer in time.
     """
     number = parse_e164(to)
     if number is None:
@@ -113,6 +114,9 @@ async def create_call(request: web.Request) -> web.Response:
     except HttpResponseError as exc:
         log.error("outbound.acs_refused", status=exc.status_code, to=mask(to))
         raise web.HTTPBadGateway(text="ACS refused the call") from None
+    except OperationTimeoutError as exc:
+        log.error("outbound.acs_timed_out", error=str(exc), to=mask(to))
+        raise web.HTTPGatewayTimeout(text="ACS did not answer in time") from None
     # The call's callbacks may act on this connection only (web.callbacks).
     replica.bindings.bind(call_key, placed.call_connection_id)
     return web.json_response(

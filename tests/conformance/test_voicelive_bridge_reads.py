@@ -167,7 +167,7 @@ def test_the_bridge_names_a_tool_call_from_its_item_when_the_done_event_leaves_i
         tools={END_CALL.name: END_CALL},
         call=unused,
         pacer=unused,
-        frame_ms=20,
+        codec=unused,
         interruption=unused,
         responses=unused,
         stats=CallStats(),

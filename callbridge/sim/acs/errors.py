@@ -29,7 +29,15 @@ class AcsError(Exception):
 
 
 def call_not_found() -> AcsError:
-    """An unknown or ended call, or an incoming call context that is unknown or expired."""
+    """An unknown or ended call, or an incoming call context that is unknown or expired.
+
+    404 with subcode 8522 is Learn's "the resource isn't found ... the call may have already
+    ended" (Call Automation error codes, MicrosoftDocs/azure-docs ``resources/troubleshooting/
+    voice-video-calling/includes/codes/call-automation-sdk.md``); the subcode travels as
+    ``error.code``, as in a recorded live test of the JS SDK (azure-sdk-for-js
+    ``communication-callingserver``: ``{"error": {"code": "8522", "message": "Call not
+    found."}}``).
+    """
     return AcsError(404, "8522", "Call not found")
 
 
@@ -55,6 +63,11 @@ def denied() -> AcsError:
 def bad_request(message: str) -> AcsError:
     """A malformed request: bad JSON, a missing or invalid field."""
     return AcsError(400, "BadRequest", message)
+
+
+def stopping() -> AcsError:
+    """A request held by a fault when the stand-in stops: the stand-in's own reply."""
+    return AcsError(503, "ServiceUnavailable", "The ACS stand-in is stopping.")
 
 
 def not_emulated(operation: str) -> AcsError:

@@ -14,7 +14,9 @@ times 2, then times 4 (0, 1.6 and 3.2 s). So ``RestFault("answer", 500)`` is inv
 app (the SDK's second attempt succeeds, and ``operations`` shows both), ``times=None`` makes
 the app see ``HttpResponseError`` after four attempts, and a 400 or 409 is never retried. Tests
 that fail more than once should build their client with a small ``retry_backoff_factor``. A held
-request is a slow reply to the SDK until its transport's read timeout (300 s by default).
+request is a slow reply to the SDK until its transport's read timeout (300 s by default); one
+still held when the stand-in stops is let go with a 503 and does nothing, so a test may hold
+requests "forever" (a ``delay_s`` longer than the test) without its teardown waiting them out.
 
 Media faults (drops and stalls of the media socket) are the phone's: ``MediaDrop`` and
 ``MediaStall`` in ``callbridge.sim.phone``, re-exported by this package.

@@ -19,12 +19,14 @@ recorded, with its answer, in ``operations`` (and on the call it concerns).
 
 Answer, hang-up and transfer requests can be failed or held by ``RestFault``s (``faults``): the
 call's own first, then the stand-in's. A struck request is authenticated and routed like any
-other, then refused before it acts.
+other, then refused before it acts. A request still held when the stand-in stops is let go at
+once with a 503, and does nothing (``release_held``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -40,6 +42,7 @@ from callbridge.sim.acs.errors import (
     call_not_found,
     denied,
     not_emulated,
+    stopping,
 )
 from callbridge.sim.acs.faults import RestFault, RestFaults
 from callbridge.sim.acs.hmac_auth import HmacError, verify_request
@@ -100,6 +103,7 @@ class RestApi:
         self._signer = signer
         self._key = key
         self._max_skew_s = max_skew_s
+        self._stopping = asyncio.Event()
         self.operations: list[OperationRecord] = []
         # Operations on an incoming call, found by its incomingCallContext.
         self._incoming_ops: dict[str, Operation] = {
@@ -175,12 +179,20 @@ class RestApi:
             return web.Response(status=status)
         return web.json_response(reply, status=status)
 
+    def release_held(self) -> None:
+        """The stand-in is stopping: requests held by a fault end now, refused."""
+        self._stopping.set()
+
     async def _inject(self, fault: RestFault, name: str) -> None:
         """Hold the request, then fail it unless the fault only delays it."""
         _log.info(
             "acs_standin.rest_fault", operation=name, status=fault.status, delay_s=fault.delay_s
         )
-        await asyncio.sleep(fault.delay_s)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(fault.delay_s):
+                await self._stopping.wait()
+        if self._stopping.is_set():
+            raise stopping()
         if fault.status is not None:
             raise fault.error()
 

@@ -408,6 +408,7 @@ class AcsStandin:
     async def stop(self) -> None:
         """Stop serving, cancel and await every background task (bounded), close records."""
         runner, self._runner = self._runner, None
+        self._rest.release_held()
         if runner is not None:
             await runner.cleanup()
         while self._tasks:
