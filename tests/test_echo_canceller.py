@@ -142,7 +142,7 @@ def test_the_caller_is_placed_by_samples_not_by_arrival_jitter() -> None:
         played.add(n * 0.020, agent[n * FRAME : (n + 1) * FRAME].tobytes(), sent_at=n * 0.020)
     codec = make_codec("pcm16", RATE)
     echo = CallerEcho(played, rate=RATE, encoder=codec.encoder, client_reference=True)
-    lateness = [0.010, 0.0, 0.004, 0.003, 0.0, 0.006, 0.002]  # the first frame 10 ms late
+    lateness = [0.015, 0.0, 0.004, 0.003, 0.0, 0.006, 0.002]  # the first frame 15 ms late
     for n, late in enumerate(lateness * 5):
         mic = np.full(FRAME, n, dtype="<i2")
         frame = echo.take(mic.tobytes(), (n + 1) * 0.020 + late)

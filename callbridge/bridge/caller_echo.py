@@ -19,11 +19,14 @@ read the cancelled audio, so an echo never counts as the caller talking.
 
 The caller's audio is placed on the played audio's sample clock by counting its samples, not
 by each frame's arrival: network jitter or a busy event loop would move the reference by whole
-samples and spoil the cancelling. A frame may arrive late, never before it was captured, so
-the count follows the earliest arrivals: a frame earlier than the count by more than
-``EARLY_MS`` moves the count back to it; frames all later than the count by more than
-``LOST_FRAMES`` for ``LOST_WINDOW_FRAMES`` (audio lost on the way) move it on. Either way the
-canceller looks for the echo's delay afresh.
+samples and spoil the cancelling. The count may be off by a constant (the first frame came
+late): that only moves the echo's delay as the canceller sees it, and it finds that delay
+whatever it is. What must not happen is the count moving for nothing, since every move moves
+the echo under the canceller's filter. So it moves only for what cannot be jitter: a frame
+earlier than the count by more than ``EARLY_MS`` (a frame cannot arrive before it was
+captured: the count started late), or frames all later than the count by more than
+``LOST_FRAMES`` for ``LOST_WINDOW_FRAMES`` (audio lost on the way). Then the canceller looks
+for the echo's delay afresh.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from callbridge.core.played_audio import PlayedAudio
 
 log = structlog.get_logger(__name__)
 
-EARLY_MS: Final = 1.0
+EARLY_MS: Final = 10.0
 LOST_FRAMES: Final = 3
 LOST_WINDOW_FRAMES: Final = 25
 

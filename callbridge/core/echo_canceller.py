@@ -62,6 +62,11 @@ measured path predicts."""
 WORTH_CANCELLING_RMS: Final = 50.0
 """The search runs only while this much is left: fainter echo does nothing to a turn detector
 (a voiced frame is eight times louder), and a quiet line costs no searching."""
+MISSED_ECHO_RMS: Final = 200.0
+"""This much left in a frame the caller did not talk in is echo the filter missed: search now,
+before a turn detector hears it (a voiced frame is twice as loud)."""
+MISSED_FRACTION: Final = 0.25
+"""... and less than 6 dB under what came in."""
 _QUIET_RMS: Final = 1.0
 """Below this the reference carries nothing worth fitting."""
 
@@ -109,6 +114,8 @@ class EchoCanceller:
         """The delay, in samples, of the filter's first tap."""
         self._gain = 0.0
         """The delay search's gain: the echo level the double-talk test expects."""
+        self._missed = False
+        """The latest frame kept loud echo the caller did not make: the filter is off."""
         self.path: EchoPath | None = None
         """The echo found, if any; ``None`` until one is."""
 
@@ -127,7 +134,7 @@ class EchoCanceller:
         self._push(mic, reference)
         cleaned = mic if self._weights is None else self._cancel(mic)
         self._frames_to_search -= 1
-        if self._frames_to_search <= 0 and _rms(cleaned) >= WORTH_CANCELLING_RMS:
+        if self._search_due(cleaned):
             # What the search finds serves from the next frame on.
             recheck = RECHECK_EVERY_MS // FRAME_MS
             match self._search():
@@ -139,6 +146,13 @@ class EchoCanceller:
                     self._search_interval = min(2 * self._search_interval, recheck)
             self._frames_to_search = self._search_interval
         return cleaned
+
+    def _search_due(self, cleaned: NDArray[np.int16]) -> bool:
+        """At once when the filter missed; else on the search's own schedule, while enough
+        is left to matter."""
+        if self._missed:
+            return True
+        return self._frames_to_search <= 0 and _rms(cleaned) >= WORTH_CANCELLING_RMS
 
     def realigned(self) -> None:
         """The reference and the caller's audio are lined up anew: look for the delay now."""
@@ -156,21 +170,21 @@ class EchoCanceller:
 
         A voice repeats itself every pitch period, so the decimated search can rank a delay a
         period off near the true one: its best few peaks are each refined to the sample, and
-        the best explained wins. A filter in place competes where it stands and moves only
-        when another delay explains more, so it keeps what it has learnt."""
+        the best explained wins. The delays the filter covers compete too: while the best lies
+        among them, it stays and keeps what it has learnt."""
         found = self._weights is not None
         mic = self._mic[-self._analysis :].astype(np.float64)
         mic_energy = float(mic @ mic)
         if mic_energy <= mic.size * _QUIET_RMS**2:
             return _Found.NOTHING
+        centre = self._first_lag + self._taps // 2
         candidates = [self._refine(coarse) for coarse in self._coarse_delays()]
         if found:
-            candidates.append(self._refine(self._first_lag + self._taps // 2, span=0))
+            candidates.append(self._refine(centre, span=self._taps // 4))
         delay, explained, gain = max(candidates, key=lambda candidate: candidate[1])
         if explained < MIN_EXPLAINED * mic_energy:
             return _Found.NOTHING
-        centre = self._first_lag + self._taps // 2
-        if self._weights is not None and abs(delay - centre) <= self._taps // 4:
+        if found and abs(delay - centre) <= self._taps // 4 and not self._missed:
             return _Found.IN_PLACE
         self._gain = gain
         self._first_lag = max(0, delay - self._taps // 2)
@@ -227,12 +241,18 @@ class EchoCanceller:
         error = near - echo
         recent = x[taps - 1 :]
         power = float(recent @ recent)
-        if float(error @ error) > 2.0 * float(near @ near) + n:
-            self._weights = None
+        left, heard = float(error @ error), float(near @ near)
+        if left > 2.0 * heard + n:
+            self._weights, self._missed = None, False
             self._frames_to_search, self._search_interval = 0, 1  # the path moved: find it again
             return mic
         loudest_echo = abs(self._gain) * float(np.abs(x).max(initial=0.0))
         caller_talks = float(np.abs(near).max(initial=0.0)) > DOUBLE_TALK_MARGIN * loudest_echo
+        # Loud, barely reduced, and not the caller: the echo has moved from under the filter
+        # (a new talk spurt starts the phone's jitter buffer afresh, a few ms off).
+        self._missed = (
+            not caller_talks and left >= n * MISSED_ECHO_RMS**2 and left > MISSED_FRACTION * heard
+        )
         if not caller_talks and power > n * _QUIET_RMS**2:
             weights += (STEP / (taps * power)) * np.correlate(x, error, "valid")[::-1]
         cleaned: NDArray[np.int16] = np.clip(np.rint(error), -32768, 32767).astype(np.int16)
