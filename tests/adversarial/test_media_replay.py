@@ -8,7 +8,7 @@ exception, a socket that takes the place of one ACS lost, is tests/test_continui
 
 One call runs (the ``replay`` fixture, about 3 s); while the caller hears the greeting, its
 media URL is replayed three times: claiming the call's own connection id, another one, and
-none.
+none. A fourth socket brings another call's valid URL but claims this call's connection id.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ SETUP_TIMEOUT_S = 10.0
 
 CONNECTION_IDS = ("the call's own", "another", "none")
 """What each replay claims in ``x-ms-call-connection-id``."""
+HIJACK = "another call's URL"
+"""A valid media URL of another call, claiming this call's connection id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,26 +50,28 @@ class Replay:
 
     call: SimCall
     statuses: dict[str, int]
-    """By ``CONNECTION_IDS``: the HTTP status of the replayed upgrade (101 if it went through)."""
+    """By ``CONNECTION_IDS`` and ``HIJACK``: the upgrade's HTTP status (101 if it went
+    through)."""
     replayed_at: float
     sessions: Sequence[EmulatorSession]
     """The emulator's Voice Live sessions for the call."""
+    sessions_started: int
+    """Voice Live sessions the emulator saw opened, for any call."""
     refusals: list[MutableMapping[str, Any]]
     """The bridge's ``media.refused`` log lines."""
 
 
-async def replay_media(stack: LocalStack, call: SimCall, connection_id: str | None) -> int:
-    """Open the live call's media URL again, as ACS would (a fresh, valid JWT; the call's
-    correlation id), claiming ``connection_id``; the upgrade's HTTP status."""
-    assert call.setup is not None
-    assert call.setup.media is not None
+async def open_media(
+    stack: LocalStack, url: str, correlation_id: str, connection_id: str | None
+) -> int:
+    """Open a media socket as ACS would (a fresh, valid JWT), claiming ``correlation_id`` and
+    ``connection_id``; the upgrade's HTTP status."""
     headers = {
         "Authorization": f"Bearer {stack.acs.mint_token(lifetime_s=MEDIA_TOKEN_LIFETIME_S)}",
-        "x-ms-call-correlation-id": call.correlation_id,
+        "x-ms-call-correlation-id": correlation_id,
     }
     if connection_id is not None:
         headers["x-ms-call-connection-id"] = connection_id
-    url = through_ingress(call.setup.media.transport_url)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
         try:
             async with http.ws_connect(url, headers=headers) as socket:
@@ -94,14 +98,24 @@ async def run_replay() -> Replay:
                 "another": str(uuid.uuid4()),
                 "none": None,
             }
-            statuses = {name: await replay_media(stack, call, claims[name]) for name in claims}
+            assert call.setup is not None
+            assert call.setup.media is not None
+            url = through_ingress(call.setup.media.transport_url)
+            statuses = {
+                name: await open_media(stack, url, call.correlation_id, claims[name])
+                for name in claims
+            }
+            statuses[HIJACK] = await open_media(
+                stack, stack.media_url("another-call"), "another-call", call.call_connection_id
+            )
             replayed_at = time.monotonic()
             await call.wait_ended(CALLER_STAYS_S + SETUP_TIMEOUT_S)
             sessions = stack.emulator.sessions_for(call.correlation_id)
             for session in sessions:
                 await session.wait_closed()
+            sessions_started = len(stack.emulator.sessions)
     refusals = [entry for entry in logs if entry["event"] == "media.refused"]
-    return Replay(call, statuses, replayed_at, sessions, refusals)
+    return Replay(call, statuses, replayed_at, sessions, sessions_started, refusals)
 
 
 @pytest.fixture(scope="module")
@@ -114,17 +128,23 @@ def test_a_second_media_socket_for_a_live_call_is_refused_409(replay: Replay, cl
     assert replay.statuses[claimed] == 409
 
 
+def test_another_calls_url_cannot_take_this_calls_connection(replay: Replay) -> None:
+    assert replay.statuses[HIJACK] == 409
+
+
 def test_each_refusal_is_logged_with_its_reason(replay: Replay) -> None:
     assert [entry["reason"] for entry in replay.refusals] == [
         "the call's media socket is still open",
         "the call is bridged already, under another connection id",
         "the call is bridged already, under another connection id",
+        "the connection id is another call's",
     ]
 
 
 def test_no_second_voice_live_session_was_started(replay: Replay) -> None:
     (session,) = replay.sessions
     assert len(session.responses) == 1, "only the greeting"
+    assert replay.sessions_started == 1, "none for the other call's URL either"
 
 
 def test_the_call_already_bridged_goes_on(replay: Replay) -> None:
