@@ -25,6 +25,7 @@ from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import LocalStack
 from callbridge.sim.media_messages import audio_message, frame_timestamp, metadata_message
 from callbridge.sim.script import At, Hangup
+from callbridge.sim.voicelive import EventRecord
 from tests.test_call_e2e import open_media_socket
 from tests.tone_calls import LINE, turn
 
@@ -53,6 +54,12 @@ def stack() -> LocalStack:
 # --- Empty AudioData --------------------------------------------------------------------------
 
 
+def appends(local: LocalStack) -> list[EventRecord]:
+    """The appends Voice Live received on the call so far."""
+    session = local.emulator.session_for("corr-empty-audio")
+    return [] if session is None else session.received("input_audio_buffer.append")
+
+
 async def test_empty_audio_data_is_dropped_counted_and_logged_once() -> None:
     local = stack()
     voiced = [LINE.pcm[i : i + FRAME_BYTES] for i in range(0, FRAME_BYTES * 20, FRAME_BYTES)]
@@ -66,13 +73,15 @@ async def test_empty_audio_data_is_dropped_counted_and_logged_once() -> None:
                 data = base64.b64encode(pcm).decode()
                 stamp = frame_timestamp(opened, index)
                 await ws.send_str(audio_message(stamp, "4:+15551230000", data, silent=False))
-            await ws.close()  # the bridge reads what was sent before the close
+            # Until Voice Live has been handed every voiced frame (held ones too), then hang up.
+            while len(appends(local)) < len(voiced):  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            await ws.close()
             await local.bridge_summaries.get("empty-audio")
             await local.emulator.wait_all_closed()
-    (session,) = local.emulator.sessions
-    appends = session.received("input_audio_buffer.append")
-    assert appends, "the caller's audio reached Voice Live"
-    assert [e for e in appends if e.fields.get("audio_bytes") == 0] == []
+    sent = appends(local)
+    assert len(sent) == len(voiced), "one append per voiced frame, none for the empty ones"
+    assert [e for e in sent if e.fields.get("audio_bytes") == 0] == []
     malformed = [line for line in logs if line["event"] == "acs.malformed_frame"]
     assert [line["reason"] for line in malformed] == ["audioData.data is empty"]
     (ended,) = [line for line in logs if line["event"] == "call.ended"]
