@@ -110,6 +110,15 @@ def test_without_an_echo_the_caller_passes_unchanged() -> None:
     assert canceller.path is None
 
 
+@pytest.mark.parametrize("samples", [0, 1, 7, FRAME * 40 + 3])
+def test_frames_of_any_length_pass(samples: int) -> None:
+    """ACS sends 20 ms frames; a malformed stream's odd sizes must not break the call."""
+    canceller = EchoCanceller(RATE)
+    reference = AGENT[:samples].astype(np.int16)
+    mic = (AGENT[:samples] * 0.2).astype(np.int16)
+    assert canceller.process(mic, reference).size == samples
+
+
 def test_a_frame_with_nothing_played_within_reach_costs_nothing() -> None:
     canceller = EchoCanceller(RATE)
     mic = (np.arange(FRAME) % 100).astype(np.int16)

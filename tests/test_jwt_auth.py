@@ -30,6 +30,7 @@ from callbridge.adapters.jwt_validation import JwksCache, JwtValidator
 from callbridge.core.jwt_policy import (
     ACS_ISSUER,
     ACS_JWKS_URL,
+    ACS_LEEWAY_S,
     EVENT_GRID_APP_ID,
     EVENT_GRID_ROLE,
     JwtError,
@@ -259,9 +260,9 @@ class TestAcsTokens:
     @pytest.mark.parametrize(
         ("offsets", "reason"),
         [
-            ({"exp": -120}, "expired token"),
-            ({"nbf": 120}, "token not yet valid"),
-            ({"iat": 120}, "token not yet valid"),
+            ({"exp": -30}, "expired token"),
+            ({"nbf": 30}, "token not yet valid"),
+            ({"iat": 30}, "token not yet valid"),
         ],
         ids=["expired", "nbf-future", "iat-future"],
     )
@@ -274,13 +275,14 @@ class TestAcsTokens:
 
     @pytest.mark.parametrize(
         "offsets",
-        [{"exp": -30}, {"nbf": 30}, {"iat": 30}, {"nbf": None, "iat": None}],
+        [{"exp": -5}, {"nbf": 5}, {"iat": 5}, {"nbf": None, "iat": None}],
         ids=["just-expired", "nbf-slightly-ahead", "iat-slightly-ahead", "no-nbf-no-iat"],
     )
     async def test_clock_skew_within_leeway_accepted(
         self, acs: JwtValidator, keys: Keys, offsets: dict[str, int | None]
     ) -> None:
-        """The default 60 s leeway absorbs a skewed clock either way; nbf and iat are optional."""
+        """The ACS policy's 10 s leeway absorbs a skewed clock either way; nbf and iat are
+        optional."""
         now = int(time.time())
         claims: dict[str, Any] = {
             name: None if off is None else now + off for name, off in offsets.items()
@@ -556,6 +558,7 @@ class TestPolicies:
         assert policy.audience == RESOURCE_ID
         assert policy.jwks_url == ACS_JWKS_URL
         assert policy.required_app_id is None
+        assert policy.leeway_s == ACS_LEEWAY_S == 10.0
 
     def test_entra_policy(self) -> None:
         policy = event_grid_entra_policy(TENANT_ID, WEBHOOK_AUDIENCE)

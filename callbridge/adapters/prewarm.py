@@ -79,6 +79,13 @@ class Prewarmer:
         self._heartbeat_s = heartbeat_s
         self._sessions: dict[str, PrewarmedSession] = {}
 
+    @property
+    def pending(self) -> int:
+        """Sessions warming for calls whose media socket has not come: calls answered or placed
+        here, until a socket claims the session, ACS says the call failed or ended, or the
+        session expires (``ttl_s``) or fails."""
+        return len(self._sessions)
+
     def start(self, correlation_id: str, profile: AgentProfile) -> None:
         """Start opening a session for a call about to be answered (once per call)."""
         if correlation_id in self._sessions:

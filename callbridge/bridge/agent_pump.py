@@ -206,8 +206,7 @@ class AgentPump:
             case ServerEventResponseFunctionCallArgumentsDone():
                 parts.actions.on_tool_call(event)
             case ServerEventSessionUpdated() if not self.session_ready.is_set():
-                self.session_ready.set()
-                await self._link.create_response(greeting_request(self._profile))
+                await self._greet()
             case ServerEventResponseAudioTranscriptDelta():
                 context.agent_said(text(event.item_id), text(event.delta), final=False)
             case ServerEventResponseAudioTranscriptDone():
@@ -229,6 +228,13 @@ class AgentPump:
                 )
             case ServerEventError():
                 self._on_error(event)
+
+    async def _greet(self) -> None:
+        """The first session is configured: the agent greets the caller, unless the call was
+        hung up meanwhile (a replica draining while Voice Live connected)."""
+        self.session_ready.set()
+        if not self._parts.actions.ending:
+            await self._link.create_response(greeting_request(self._profile))
 
     def _on_error(self, event: ServerEventError) -> None:
         """Most errors are Voice Live refusing one event, and the call goes on; a refused

@@ -115,6 +115,8 @@ class CallBridge:
         )
         self._parts: CallParts | None = None
         """Set once the first media frame says which rate ACS uses."""
+        self._pump: AgentPump | None = None
+        """Set with the parts; its ``session_ready`` says the agent has begun to speak."""
 
     async def run(self) -> CallStats:
         """Bridge until the call ends; always logs its ``call.ended`` and returns its stats."""
@@ -144,7 +146,7 @@ class CallBridge:
         )
         parts = self._parts = self._start_parts(rate)
         log.info("call.media_started", sample_rate=rate, audio_format=self._profile.audio_format)
-        pump = AgentPump(
+        pump = self._pump = AgentPump(
             parts=parts,
             link=self._link,
             caller=self._caller,
@@ -245,14 +247,16 @@ class CallBridge:
     async def shut_down(self, goodbye: str | None) -> None:
         """This replica is stopping: the configured goodbye (cutting the agent short), then
         hang up and close the media socket with 1001. A call waiting for its media to rejoin
-        is hung up by that wait."""
+        is hung up by that wait; one whose agent has not spoken yet (Voice Live still
+        connecting) is hung up without a goodbye, and its agent never starts."""
         with structlog.contextvars.bound_contextvars(**self._log_context):
             if self.can_rejoin():
                 # No socket to say goodbye on: the wait for one ends as it sees the replica
                 # drain, and hangs up (``MediaRejoin``).
                 return
             if self._parts is not None:
-                await self._parts.actions.shut_down(goodbye)
+                agent_spoke = self._pump is not None and self._pump.session_ready.is_set()
+                await self._parts.actions.shut_down(goodbye if agent_spoke else None)
                 return
             # No media yet, so nothing was said: hang up without a goodbye.
             self.stats.ended_by = EndedBy.SHUTDOWN

@@ -1,8 +1,8 @@
 """The caller's side of a call: ACS media frames in, the caller's audio on to Voice Live.
 
 Every frame goes on, silent ones too, so Voice Live's VAD measures the caller's pauses from real
-audio, without the agent's echo (``caller_echo``). Malformed and unknown frames are logged,
-counted and skipped; the call goes on.
+audio, without the agent's echo (``caller_echo``). Malformed and unknown frames are counted,
+logged once per reason or kind, and skipped; the call goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ log = structlog.get_logger(__name__)
 METADATA_TIMEOUT_S = 10.0
 """How long to wait for ACS's first media frame before giving up on the call."""
 
+MALFORMED_REASONS_LOGGED = 8
+"""Distinct reasons a call's malformed frames are logged for; beyond them they are counted."""
+
 _CLOSED = object()
 """Marks the end of the ACS socket (close, error) in ``CallerAudio.parse``."""
 
@@ -37,6 +40,7 @@ class CallerAudio:
         self._voice = voice
         self._stats = stats
         self._unknown_kinds: set[str] = set()
+        self._malformed_reasons: set[str] = set()
         self.last_voiced_at = 0.0
         """When ACS last sent a frame it did not mark silent (monotonic)."""
         self.last_frame_at = time.monotonic()
@@ -92,7 +96,8 @@ class CallerAudio:
         else:
             self.last_voiced_at = time.monotonic()
         caller = parts.echo.take(pcm, time.monotonic())
-        await self._voice.append(caller.for_voice_live, voiced=not frame.silent)
+        if caller.for_voice_live:  # else less than one sample at Voice Live's rate: it waits
+            await self._voice.append(caller.for_voice_live, voiced=not frame.silent)
         return caller.cleaned
 
     def parse(self, message: aiohttp.WSMessage) -> acs_media.InboundMessage | object | None:
@@ -102,10 +107,7 @@ class CallerAudio:
             try:
                 parsed = acs_media.parse(message.data)
             except acs_media.WireError as exc:
-                self._stats.malformed_media += 1
-                log.warning(
-                    "acs.malformed_frame", reason=str(exc), count=self._stats.malformed_media
-                )
+                self._malformed(str(exc))
                 return None
             if isinstance(parsed, acs_media.Unknown):
                 self._stats.unknown_media += 1
@@ -116,9 +118,15 @@ class CallerAudio:
                 return None
             return parsed
         if message.type is aiohttp.WSMsgType.BINARY:
-            self._stats.malformed_media += 1
-            log.warning(
-                "acs.malformed_frame", reason="binary frame", count=self._stats.malformed_media
-            )
+            self._malformed("binary frame")
             return None
         return _CLOSED
+
+    def _malformed(self, reason: str) -> None:
+        """Count a malformed frame; log it once per reason, for the first few reasons (a frame
+        ACS keeps getting wrong would log 50 lines a second; ``call.ended`` has the count)."""
+        self._stats.malformed_media += 1
+        reasons = self._malformed_reasons
+        if reason not in reasons and len(reasons) < MALFORMED_REASONS_LOGGED:
+            reasons.add(reason)
+            log.warning("acs.malformed_frame", reason=reason)

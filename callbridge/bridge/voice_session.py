@@ -34,6 +34,12 @@ log = structlog.get_logger(__name__)
 MAX_UNREADABLE_IN_A_ROW = 100
 """Consecutive undecodable Voice Live frames after which the connection is deemed broken."""
 
+UNREADABLE_FRAME_ERRORS = (VoiceLiveConnectionError, AttributeError, TypeError, ValueError)
+"""What the SDK's ``recv`` raises on a frame it cannot read (1.3.1: ``ConnectionError`` for one
+that is not JSON, ``AttributeError`` for JSON that is not an object, such as ``null``): one
+unreadable frame, counted, never the end of the call. Pinned by tests/adversarial/
+test_parser_fuzz.py."""
+
 OPEN_BACKOFF_S = (0.0, 0.25, 0.5, 1.0, 2.0)
 """Waits before each attempt to open a session (the last repeats) while the deadline allows."""
 
@@ -138,8 +144,7 @@ class VoiceSession:
             except ConnectionClosed as exc:
                 put((self.number, Loss("closed", f"code {exc.code}")))
                 return
-            except (VoiceLiveConnectionError, AttributeError, TypeError, ValueError) as exc:
-                # The SDK raises on undecodable frames; one bad event must not end the call.
+            except UNREADABLE_FRAME_ERRORS as exc:
                 unreadable_in_a_row += 1
                 log.warning("voice_live.malformed_event", error=str(exc))
                 if unreadable_in_a_row >= MAX_UNREADABLE_IN_A_ROW:

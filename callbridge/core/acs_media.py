@@ -221,6 +221,10 @@ def _audio_data(body: dict[str, Any]) -> AudioData:
         data = ""
     if not isinstance(data, str):
         raise WireError("audioData.data is not a string")
+    if not data and not silent:
+        # Sound without its audio: nothing to hear, and Voice Live must not be sent an empty
+        # append. ACS streams 20 ms frames (Learn, "Audio streaming overview"); none is empty.
+        raise WireError("audioData.data is empty")
     try:
         pcm = base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text

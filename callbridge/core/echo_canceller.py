@@ -121,7 +121,14 @@ class EchoCanceller:
 
     def process(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> NDArray[np.int16]:
         """One frame of the caller's audio without the echo of ``reference`` (the agent audio
-        the phone played at the same positions)."""
+        the phone played at the same positions), of any length."""
+        frame = self._frame
+        if mic.size > frame:  # ACS sends 20 ms; anything longer is taken a frame at a time
+            parts = range(0, mic.size, frame)
+            pieces = [self.process(mic[i : i + frame], reference[i : i + frame]) for i in parts]
+            return np.concatenate(pieces)
+        if not mic.size:
+            return mic
         if reference.any():
             if self._since_reference >= self._spurt_gap:
                 self._frames_to_search, self._search_interval = 0, 1  # a new spurt

@@ -20,6 +20,13 @@ from dataclasses import dataclass
 # secure-webhook-endpoint): issuer, and the JWKS behind .well-known/acsopenidconfiguration.
 ACS_ISSUER = "https://acscallautomation.communication.azure.com"
 ACS_JWKS_URL = "https://acscallautomation.communication.azure.com/calling/keys"
+ACS_LEEWAY_S = 10.0
+"""Clock skew tolerated on ACS's tokens. A callback's JWT lives five minutes, a new one for each
+event (Learn, secure-webhook-endpoint, Python include: "The lifetime of the JWT is five
+minutes"), and Microsoft's sample validates it with PyJWT's default of no leeway at all. Skew is
+not published either way; 10 s is our choice: an NTP-synchronized host is within a second of
+ACS, with room to spare, while a replayed callback token outlives its five minutes by 3 %
+rather than the 20 % a minute would allow."""
 EVENT_GRID_APP_ID = "4962773b-9cdb-44cf-a8bf-237846a00ab7"
 """The first-party Microsoft.EventGrid application that Entra issues Event Grid's tokens to."""
 EVENT_GRID_ROLE = "AzureEventGridSecureWebhookSubscriber"
@@ -47,7 +54,7 @@ class JwtPolicy:
     jwks_url: str
     """Where the issuer publishes its signing keys."""
     leeway_s: float = 60.0
-    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat`` (ACS's tokens: ``ACS_LEEWAY_S``)."""
     required_app_id: str | None = None
     """If set, must equal the ``appid`` (Entra v1) or ``azp`` (Entra v2) claim."""
     required_role: str | None = None
@@ -96,7 +103,7 @@ def acs_policy(
         ValueError: ``resource_id`` is not a GUID.
     """
     audience = _require_guid(resource_id, "ACS immutable resource id")
-    return JwtPolicy(issuers=(issuer,), audience=audience, jwks_url=jwks_url)
+    return JwtPolicy(issuers=(issuer,), audience=audience, jwks_url=jwks_url, leeway_s=ACS_LEEWAY_S)
 
 
 def event_grid_entra_policy(tenant_id: str, audience: str) -> JwtPolicy:

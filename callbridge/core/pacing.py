@@ -72,7 +72,8 @@ class PacerStats:
     starved: int = 0
     """Times the queue ran dry mid-item and audio came back after it was due."""
     max_late_ms: float = 0.0
-    """Worst release lateness, in ms, against the earliest moment each frame could go."""
+    """Worst release lateness, in ms, against the earliest moment each frame could go; a stall
+    that re-anchored the grid counts in full."""
 
 
 @dataclass(slots=True)
@@ -202,7 +203,10 @@ class PacerCore:
         elif now > self._due(self._index) + _FRAME_S:
             # Behind by more than a frame: re-anchor, never burst the backlog at the caller.
             if not self._drained:
+                # The pacer stalled with audio queued: the frame it owed waited this long,
+                # which the new grid would otherwise hide (its first frame is never late).
                 self.stats.reanchors += 1
+                self._note_late(now, self._due(self._index))
             elif self._queue[0].key == self._last_key:
                 self.stats.starved += 1
             self._start_spurt(now)
@@ -216,10 +220,7 @@ class PacerCore:
             if self.marks is not None and self._index % MARK_EVERY_FRAMES == 0:
                 mark_id = self.marks.new_mark(played_by=due + frame.audio_ms / 1000)
                 frame = replace(frame, message=acs_media.with_mark(frame.message, mark_id))
-            # Measured from when the frame could first go: lead-fill frames at the start of a
-            # spurt were not late, they did not exist earlier.
-            late_ms = (now - max(due - self._lead_s, self._anchor or now)) * 1000
-            self.stats.max_late_ms = max(self.stats.max_late_ms, late_ms)
+            self._note_late(now, due)
             self._index += 1
             released.append(frame)
         if released:
@@ -228,6 +229,14 @@ class PacerCore:
         self._drained = not self._queue
         wake = self._due(self._index) - self._lead_s if self._queue else None
         return released, wake
+
+    def _note_late(self, now: float, due: float) -> None:
+        """A frame due at ``due`` goes (or is owed) at ``now``: keep the worst lateness,
+        measured from when the frame could first go. Lead-fill frames at the start of a spurt
+        were not late: they did not exist earlier."""
+        assert self._anchor is not None
+        late_ms = (now - max(due - self._lead_s, self._anchor)) * 1000
+        self.stats.max_late_ms = max(self.stats.max_late_ms, late_ms)
 
     def _start_spurt(self, now: float) -> None:
         self._anchor = now

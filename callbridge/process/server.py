@@ -8,6 +8,10 @@ that simply stopped would cut every caller off mid-sentence, so on SIGTERM callb
 3. ends the ones still running: the configured goodbye, hang-up through ACS, Voice Live
    closed, media socket closed with 1001;
 4. stops serving.
+
+A call counts from its answer to its bridge's end: a call answered before SIGTERM whose media
+socket comes during the drain (its bridge starting late, its Voice Live still connecting) is
+covered like the others, and ended at once if it comes after the budget.
 """
 
 from __future__ import annotations
@@ -20,13 +24,15 @@ import structlog
 from aiohttp import web
 
 from callbridge.core.settings import Settings
+from callbridge.core.tasks import OwnedTasks
 from callbridge.web.app import create_app
 from callbridge.web.replica import REPLICA, Replica
 
 log = structlog.get_logger(__name__)
 
 END_CALLS_TIMEOUT_S = 30.0
-"""Bound on ending the calls left after the drain budget (goodbyes included)."""
+"""Bound on ending the calls left after the drain budget (goodbyes included), and on waiting
+for the media sockets of calls answered before it."""
 
 _POLL_S = 0.1
 
@@ -61,16 +67,30 @@ async def drain(replica: Replica) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(budget):
             # Calls end on their own schedule; nothing signals "the last one", so poll.
-            while replica.sockets:  # noqa: ASYNC110
+            while replica.has_calls():  # noqa: ASYNC110
                 await asyncio.sleep(_POLL_S)
-    remaining = list(replica.bridges.values())
-    if remaining:
-        log.info("server.ending_calls", calls=len(remaining))
-        goodbye = replica.settings.drain_goodbye
+    if replica.has_calls():
+        log.info("server.ending_calls", calls=len(replica.bridges))
+        await _end_calls(replica)
+    log.info("server.drained")
+
+
+async def _end_calls(replica: Replica) -> None:
+    """End every call left, and every call that turns up while they end: a call answered
+    before the drain may open its media socket only now, its bridge starting after the budget.
+    Each bridge is told once (``CallBridge.shut_down``: no goodbye from an agent that has not
+    spoken yet)."""
+    goodbye = replica.settings.drain_goodbye
+    told: set[str] = set()
+    ending = OwnedTasks()
+    try:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(END_CALLS_TIMEOUT_S):
-                await asyncio.gather(
-                    *(bridge.shut_down(goodbye) for bridge in remaining), return_exceptions=True
-                )
-    # Sockets whose bridge never started (Voice Live still connecting) close with the app.
-    log.info("server.drained")
+                while replica.has_calls():
+                    for call_id, bridge in list(replica.bridges.items()):
+                        if call_id not in told:
+                            told.add(call_id)
+                            ending.spawn(bridge.shut_down(goodbye), "end-call")
+                    await asyncio.sleep(_POLL_S)
+    finally:
+        await ending.aclose()

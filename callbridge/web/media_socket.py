@@ -5,6 +5,11 @@ request must carry ACS's signed JWT and the call token callbridge put in the ``t
 path; otherwise it is refused before the upgrade and nothing is started. The old form,
 ``/ws?token=`` (the token as a query parameter), is still accepted for one release, and logged
 as deprecated.
+
+One live bridge per call: the call is the one its token authorizes (``CallClaims.call_key``),
+not the connection id the request claims in a header. A second socket for a call bridged here
+is refused with 409 before the upgrade (nothing is started), unless it is ACS rejoining the same
+connection after losing its socket (``bridge.media_rejoin``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import NoReturn
 
 import structlog
 from aiohttp import web
@@ -40,53 +46,71 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
         call_connection_id=call_id, correlation_id=correlation_id
     ):
         await replica.require_acs_token(request)
-        profile = _call_profile(request, replica, correlation_id)
-        if call_id in replica.sockets:
-            return await _rejoin(request, replica, call_id)
-        async with _accepted(request) as acs:
-            # The call's slot against max_calls, held until its bridge ends: through a wait
-            # for a rejoin, and whichever socket it runs on.
-            replica.sockets[call_id] = acs
-            log.info("call.media_connected", profile=profile.name)
-            telemetry = CallTelemetry(
-                call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
-            )
-            summary = CallSummary()
-            try:
-                with telemetry.activate():
-                    summary = await _bridge(
-                        replica,
-                        acs,
-                        profile=profile,
-                        call_id=call_id,
-                        correlation_id=correlation_id or call_id,
-                        telemetry=telemetry,
-                        rejoinable=acs_call_id is not None,
-                    )
-            finally:
-                telemetry.end(summary)
-                replica.call_ended(call_id, summary)
-                replica.sockets.pop(call_id, None)
+        call_key, profile = _authorized_call(request, replica, correlation_id, call_id)
+        if call_key in replica.live_calls or call_id in replica.sockets:
+            return await _rejoin(request, replica, call_key, call_id)
+        # Claimed before the upgrade, so a second socket racing this one is refused too.
+        replica.live_calls[call_key] = call_id
+        try:
+            async with _accepted(request) as acs:
+                # The call's slot against max_calls, held until its bridge ends: through a wait
+                # for a rejoin, and whichever socket it runs on.
+                replica.sockets[call_id] = acs
+                log.info("call.media_connected", profile=profile.name)
+                telemetry = CallTelemetry(
+                    call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
+                )
+                summary = CallSummary()
+                try:
+                    with telemetry.activate():
+                        summary = await _bridge(
+                            replica,
+                            acs,
+                            profile=profile,
+                            call_id=call_id,
+                            correlation_id=correlation_id or call_id,
+                            telemetry=telemetry,
+                            rejoinable=acs_call_id is not None,
+                        )
+                finally:
+                    telemetry.end(summary)
+                    replica.call_ended(call_id, summary)
+                    replica.sockets.pop(call_id, None)
+        finally:
+            del replica.live_calls[call_key]
     return acs
 
 
-async def _rejoin(request: web.Request, replica: Replica, call_id: str) -> web.WebSocketResponse:
+async def _rejoin(
+    request: web.Request, replica: Replica, call_key: str, call_id: str
+) -> web.WebSocketResponse:
     """A new media socket for a call bridged here: it takes the place of one ACS lost, in the
     call's slot (a rejoin is no new call).
 
-    A call has one media socket at a time: while its socket is alive (or before its bridge
-    started), another is refused (409) before the upgrade.
+    Refused (409) before the upgrade, with nothing started, unless it is for the same call
+    (``call_key``) under the same connection id, and the call waits for its socket to come back:
+    while its socket is alive (or before its bridge started) it has one already.
     """
+    live_id = replica.live_calls.get(call_key)
+    if live_id is None:
+        _refuse("the connection id is another call's")
+    if live_id != call_id:
+        _refuse("the call is bridged already, under another connection id")
     bridge = replica.bridges.get(call_id)
     if bridge is None or not bridge.can_rejoin():
-        log.warning("media.refused", reason="the call's media socket is still open")
-        raise web.HTTPConflict(text="the call already has a media socket")
+        _refuse("the call's media socket is still open")
     async with _accepted(request) as acs:
         if call_id in replica.sockets:  # else the call ended during the upgrade
             replica.sockets[call_id] = acs
         log.info("call.media_reconnected")
         await bridge.rejoin(acs)
     return acs
+
+
+def _refuse(reason: str) -> NoReturn:
+    """409 before the upgrade: one live bridge per call."""
+    log.warning("media.refused", reason=reason)
+    raise web.HTTPConflict(text="the call already has a media socket")
 
 
 @asynccontextmanager
@@ -102,10 +126,11 @@ async def _accepted(request: web.Request) -> AsyncIterator[web.WebSocketResponse
         log.info("call.media_closed", close_code=acs.close_code)
 
 
-def _call_profile(
-    request: web.Request, replica: Replica, correlation_id: str | None
-) -> AgentProfile:
-    """The profile named by the request's call token, checked against the call it is for.
+def _authorized_call(
+    request: web.Request, replica: Replica, correlation_id: str | None, call_id: str
+) -> tuple[str, AgentProfile]:
+    """The call the request's call token authorizes (its ``call_key``), checked against the
+    call it is presented for, and the profile it names.
 
     Raises:
         web.HTTPUnauthorized: missing, forged, expired token, or one minted for another call.
@@ -120,13 +145,14 @@ def _call_profile(
         if settings.auth.enabled:
             log.warning("media.unauthorized", reason=str(exc))
             raise web.HTTPUnauthorized(text="unauthorized") from None
-        # Local development: a socket without a token talks to the default profile.
+        # Local development: a socket without a token talks to the default profile, and is
+        # its own call.
         default = settings.routing.default_profile
         if default is None:
             raise web.HTTPUnauthorized(text="no call token and no default profile") from None
-        return settings.routing.profile(default)
+        return call_id, settings.routing.profile(default)
     try:
-        return settings.routing.profile(claims.profile)
+        return claims.call_key, settings.routing.profile(claims.profile)
     except KeyError:
         log.error("media.unknown_profile", profile=claims.profile)
         raise web.HTTPForbidden(text="unknown profile") from None

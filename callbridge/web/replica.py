@@ -81,6 +81,11 @@ class Replica:
     """Each call's media socket here, by call connection id: the one it runs on, or, while it
     waits for ACS to rejoin, the one it lost. One per call, however often its socket rejoins:
     a call counts once against ``max_calls``, and a drain waits until none is left."""
+    live_calls: dict[str, str] = field(default_factory=dict)
+    """Each call with a media socket here (or one being upgraded): the call its token authorizes
+    (``CallClaims.call_key``) -> the call connection id it is bridged under. One live bridge per
+    call: a second socket for it is refused, unless ACS rejoins that connection
+    (``callbridge.web.media_socket``)."""
     bridges: dict[str, CallBridge] = field(default_factory=dict)
     """This replica's calls in progress, by call connection id."""
     answering: int = 0
@@ -103,6 +108,12 @@ class Replica:
             self.on_call_ended(call_connection_id, summary)
         except Exception as exc:  # an embedder's bug must not break this replica
             log.error("call.observer_failed", error=repr(exc))
+
+    def has_calls(self) -> bool:
+        """Whether any call is here or on its way: an answer in flight, a media socket still
+        expected (its session pre-warmed), or one connected (its bridge starting, running or
+        waiting for a rejoin). A drain ends only once none is left."""
+        return bool(self.answering or self.prewarm.pending or self.sockets)
 
     def accepting_calls(self) -> bool:
         """Whether this replica takes another call: not draining and under the call limit."""

@@ -1,0 +1,135 @@
+"""A drain that begins while a call is still on its way: its answer in flight, or its media
+socket up and its Voice Live session still connecting (slow to accept).
+
+The drain covers every call that exists at any moment of it (``callbridge.process.server``):
+such a call runs under the drain like the others, and once the budget is spent it is hung up
+at once. Its agent, which never spoke, says nothing (there is no goodbye to cut short), and the
+process exits within the budget plus a moment, not when Voice Live finally answers, nor at
+aiohttp's 60 s shutdown limit.
+
+Each test runs the real ``serve`` (the code behind ``callbridge serve``) in this event loop,
+with ACS and Voice Live the stand-ins, and sets its stop event as SIGTERM would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import aiohttp
+import pytest
+
+from callbridge.core.profiles import AgentProfile
+from callbridge.process.server import serve
+from callbridge.sim.acs import SimCall
+from callbridge.sim.harness import LOOPBACK, LocalStack, free_port
+from callbridge.sim.script import At, Hangup
+from callbridge.sim.voicelive import SlowAccept
+from tests.tone_calls import turn
+
+pytestmark = pytest.mark.timeout(40)
+
+DRAIN_S = 1.0
+SLOW_ACCEPT_MS = 8000
+"""Voice Live accepts the call's session this late: far past the drain budget."""
+EXIT_BOUND_S = DRAIN_S + 3.0
+"""Stop to exit: the budget, then a hang-up through ACS."""
+CALLER_STAYS_S = 20.0
+"""Only the shutdown can end the call."""
+SETUP_TIMEOUT_S = 10.0
+
+
+async def wait_healthy(url: str) -> None:
+    async with aiohttp.ClientSession() as http, asyncio.timeout(SETUP_TIMEOUT_S):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def serving(stop: asyncio.Event) -> AsyncIterator[tuple[LocalStack, asyncio.Task[None]]]:
+    """``serve`` on a loopback port, stopped by ``stop``, with the stand-ins it talks to; its
+    Voice Live sessions slow to accept."""
+    stack = LocalStack(
+        turns=[turn(600, 440, "Hello, how can I help?")],
+        caller_transcripts=[],
+        profile=AgentProfile(tools=()),
+        faults=[SlowAccept(delay_ms=SLOW_ACCEPT_MS, session=None)],
+    )
+    server: asyncio.Task[None] | None = None
+    try:
+        endpoint = await stack.emulator.start(LOOPBACK, 0)
+        await stack.acs.start(LOOPBACK, 0)
+        port = free_port()
+        stack.base_url = f"http://{LOOPBACK}:{port}"
+        settings = dataclasses.replace(
+            stack.settings(endpoint, stack.public_url),
+            port=port,
+            drain_s=DRAIN_S,
+            drain_goodbye="We are restarting, goodbye.",
+        )
+        server = asyncio.create_task(serve(settings, stop=stop))
+        await wait_healthy(f"{stack.base_url}/healthz")
+        yield stack, server
+    finally:
+        stop.set()
+        if server is not None:
+            await asyncio.gather(server, return_exceptions=True)
+        await stack.acs.stop()
+        await stack.emulator.stop()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DrainRace:
+    call: SimCall
+    exit_s: float
+    """Stop to ``serve`` returning."""
+    responses: int
+    """Responses Voice Live was asked for on the call."""
+
+
+async def race(begin: Literal["answering", "connecting"]) -> DrainRace:
+    stop = asyncio.Event()
+    async with serving(stop) as (stack, server):
+        call = await stack.ring([Hangup(At(CALLER_STAYS_S))], hangup_after_s=CALLER_STAYS_S)
+        if begin == "connecting":
+            await call.wait_callback("MediaStreamingStarted", SETUP_TIMEOUT_S)
+        stopped_at = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(asyncio.shield(server), EXIT_BOUND_S + 10)
+        exit_s = time.monotonic() - stopped_at
+        await call.wait_ended(SETUP_TIMEOUT_S)
+        sessions = stack.emulator.sessions_for(call.correlation_id)
+        responses = sum(len(session.responses) for session in sessions)
+    print(f"drain begun while {begin}: exit after {exit_s:.2f} s")
+    return DrainRace(call, exit_s, responses)
+
+
+@pytest.mark.parametrize("begin", ["answering", "connecting"])
+async def test_a_call_still_connecting_is_hung_up_silently_and_the_process_exits(
+    begin: Literal["answering", "connecting"],
+) -> None:
+    """``answering``: the drain begins as the IncomingCall is answered; ``connecting``: once
+    its media socket is up and Voice Live is still connecting."""
+    run = await race(begin)
+    call, media = run.call, run.call.media
+    # The call was bridged (the drain did not leave ACS a silent, connected line)...
+    assert media is not None, call.media_error
+    # ...and hung up through ACS once the budget was spent.
+    assert call.disconnect == "app_terminate"
+    assert [(op.name, op.status) for op in call.operations] == [
+        ("answer", 200),
+        ("terminate", 204),
+    ]
+    # The agent never spoke: nothing reached the phone, no response was asked of Voice Live.
+    assert media.spurts == []
+    assert run.responses == 0
+    assert run.exit_s < EXIT_BOUND_S
