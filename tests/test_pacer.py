@@ -8,7 +8,8 @@ import random
 import pytest
 
 from callbridge.bridge.pacer import FramePacer
-from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
+from callbridge.core.codec import FRAME_MS
+from callbridge.core.pacing import OutFrame, PacerCore
 
 T0 = 1000.0
 FRAME_S = FRAME_MS / 1000

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from callbridge.core import acs_media
-from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
+from callbridge.core.codec import FRAME_MS
+from callbridge.core.pacing import OutFrame, PacerCore
 
 T0 = 1000.0
 SAMPLES_PER_FRAME = 320  # 16 kHz

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from callbridge.core import acs_media
-from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
+from callbridge.core.codec import FRAME_MS
+from callbridge.core.pacing import OutFrame, PacerCore
 from callbridge.core.playback_marks import MARK_EVERY_FRAMES, MAX_PENDING, PlayoutDelayMeter
 
 T0 = 1000.0

@@ -33,7 +33,8 @@ from callbridge.adapters.recording import (
     TranscriptRecord,
     read_recording,
 )
-from callbridge.core.pacing import FRAME_MS, OutFrame, PacerCore
+from callbridge.core.codec import FRAME_MS
+from callbridge.core.pacing import OutFrame, PacerCore
 from callbridge.core.profiles import AgentProfile
 from callbridge.sim.harness import LocalStack
 from tests.tone_calls import BARGE_IN_SCRIPT, CALLER_TRANSCRIPTS, TURNS

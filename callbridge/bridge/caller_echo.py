@@ -37,7 +37,7 @@ from typing import Final
 import numpy as np
 import structlog
 
-from callbridge.core.codec import CallerEncoder
+from callbridge.core.codec import FRAME_MS, CallerEncoder
 from callbridge.core.echo_canceller import EchoCanceller, EchoPath
 from callbridge.core.played_audio import PlayedAudio
 
@@ -72,7 +72,7 @@ class CallerEcho:
         """``client_reference``: Voice Live is sent the reference as channel 1 and cancels the
         echo itself (the session must be configured for it)."""
         self._played = played
-        self._frame = rate * 20 // 1000
+        self._frame = rate * FRAME_MS // 1000
         self._encoder = encoder
         self._client_reference = client_reference
         self._canceller = EchoCanceller(rate)

@@ -209,7 +209,7 @@ class Interruption:
             if cancelled is not None and barge_in and self._telemetry is not None:
                 self._telemetry.barge_in(heard_ms=0.0, truncated=False)
             return
-        paused = self._pacer.core.paused
+        paused = self._pacer.paused
         cut = self._pacer.flush()
         if not paused:  # a paused agent was stopped at ACS already
             await self._stop_at_acs()

@@ -60,6 +60,11 @@ class FramePacer:
     def is_playing(self) -> bool:
         return self.core.is_playing(self.now())
 
+    @property
+    def paused(self) -> bool:
+        """Held since ``pause``, until ``resume`` or ``flush``."""
+        return self.core.paused
+
     def flush(self) -> list[Heard]:
         """Drop queued (or held) audio at once and return what the caller heard of each cut
         item."""

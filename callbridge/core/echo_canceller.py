@@ -41,7 +41,8 @@ from typing import Final
 import numpy as np
 from numpy.typing import NDArray
 
-FRAME_MS: Final = 20
+from callbridge.core.codec import FRAME_MS
+
 ANALYSIS_MS: Final = 200
 MAX_DELAY_MS: Final = 500
 """Longer than any echo path a phone call has (speakerphone plus network, well under 300 ms)."""

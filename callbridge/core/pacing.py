@@ -26,10 +26,10 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from callbridge.core import acs_media
+from callbridge.core.codec import FRAME_MS
 from callbridge.core.playback_marks import MARK_EVERY_FRAMES, PlayoutDelayMeter
 from callbridge.core.played_audio import PlayedAudio
 
-FRAME_MS = 20
 _FRAME_S = FRAME_MS / 1000
 
 ItemKey = tuple[str, int]
