@@ -410,3 +410,23 @@ def test_fallback_variables_are_the_routed_profiles_defaults(tmp_path: Path) -> 
         str(tmp_path.resolve() / "own.wav"),
         "+18005550111",
     )
+
+
+def test_tools_that_cannot_be_loaded_fail_start_up_with_the_rest() -> None:
+    env = {**BASE, "AGENT_TOOLS_MODULE": "tests.no_such_tools", "CALLBRIDGE_MAX_CALLS": "0"}
+    with pytest.raises(ConfigError) as error:
+        load_settings(env)
+    message = str(error.value)
+    assert "AGENT_TOOLS / AGENT_TOOLS_MODULE: cannot import tools module 'tests.no_such_tools'" in (
+        message
+    )
+    assert "CALLBRIDGE_MAX_CALLS='0' must be >= 1" in message
+    with pytest.raises(ConfigError, match="tool 'lookup_ordr' not found"):
+        load_settings(
+            {**BASE, "AGENT_TOOLS": "lookup_ordr", "AGENT_TOOLS_MODULE": "tests.agent_tools"}
+        )
+
+
+def test_transcripts_are_not_logged_unless_asked() -> None:
+    assert load_settings(BASE).log_transcripts is False
+    assert load_settings({**BASE, "CALLBRIDGE_LOG_TRANSCRIPTS": "on"}).log_transcripts is True

@@ -45,7 +45,7 @@ model = "gpt-realtime"
 audio_format = "pcm16"
 media_rate = 24000
 tools = ["end_call", "transfer_call", "lookup_order"]
-tools_module = "myagent.tools"
+tools_module = "tests.agent_tools"
 transfer_to = "+1 800 555 0123"
 
 [profiles.support.limits]
@@ -102,7 +102,7 @@ def test_full_file_round_trip(full: Routing) -> None:
         model="gpt-realtime",
         agent=None,
         tools=("end_call", "transfer_call", "lookup_order"),
-        tools_module="myagent.tools",
+        tools_module="tests.agent_tools",
         transfer_to="+18005550123",
         limits=CallLimits(max_call_s=1800.0, tool_timeout_s=8.0),
     )
@@ -227,9 +227,9 @@ def test_inline_instructions(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "tools"),
     [
-        # User tools are imported later, from tools_module; their names are not checked here.
+        # User tools: the module is imported and must define them.
         (
-            'tools = ["end_call", "lookup_order"]\ntools_module = "myagent.tools"',
+            'tools = ["end_call", "lookup_order"]\ntools_module = "tests.agent_tools"',
             ("end_call", "lookup_order"),
         ),
         ('tools = ["transfer_call"]', ("transfer_call",)),  # transfer_to from the base
@@ -243,7 +243,7 @@ def test_valid_tool_settings(tmp_path: Path, text: str, tools: tuple[str, ...]) 
 
 
 def test_tools_module_inherited_from_the_base_allows_user_tools(tmp_path: Path) -> None:
-    base = replace(BASE, tools_module="myagent.tools")
+    base = replace(BASE, tools_module="tests.agent_tools")
     text = 'default_profile = "a"\n[profiles.a]\ntools = ["lookup_order"]\n'
     assert load_routing(write(tmp_path, text), base).profile("a").tools == ("lookup_order",)
 
@@ -623,6 +623,42 @@ def test_every_problem_is_reported_together(tmp_path: Path) -> None:
         ' "+", country code, number (e.g. "+18005550100")',
         'default_profile = "nobody": no such profile (defined: support, sales)',
     ]
+
+
+def test_tools_module_problems_come_in_the_same_pass_with_file_and_key(tmp_path: Path) -> None:
+    """A module that does not import, a tool its module lacks, and a mistake elsewhere in the
+    file are all reported at once, each under its file and key."""
+    text = """
+        default_profile = "support"
+
+        [profiles.support]
+        tools = ["end_call", "lookup_ordr"]
+        tools_module = "tests.agent_tools"
+
+        [profiles.sales]
+        tools = ["quote"]
+        tools_module = "tests.no_such_tools"
+        greting = "Hi"
+    """
+    path = write(tmp_path, text)
+    with pytest.raises(RoutingError) as error:
+        load_routing(path, BASE)
+    assert error.value.problems == (
+        f'{path}: profiles.support.tools: "lookup_ordr" is neither a built-in tool nor a @tool'
+        ' in tests.agent_tools; did you mean "lookup_order"?',
+        f'{path}: profiles.sales.greting: unknown key; did you mean "greeting"?',
+        f'{path}: profiles.sales.tools_module = "tests.no_such_tools": cannot be imported:'
+        " ModuleNotFoundError: No module named 'tests.no_such_tools'",
+    )
+
+
+def test_an_inherited_tools_module_that_does_not_import_is_not_blamed_on_the_file(
+    tmp_path: Path,
+) -> None:
+    """``AGENT_TOOLS_MODULE`` is reported once, as that variable (``load_settings``)."""
+    base = replace(BASE, tools_module="tests.no_such_tools")
+    text = 'default_profile = "a"\n[profiles.a]\ntools = ["lookup_order"]\n'
+    assert load_routing(write(tmp_path, text), base).profile("a").tools == ("lookup_order",)
 
 
 # --- Routing itself -------------------------------------------------------------------------

@@ -57,28 +57,28 @@ def _parse_jwks(body: bytes) -> dict[str, RSAPublicKey]:
     keys: dict[str, RSAPublicKey] = {}
     for entry in entries:
         if not isinstance(entry, dict):
-            log.debug("jwks entry skipped", reason="not an object")
+            log.debug("jwks.entry_skipped", reason="not an object")
             continue
         kid = entry.get("kid")
         if not isinstance(kid, str) or not kid:
-            log.debug("jwks entry skipped", reason="no kid")
+            log.debug("jwks.entry_skipped", reason="no kid")
             continue
         # A key published for encryption, or for another algorithm, is not one the issuer
         # signs these tokens with, whatever its type.
         if entry.get("use", "sig") != "sig" or entry.get("alg", _ALGORITHM) != _ALGORITHM:
-            log.debug("jwks entry skipped", kid=kid, reason="not an RS256 signing key")
+            log.debug("jwks.entry_skipped", kid=kid, reason="not an RS256 signing key")
             continue
         try:
             jwk = jwt.PyJWK(entry, algorithm=_ALGORITHM)
         except jwt.PyJWTError as exc:
-            log.debug("jwks entry skipped", kid=kid, reason=type(exc).__name__)
+            log.debug("jwks.entry_skipped", kid=kid, reason=type(exc).__name__)
             continue
         public_key = jwk.key
         if not isinstance(public_key, RSAPublicKey):
-            log.debug("jwks entry skipped", kid=kid, reason="not an RSA public key")
+            log.debug("jwks.entry_skipped", kid=kid, reason="not an RSA public key")
             continue
         if public_key.key_size < _MIN_RSA_BITS:
-            log.debug("jwks entry skipped", kid=kid, reason="RSA key too short")
+            log.debug("jwks.entry_skipped", kid=kid, reason="RSA key too short")
             continue
         keys[kid] = public_key
     if not keys:
@@ -160,7 +160,7 @@ class JwksCache:
                     stale = self._keys.get(kid)
                     if stale is None:
                         raise
-                    log.warning("jwks refresh failed; using the previous set", url=self._url)
+                    log.warning("jwks.refresh_failed", url=self._url, using="the previous set")
                     return stale
                 found = self._keys.get(kid)
                 if found is None:
@@ -200,12 +200,12 @@ class JwksCache:
         except SigningKeysUnavailable as exc:
             self._attempted_at = self._clock()
             self._last_failed = True
-            log.warning("jwks fetch failed", url=self._url, reason=str(exc))
+            log.warning("jwks.fetch_failed", url=self._url, reason=str(exc))
             raise
         self._keys = keys
         self._fetched_at = self._attempted_at = self._clock()
         self._last_failed = False
-        log.info("jwks fetched", url=self._url, kids=sorted(keys))
+        log.info("jwks.fetched", url=self._url, kids=sorted(keys))
 
     async def _fetch(self) -> dict[str, RSAPublicKey]:
         if self._session is None:

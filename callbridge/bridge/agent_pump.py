@@ -212,13 +212,13 @@ class AgentPump:
             case ServerEventResponseAudioTranscriptDone():
                 item_id, transcript = text(event.item_id), text(event.transcript)
                 context.agent_said(item_id, transcript, final=True)
-                log.info("agent.transcript", item_id=item_id, text=transcript)
+                log.info("agent.transcript", item_id=item_id, transcript=transcript)
                 if recorder is not None:
                     recorder.transcript("agent", item_id, transcript)
             case ServerEventConversationItemInputAudioTranscriptionCompleted():
                 item_id, transcript = text(event.item_id), text(event.transcript)
                 context.caller_said(item_id, transcript)
-                log.info("caller.transcript", item_id=item_id, text=transcript)
+                log.info("caller.transcript", item_id=item_id, transcript=transcript)
                 if recorder is not None:
                     recorder.transcript("caller", item_id, transcript)
                 await parts.interruption.on_transcript(item_id, transcript)

@@ -187,3 +187,5 @@ class Settings:
     port: int = 8000
     log_format: LogFormat = "auto"
     log_level: str = "INFO"
+    log_transcripts: bool = False
+    """Whether what callers and agents say is logged (``CALLBRIDGE_LOG_TRANSCRIPTS``)."""

@@ -11,7 +11,7 @@ import os
 import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar, get_args
+from typing import Final, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from callbridge.adapters.fallback_audio import load_fallback_clip
@@ -37,8 +37,14 @@ from callbridge.core.settings import (
     VoiceLiveSettings,
 )
 from callbridge.process.routing_file import RoutingError, load_routing
+from callbridge.tools import ToolError, module_tools, profile_tools
 
 _T = TypeVar("_T")
+
+
+LOG_TRANSCRIPTS: Final = "CALLBRIDGE_LOG_TRANSCRIPTS"
+"""``on``: what callers and agents say is logged. Off by default for ``serve``: transcripts
+are personal data."""
 
 
 class ConfigError(ValueError):
@@ -209,6 +215,18 @@ def _routing(reader: _Reader, base: AgentProfile) -> Routing:
         return Routing.single(base)
 
 
+def _check_env_tools(reader: _Reader, base: AgentProfile, routed: bool) -> None:
+    """``AGENT_TOOLS_MODULE`` imports, and without a routing file (which checks its own
+    profiles) every tool ``AGENT_TOOLS`` names is defined."""
+    try:
+        if not routed:
+            profile_tools(base)
+        elif base.tools_module is not None:
+            module_tools(base.tools_module)
+    except ToolError as exc:
+        reader.errors.append(f"AGENT_TOOLS / AGENT_TOOLS_MODULE: {exc}")
+
+
 def _path(text: str | None) -> Path | None:
     return None if text is None else Path(text)
 
@@ -251,6 +269,19 @@ def _check_voice_live(reader: _Reader, settings: Settings) -> None:
                 "needs Entra ID: Voice Live agents do not accept key authentication (unset "
                 "the key; callbridge then signs in with DefaultAzureCredential)"
             )
+
+
+def log_transcripts(*, default: bool, env: Mapping[str, str] | None = None) -> bool:
+    """``CALLBRIDGE_LOG_TRANSCRIPTS`` for a command that reads no other setting (the demo).
+
+    Raises:
+        ConfigError: the variable is neither ``on`` nor ``off``.
+    """
+    reader = _Reader(os.environ if env is None else env)
+    value = reader.choice(LOG_TRANSCRIPTS, "on" if default else "off", ("on", "off"))
+    if reader.errors:
+        raise ConfigError(reader.errors[0])
+    return value == "on"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -298,12 +329,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         media_rejoin_s=reader.number("CALLBRIDGE_MEDIA_REJOIN_S", 10.0, float, 0),
         media_stall_s=reader.number("CALLBRIDGE_MEDIA_STALL_S", 3.0, float, 0.1),
     )
+    base = _env_profile(reader)
+    _check_env_tools(reader, base, routed=reader.text("CALLBRIDGE_ROUTES") is not None)
     settings = Settings(
         voice_live=voice_live,
         acs=acs,
         auth=_auth(reader, acs.resource_id),
         public_url=public_url.rstrip("/"),
-        routing=_routing(reader, _env_profile(reader)),
+        routing=_routing(reader, base),
         pacing=pacing,
         continuity=continuity,
         prewarm_ttl_s=reader.number("CALLBRIDGE_PREWARM_TTL_S", 10.0, float, 0.1),
@@ -318,6 +351,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         log_level=reader.choice(
             "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
+        log_transcripts=reader.choice(LOG_TRANSCRIPTS, "off", ("on", "off")) == "on",
     )
     _check_recording(reader, settings)
     _check_voice_live(reader, settings)

@@ -18,7 +18,6 @@ from callbridge.adapters.fallback_audio import load_fallback_clip
 from callbridge.core.interruption_policy import InterruptionSettings
 from callbridge.core.numbers import parse_e164
 from callbridge.core.profiles import (
-    BUILTIN_TOOLS,
     AgentProfile,
     AudioFormat,
     CallLimits,
@@ -27,6 +26,7 @@ from callbridge.core.profiles import (
     Unrouted,
     VoiceLiveAgent,
 )
+from callbridge.process.routing_tools import ToolChecks
 from callbridge.process.toml_file import (
     E164_RULE,
     Key,
@@ -115,6 +115,7 @@ class _Loader(TomlReader):
         super().__init__(problems)
         self.path = path
         self.base = base
+        self.tool_checks = ToolChecks(problems)
 
     # -- the whole file --
 
@@ -242,7 +243,7 @@ class _Loader(TomlReader):
             changes["model"] = None
 
         profile = replace(self.base, **changes)
-        self.check_tools(profile, raw, key)
+        self.tool_checks.check(profile, raw, key)
         return profile
 
     def instructions(self, raw: Mapping[str, Any], key: Key) -> str | None:
@@ -336,27 +337,6 @@ class _Loader(TomlReader):
             self.problems.add(key, "must be a Python module name, e.g. myagent.tools", value)
             return None
         return value
-
-    def check_tools(self, profile: AgentProfile, raw: Mapping[str, Any], key: Key) -> None:
-        """Cross-checks on the merged profile, so values inherited from the base count too.
-
-        A key the table sets but got wrong has been reported already; it is not reported
-        again as missing.
-        """
-        if profile.tools_module is None and "tools_module" not in raw:
-            for name in profile.tools:
-                if name not in BUILTIN_TOOLS:
-                    self.problems.add(
-                        (*key, "tools"),
-                        f'"{name}" needs tools_module: it is not a built-in tool'
-                        f" ({', '.join(BUILTIN_TOOLS)}){did_you_mean(name, BUILTIN_TOOLS)}",
-                    )
-        if (
-            "transfer_call" in profile.tools
-            and "transfer_to" not in raw
-            and not profile.transfer_to
-        ):
-            self.problems.add((*key, "transfer_to"), 'required when tools include "transfer_call"')
 
     def limits(self, raw: Mapping[str, Any], key: Key) -> CallLimits | None:
         table = self.table(raw, key)

@@ -43,28 +43,38 @@ from callbridge.sim.harness import (
 )
 from callbridge.sim.phone import CallRecord, Phone
 from callbridge.sim.report import CallReport, percentile
-from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Hangup, Say, Step
+from callbridge.sim.script import AfterAgentDone, AfterHeard, At, Clip, Hangup, Say, Step
 from callbridge.sim.voicelive import VoiceLiveEmulator
 
 BARGE_IN_AFTER_MS = 1500.0
-CYCLE_S = 12.0
-"""About how long one question / interrupted answer / follow-up cycle takes."""
+FIRST_CYCLE_S = 17.0
+"""About how long the first exchange takes: the greeting, a question, the answer cut at 1.5 s,
+the caller's interruption and the agent's follow-up (16.6 s measured on loopback)."""
+CYCLE_S = 12.5
+"""About how long each later exchange takes (no greeting)."""
+MIN_SECONDS = 18
+"""The shortest call the bench places: one exchange, with a little slack."""
 STARTUP_TIMEOUT_S = 30.0
 RAMP_S = 1.0
 """Calls start spread over this long, as real calls do, rather than in one instant."""
 
 
+def bench_cycles(seconds: float) -> int:
+    """How many exchanges fit in a call of ``seconds`` (at least one)."""
+    return 1 + max(0, int((seconds - FIRST_CYCLE_S) // CYCLE_S))
+
+
 def bench_script(seconds: float) -> list[Step]:
-    """A call of roughly ``seconds``: question, answer cut at 1.5 s, follow-up, repeated."""
+    """A call of ``seconds``: question, answer cut at 1.5 s, follow-up, as many times as fit;
+    then the caller waits and hangs up ``seconds`` after the media socket opened."""
     question = Clip.asset("caller_01_question")
     interrupt = Clip.asset("caller_02_interrupt")
-    cycles = max(1, round((seconds - 4) / CYCLE_S))
     steps: list[Step] = []
-    for cycle in range(cycles):
+    for cycle in range(bench_cycles(seconds)):
         answer_spurt = 2 + 2 * cycle  # the greeting is spurt 1
         steps.append(Say(question, AfterAgentDone(pause_ms=400)))
         steps.append(Say(interrupt, AfterHeard(ms=BARGE_IN_AFTER_MS, spurt=answer_spurt)))
-    steps.append(Hangup(AfterAgentDone(pause_ms=300)))
+    steps.append(Hangup(At(seconds)))
     return steps
 
 
@@ -277,7 +287,7 @@ async def run_bench(
     bridge_calls: list[dict[str, Any]] = []
     signing_key = secrets.token_urlsafe(32).encode()
     emulator = VoiceLiveEmulator(
-        turns=[turns[0], *[turn for _ in range(20) for turn in turns[1:3]]],
+        turns=[turns[0], *[turn for _ in range(bench_cycles(seconds)) for turn in turns[1:3]]],
         caller_transcripts=demo_caller_transcripts(),
         api_key=EMULATOR_KEY,
     )
@@ -343,7 +353,7 @@ async def run_bench(
     if json_output:
         print(json.dumps(summary))
     else:
-        print(f"callbridge bench: {calls} concurrent calls, ~{seconds} s each, {audio_format}")
+        print(f"callbridge bench: {calls} concurrent calls, {seconds} s each, {audio_format}")
         for key, value in summary.items():
             print(f"  {key:32} {value}")
     return 0

@@ -18,6 +18,7 @@ from typing import Any, Final, Self
 
 import structlog
 
+from callbridge.core.numbers import mask
 from callbridge.sim.acs.call_inputs import CallEnv, CallOverrides, Party
 from callbridge.sim.acs.events import (
     OK,
@@ -29,7 +30,6 @@ from callbridge.sim.acs.events import (
 from callbridge.sim.acs.faults import RestFaults
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.acs.options import CallSetup
-from callbridge.sim.acs.payload import mask_number
 from callbridge.sim.acs.records import (
     CallbackRecord,
     ConnectionState,
@@ -108,8 +108,8 @@ class CallState:
         self._log = _log.bind(
             correlation_id=self.correlation_id,
             direction=direction,
-            from_number=mask_number(self.from_number),
-            to_number=mask_number(self.to_number),
+            from_number=mask(self.from_number),
+            to_number=mask(self.to_number),
         )
 
     # ------------------------------------------------------------------ reading the record

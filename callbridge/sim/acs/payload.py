@@ -134,10 +134,3 @@ def phone_identifier(number: str) -> dict[str, Any]:
 def user_identifier(raw_id: str) -> dict[str, Any]:
     """The CommunicationIdentifierModel JSON of an ACS user (the call's bot identity)."""
     return {"kind": "communicationUser", "rawId": raw_id, "communicationUser": {"id": raw_id}}
-
-
-def mask_number(number: str) -> str:
-    """A phone number as it may appear in a log: every character but the last two starred."""
-    if len(number) <= 2:
-        return "*" * len(number)
-    return "*" * (len(number) - 2) + number[-2:]

@@ -17,6 +17,7 @@ from typing import Any, Final
 import structlog
 from aiohttp import web
 
+from callbridge.core.numbers import mask
 from callbridge.sim.acs.call_inputs import Callee, CallEnv, CallOverrides, Party
 from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.delivery import Poster
@@ -24,7 +25,6 @@ from callbridge.sim.acs.events import subscription_validation_event
 from callbridge.sim.acs.faults import RestFault, RestFaults
 from callbridge.sim.acs.hmac_auth import decode_access_key
 from callbridge.sim.acs.options import CallSetup
-from callbridge.sim.acs.payload import mask_number
 from callbridge.sim.acs.records import DeliveryRecord, OperationRecord
 from callbridge.sim.acs.rest import KEYS_PATH, RestApi
 from callbridge.sim.acs.signing import (
@@ -307,7 +307,7 @@ class AcsStandin:
         self._calls.append(call)
         call.dial(setup, body, callee)
         self.index(call)
-        _log.info("acs_standin.dialling", to_number=mask_number(to_number), known=bool(callee))
+        _log.info("acs_standin.dialling", to_number=mask(to_number), known=bool(callee))
         return call
 
     # ------------------------------------------------------------------ Event Grid
