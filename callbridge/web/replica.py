@@ -71,8 +71,9 @@ class RecentKeys:
 
 class AwaitedMedia:
     """Calls taken here whose media socket has not arrived: each until its socket comes, ACS
-    says the call failed or ended, or ``window_s`` passes. What a drain waits for besides the
-    sockets: a call whose pre-warmed session failed, or that was placed here, is still coming."""
+    says the call failed or ended, or ``window_s`` passes (its socket may well have gone to
+    another replica). What a drain waits for besides the sockets: a call whose pre-warmed
+    session failed, or that was placed here, is still coming."""
 
     def __init__(self, window_s: float = MEDIA_WAIT_S) -> None:
         self._window_s = window_s
@@ -80,6 +81,7 @@ class AwaitedMedia:
         """call key → when its socket stops being expected, oldest first."""
 
     def expect(self, call_key: str) -> None:
+        self._expire()
         self._until.pop(call_key, None)
         self._until[call_key] = time.monotonic() + self._window_s
 
@@ -88,16 +90,18 @@ class AwaitedMedia:
         self._until.pop(call_key, None)
 
     def count(self) -> int:
-        """How many are expected now (the ones past their window are dropped, logged)."""
+        """How many are awaited now."""
+        self._expire()
+        return len(self._until)
+
+    def _expire(self) -> None:
         # Every call waits as long, so the oldest is first in insertion order.
         now = time.monotonic()
         while self._until:
             call_key, until = next(iter(self._until.items()))
             if until > now:
-                break
-            log.info("call.media_never_came", call_key=call_key, waited_s=self._window_s)
+                return
             del self._until[call_key]
-        return len(self._until)
 
 
 @dataclass

@@ -33,6 +33,7 @@ from callbridge.sim.acs import SimCall
 from callbridge.sim.harness import LOOPBACK, LocalStack, free_port
 from callbridge.sim.script import At, Hangup
 from callbridge.sim.voicelive import Fault, Refuse, SlowAccept
+from callbridge.web.replica import AwaitedMedia
 from tests.tone_calls import turn
 
 pytestmark = pytest.mark.timeout(40)
@@ -173,3 +174,14 @@ async def test_a_call_whose_prewarmed_session_failed_is_awaited_past_the_budget(
     ]
     assert call.media.spurts == []
     assert exit_s < LATE_SOCKET_S + EXIT_BOUND_S
+
+
+def test_a_socket_is_awaited_until_it_comes_or_its_window_passes() -> None:
+    awaited = AwaitedMedia(window_s=60.0)
+    awaited.expect("call-a")
+    awaited.expect("call-b")
+    awaited.discard("call-a")  # its socket came
+    assert awaited.count() == 1
+    lapsed = AwaitedMedia(window_s=0.0)  # went to another replica, say
+    lapsed.expect("call-c")
+    assert lapsed.count() == 0
