@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from callbridge.assets import asset_path
-from callbridge.core.settings import ContinuitySettings
+from callbridge.core.settings import CallOperationDeadlines, ContinuitySettings
 from callbridge.process.config import ConfigError, load_settings
 
 KEY = "k" * 32
@@ -430,3 +430,63 @@ def test_tools_that_cannot_be_loaded_fail_start_up_with_the_rest() -> None:
 def test_transcripts_are_not_logged_unless_asked() -> None:
     assert load_settings(BASE).log_transcripts is False
     assert load_settings({**BASE, "CALLBRIDGE_LOG_TRANSCRIPTS": "on"}).log_transcripts is True
+
+
+# --- Call Automation deadlines ---------------------------------------------------------------
+
+
+def test_deadlines_default_to_what_each_operation_is_worth() -> None:
+    assert load_settings(BASE).acs.deadlines == CallOperationDeadlines()
+
+
+def test_deadline_variables_are_read() -> None:
+    settings = load_settings(
+        {
+            **BASE,
+            "CALLBRIDGE_ACS_ANSWER_DEADLINE_S": "10",
+            "CALLBRIDGE_ACS_DIAL_DEADLINE_S": "8",
+            "CALLBRIDGE_ACS_TRANSFER_DEADLINE_S": "4.5",
+            "CALLBRIDGE_ACS_HANG_UP_DEADLINE_S": "2",
+            "CALLBRIDGE_ACS_HANG_UP_BUDGET_S": "30",
+            "CALLBRIDGE_ACS_QUERY_DEADLINE_S": "1.5",
+        }
+    )
+    assert settings.acs.deadlines == CallOperationDeadlines(
+        answer_s=10.0,
+        dial_s=8.0,
+        transfer_s=4.5,
+        hang_up_attempt_s=2.0,
+        hang_up_budget_s=30.0,
+        query_s=1.5,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        (
+            {"CALLBRIDGE_ACS_ANSWER_DEADLINE_S": "0"},
+            "CALLBRIDGE_ACS_ANSWER_DEADLINE_S='0' must be >= 0.1",
+        ),
+        (
+            {"CALLBRIDGE_ACS_DIAL_DEADLINE_S": "soon"},
+            "CALLBRIDGE_ACS_DIAL_DEADLINE_S='soon' is not",
+        ),
+        (
+            {"CALLBRIDGE_ACS_TRANSFER_DEADLINE_S": "inf"},
+            "CALLBRIDGE_ACS_TRANSFER_DEADLINE_S='inf' must be >= 0.1",
+        ),
+        (
+            {"CALLBRIDGE_ACS_QUERY_DEADLINE_S": "-3"},
+            "CALLBRIDGE_ACS_QUERY_DEADLINE_S='-3' must be >= 0.1",
+        ),
+        (
+            {"CALLBRIDGE_ACS_HANG_UP_DEADLINE_S": "5", "CALLBRIDGE_ACS_HANG_UP_BUDGET_S": "2"},
+            "CALLBRIDGE_ACS_HANG_UP_BUDGET_S must be >= CALLBRIDGE_ACS_HANG_UP_DEADLINE_S",
+        ),
+    ],
+)
+def test_invalid_deadlines_are_refused_by_name(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**BASE, **env})
+    assert problem in str(caught.value)

@@ -101,6 +101,14 @@ class PlacedCall:
     correlation_id: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class CallIds:
+    """What ACS says a call connection is (``CallControl.call_ids``)."""
+
+    correlation_id: str | None
+    callback_url: str | None
+
+
 class CallControl:
     """This deployment's Call Automation client and the URLs it gives ACS for each call."""
 
@@ -198,6 +206,29 @@ class CallControl:
             )
         log.info("call.dialled", to=mask(target), profile=profile.name)
         return PlacedCall(str(properties.call_connection_id), properties.correlation_id)
+
+    async def call_ids(self, call_connection_id: str) -> CallIds | None:
+        """ACS's ids of a call connection: its correlation id and the callback URL it was given
+        (``CallConnectionClient.get_call_properties``, a GET of
+        ``/calling/callConnections/{callConnectionId}``; the fields are the SDK's
+        ``CallConnectionProperties``: ``correlation_id`` from ``correlationId``, ``callback_url``
+        from ``callbackUri``, azure-communication-callautomation 1.6.0 ``_models.py`` and
+        ``_generated/models/_models.py``). None when ACS says the connection does not exist
+        (``call_is_gone``).
+
+        Raises:
+            OperationTimeoutError: no reply within ``CallOperationDeadlines.query_s``.
+            azure.core.exceptions.HttpResponseError: ACS refused, or failed, otherwise.
+        """
+        connection = self._client.get_call_connection(call_connection_id)
+        try:
+            async with deadline("get call", self._deadlines.query_s):
+                properties = await connection.get_call_properties()
+        except HttpResponseError as exc:
+            if call_is_gone(exc):
+                return None
+            raise
+        return CallIds(properties.correlation_id, properties.callback_url)
 
     def actions(self, call_connection_id: str) -> AcsCallActions:
         return AcsCallActions(self._client, call_connection_id, self._deadlines)

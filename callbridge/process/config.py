@@ -29,6 +29,7 @@ from callbridge.core.session_rules import supported_transcription_models
 from callbridge.core.settings import (
     AcsSettings,
     AuthSettings,
+    CallOperationDeadlines,
     ContinuitySettings,
     EntraWebhookAuth,
     LogFormat,
@@ -147,6 +148,30 @@ def _auth(reader: _Reader, acs_resource_id: str | None) -> AuthSettings:
         webhook_entra=entra,
         api_key=api_key,
     )
+
+
+def _deadlines(reader: _Reader) -> CallOperationDeadlines:
+    """How long each Call Automation request may take (``CallOperationDeadlines`` says why each
+    default is what it is)."""
+    default = CallOperationDeadlines()
+
+    def seconds(name: str, value: float) -> float:
+        return reader.number(name, value, float, 0.1)
+
+    deadlines = CallOperationDeadlines(
+        answer_s=seconds("CALLBRIDGE_ACS_ANSWER_DEADLINE_S", default.answer_s),
+        dial_s=seconds("CALLBRIDGE_ACS_DIAL_DEADLINE_S", default.dial_s),
+        transfer_s=seconds("CALLBRIDGE_ACS_TRANSFER_DEADLINE_S", default.transfer_s),
+        hang_up_attempt_s=seconds("CALLBRIDGE_ACS_HANG_UP_DEADLINE_S", default.hang_up_attempt_s),
+        hang_up_budget_s=seconds("CALLBRIDGE_ACS_HANG_UP_BUDGET_S", default.hang_up_budget_s),
+        query_s=seconds("CALLBRIDGE_ACS_QUERY_DEADLINE_S", default.query_s),
+    )
+    if deadlines.hang_up_budget_s < deadlines.hang_up_attempt_s:
+        reader.errors.append(
+            "CALLBRIDGE_ACS_HANG_UP_BUDGET_S must be >= CALLBRIDGE_ACS_HANG_UP_DEADLINE_S "
+            "(the budget is for all of a hang-up's attempts)"
+        )
+    return deadlines
 
 
 def _number(reader: _Reader, name: str) -> str | None:
@@ -313,6 +338,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         jwt_issuer=reader.text("ACS_JWT_ISSUER", ACS_ISSUER) or ACS_ISSUER,
         jwks_url=reader.text("ACS_JWKS_URL", ACS_JWKS_URL) or ACS_JWKS_URL,
         caller_id=_number(reader, "ACS_CALLER_ID"),
+        deadlines=_deadlines(reader),
     )
     _check_url(reader, "ACS_JWKS_URL", acs.jwks_url, ("https", "http"))
     public_url = reader.required("CALLBRIDGE_PUBLIC_URL", "e.g. https://callbridge.example.com")

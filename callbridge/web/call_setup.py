@@ -8,6 +8,9 @@ not taken, so that a later delivery of it is not mistaken for a duplicate.
 
 An answered call's connection id, from ACS's own reply, is bound to its call token here
 (``core.call_bindings``): the callbacks of that call may then act on that connection only.
+A call taken here is awaited (``Replica.awaiting_media``) from the IncomingCall until its media
+socket arrives, its answer fails, or it would have stopped ringing, so a drain covers it even
+when its pre-warmed Voice Live session failed.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def _set_up(replica: Replica, call: IncomingCall) -> None:
     log.info("call.incoming", **fields, profile=profile.name)
     replica.prewarm.start(correlation_id, profile)
     replica.answering += 1
+    # An inbound call's token is keyed by its correlation id (CallControl.answer).
+    replica.awaiting_media.expect(correlation_id)
     _spawn(replica, "answer", lambda: _answer(replica, context, correlation_id, profile))
 
 
@@ -93,12 +98,12 @@ async def _answer(
             )
         except Exception as exc:  # ACS refused or is unreachable: nothing else to do for it
             log.error("call.answer_failed", error=str(exc) or type(exc).__name__)
+            replica.awaiting_media.discard(correlation_id)
             await replica.prewarm.discard(correlation_id)
             return
         finally:
             replica.answering -= 1
-        # An inbound call's token is keyed by its correlation id (CallControl.answer).
-        replica.bindings.bind(correlation_id, call_id)
+        replica.call_connections.bind(correlation_id, call_id)
         record_answer_latency((time.monotonic() - received) * 1000, direction="inbound")
         log.info("call.answered", call_connection_id=call_id, profile=profile.name)
 

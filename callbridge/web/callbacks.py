@@ -5,9 +5,11 @@ REST API by ``callConnectionId``. Only notices for a call bridged on this replic
 transfer, a call that ended before its media arrived) also touch local state.
 
 A callback acts only on the call its path token is for: the token must fit the event's
-``correlationId``, and the event's ``callConnectionId`` must be the one ACS gave that call, as
-far as this replica knows (``core.call_bindings``). At most ``MAX_EVENTS_PER_CALLBACK`` events
-a request (413).
+``correlationId``, and the event's ``callConnectionId`` must be the one ACS gave that call
+(``core.call_bindings``). ACS spreads a call's callbacks over the replicas, so most land on one
+that neither answered nor placed the call: before such a replica acts on a connection it knows
+nothing of, it asks ACS what call that connection is (``CallControl.call_ids``), once per
+connection. At most ``MAX_EVENTS_PER_CALLBACK`` events a request (413).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from callbridge.core.acs_events import (
     TooManyEventsError,
     parse_callbacks,
 )
-from callbridge.core.call_bindings import CrossCallError
+from callbridge.core.call_bindings import ConnectionOwner, CrossCallError, callback_call_key
 from callbridge.core.call_token import AuthError, CallClaims, verify_call_token
 from callbridge.core.json_elements import json_elements
 from callbridge.web.replica import REPLICA, Replica
@@ -61,9 +63,9 @@ async def callback(request: web.Request) -> web.Response:
         raise web.HTTPBadRequest(text="expected an array of CloudEvents") from None
     if claims is not None:
         for event in events:
-            _require_own_call(replica, claims, event)
+            await _require_own_call(replica, claims, event)
     for event in events:
-        await _handle(replica, event)
+        await _handle(replica, event, claims.call_key if claims else event.correlation_id)
     return web.Response(status=200)
 
 
@@ -78,20 +80,29 @@ def _call_claims(request: web.Request, replica: Replica) -> CallClaims | None:
         raise web.HTTPUnauthorized(text="unauthorized") from None
 
 
-def _require_own_call(replica: Replica, claims: CallClaims, event: CallEvent) -> None:
+async def _require_own_call(replica: Replica, claims: CallClaims, event: CallEvent) -> None:
     """Refuse the whole request if one of its events is about another call than the token's.
 
     Raises:
         web.HTTPUnauthorized: the token was minted for another correlation id.
         web.HTTPForbidden: the event names a connection that is not the token's call's.
+        web.HTTPServiceUnavailable: the event would act on a connection this replica knows
+            nothing of, and ACS cannot say right now which call it is.
     """
     try:
         claims.check_call(event.correlation_id)
     except AuthError as exc:
         log.warning("callback.unauthorized", reason=str(exc))
         raise web.HTTPUnauthorized(text="unauthorized") from None
+    connection_id = event.call_connection_id
     try:
-        replica.bindings.check(claims.call_key, event.call_connection_id)
+        if replica.call_connections.check(claims.call_key, connection_id):
+            return
+        if connection_id is None or not _acts_on_connection(replica, event):
+            return
+        owner = await _ask_acs(replica, connection_id, event)
+        if owner is not None:
+            replica.call_connections.learn(claims, owner)
     except CrossCallError as exc:
         # 403, not 409: the request did authenticate (ACS's JWT, a valid call token), but that
         # token may not act on that call, and no change of state will ever let it; a 409 would
@@ -100,13 +111,63 @@ def _require_own_call(replica: Replica, claims: CallClaims, event: CallEvent) ->
             "callback.cross_call_refused",
             event_type=event.name,
             correlation_id=event.correlation_id,
-            call_connection_id=event.call_connection_id,
+            call_connection_id=connection_id,
             reason=str(exc),
         )
         raise web.HTTPForbidden(text="this callback's token is for another call") from None
 
 
-async def _handle(replica: Replica, event: CallEvent) -> None:
+def _acts_on_connection(replica: Replica, event: CallEvent) -> bool:
+    """Whether ``_handle`` does anything to the named connection: hangs it up, or tells its
+    bridge here. Other events only log (or close a pre-warmed session of the token's own call),
+    so ACS need not be asked about them."""
+    match event.name:
+        case "MediaStreamingFailed":
+            return event.media_streaming_details not in _STREAM_INTERRUPTED
+        case "CallDisconnected" | "CallTransferFailed":
+            return event.call_connection_id in replica.bridges
+        case _:
+            return False
+
+
+async def _ask_acs(
+    replica: Replica, connection_id: str, event: CallEvent
+) -> ConnectionOwner | None:
+    """What call ACS says ``connection_id`` is; None if ACS says it no longer exists.
+
+    A connection that is gone can come to no harm: its hang-up is a no-op, and a bridge here
+    under that id has lost its call anyway. ACS not answering is another matter: the event is
+    refused with 503 and nothing is done. The action would have gone to that same ACS; a wrong
+    hang-up cannot be taken back, and the call's own bridge still ends it if its media fails.
+    Whether ACS retries a refused callback is not published.
+
+    Raises:
+        web.HTTPServiceUnavailable: ACS did not say (timeout, refusal, failure).
+    """
+    try:
+        ids = await replica.control.call_ids(connection_id)
+    except Exception as exc:  # unreachable, throttled, failing: act on nothing
+        log.warning(
+            "callback.call_unverified",
+            event_type=event.name,
+            call_connection_id=connection_id,
+            error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        raise web.HTTPServiceUnavailable(text="cannot check the call with ACS") from None
+    if ids is None:
+        log.info(
+            "callback.connection_gone", event_type=event.name, call_connection_id=connection_id
+        )
+        return None
+    signing_key = replica.settings.auth.signing_key
+    return ConnectionOwner(
+        connection_id, ids.correlation_id, callback_call_key(ids.callback_url, signing_key)
+    )
+
+
+async def _handle(replica: Replica, event: CallEvent, call_key: str | None) -> None:
+    """Act on one event; ``call_key`` is the call the path's token is for (with authentication
+    off, the event's correlation id)."""
     call_id, correlation_id, name = event.call_connection_id, event.correlation_id, event.name
     result = event.result
     with structlog.contextvars.bound_contextvars(
@@ -134,13 +195,13 @@ async def _handle(replica: Replica, event: CallEvent) -> None:
                 )
                 if call_id is not None:
                     replica.tasks.spawn(_hang_up(replica, call_id), "hang-up")
-                await _forget(replica, correlation_id)
+                await _forget(replica, call_key, correlation_id)
             case "AnswerFailed" | "CreateCallFailed":
                 log.error("call.setup_failed", event_type=name, **_result_fields(result))
-                await _forget(replica, correlation_id)
+                await _forget(replica, call_key, correlation_id)
             case "CallDisconnected":
                 log.info("call.disconnected")
-                await _forget(replica, correlation_id)
+                await _forget(replica, call_key, correlation_id)
                 bridge = replica.bridges.get(call_id or "")
                 if bridge is not None:
                     await bridge.call_disconnected()
@@ -162,8 +223,11 @@ async def _hang_up(replica: Replica, call_id: str) -> None:
         log.error("acs.hang_up_failed", call_connection_id=call_id, error=str(exc))
 
 
-async def _forget(replica: Replica, correlation_id: str | None) -> None:
-    """The call will never (again) open a media socket: close its pre-warmed session."""
+async def _forget(replica: Replica, call_key: str | None, correlation_id: str | None) -> None:
+    """The call will never (again) open a media socket: stop awaiting it, close its pre-warmed
+    session."""
+    if call_key is not None:
+        replica.awaiting_media.discard(call_key)
     if correlation_id is not None:
         await replica.prewarm.discard(correlation_id)
 

@@ -47,15 +47,16 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
     ):
         await replica.require_acs_token(request)
         call_key, profile = _authorized_call(request, replica, correlation_id, call_id)
-        if call_key in replica.live_calls or call_id in replica.sockets:
+        if call_key in replica.bridged_calls or call_id in replica.sockets:
             return await _rejoin(request, replica, call_key, call_id)
         # Claimed before the upgrade, so a second socket racing this one is refused too.
-        replica.live_calls[call_key] = call_id
+        replica.bridged_calls[call_key] = call_id
         try:
             async with _accepted(request) as acs:
                 # The call's slot against max_calls, held until its bridge ends: through a wait
                 # for a rejoin, and whichever socket it runs on.
                 replica.sockets[call_id] = acs
+                replica.awaiting_media.discard(call_key)
                 log.info("call.media_connected", profile=profile.name)
                 telemetry = CallTelemetry(
                     call_connection_id=call_id, correlation_id=correlation_id, profile=profile.name
@@ -77,7 +78,7 @@ async def media_socket(request: web.Request) -> web.WebSocketResponse:
                     replica.call_ended(call_id, summary)
                     replica.sockets.pop(call_id, None)
         finally:
-            del replica.live_calls[call_key]
+            del replica.bridged_calls[call_key]
     return acs
 
 
@@ -91,7 +92,7 @@ async def _rejoin(
     (``call_key``) under the same connection id, and the call waits for its socket to come back:
     while its socket is alive (or before its bridge started) it has one already.
     """
-    live_id = replica.live_calls.get(call_key)
+    live_id = replica.bridged_calls.get(call_key)
     if live_id is None:
         _refuse("the connection id is another call's")
     if live_id != call_id:

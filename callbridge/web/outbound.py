@@ -117,8 +117,10 @@ async def create_call(request: web.Request) -> web.Response:
     except OperationTimeoutError as exc:
         log.error("outbound.acs_timed_out", error=str(exc), to=mask(to))
         raise web.HTTPGatewayTimeout(text="ACS did not answer in time") from None
-    # The call's callbacks may act on this connection only (web.callbacks).
-    replica.bindings.bind(call_key, placed.call_connection_id)
+    # The call's callbacks may act on this connection only (web.callbacks), and a drain
+    # waits for its media socket.
+    replica.call_connections.bind(call_key, placed.call_connection_id)
+    replica.awaiting_media.expect(call_key)
     return web.json_response(
         {"callConnectionId": placed.call_connection_id, "correlationId": placed.correlation_id},
         status=201,

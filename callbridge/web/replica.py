@@ -40,6 +40,12 @@ DEDUPE_WINDOW_S = 120.0
 
 SHUTDOWN_TIMEOUT_S = 10.0
 
+MEDIA_WAIT_S = 30.0
+"""How long a call taken here is expected to open its media socket, from the IncomingCall (or
+the placed call's reply): about as long as a call rings. ACS publishes neither figure (see
+``CallOperationDeadlines.answer_s``); it opens the socket moments after the answer, so one that
+has not come by the time the call would have stopped ringing is not coming here."""
+
 
 class RecentKeys:
     """Keys seen within a time window: answers duplicate deliveries once."""
@@ -63,6 +69,41 @@ class RecentKeys:
         return True
 
 
+class AwaitedMedia:
+    """Calls taken here whose media socket has not arrived: each until its socket comes, ACS
+    says the call failed or ended, or ``window_s`` passes (its socket may well have gone to
+    another replica). What a drain waits for besides the sockets: a call whose pre-warmed
+    session failed, or that was placed here, is still coming."""
+
+    def __init__(self, window_s: float = MEDIA_WAIT_S) -> None:
+        self._window_s = window_s
+        self._until: dict[str, float] = {}
+        """call key → when its socket stops being expected, oldest first."""
+
+    def expect(self, call_key: str) -> None:
+        self._expire()
+        self._until.pop(call_key, None)
+        self._until[call_key] = time.monotonic() + self._window_s
+
+    def discard(self, call_key: str) -> None:
+        """The call's socket came, or it never will."""
+        self._until.pop(call_key, None)
+
+    def count(self) -> int:
+        """How many are awaited now."""
+        self._expire()
+        return len(self._until)
+
+    def _expire(self) -> None:
+        # Every call waits as long, so the oldest is first in insertion order.
+        now = time.monotonic()
+        while self._until:
+            call_key, until = next(iter(self._until.items()))
+            if until > now:
+                return
+            del self._until[call_key]
+
+
 @dataclass
 class Replica:
     """One replica's shared state, built when the app starts and closed when it stops."""
@@ -81,20 +122,29 @@ class Replica:
     """Each call's media socket here, by call connection id: the one it runs on, or, while it
     waits for ACS to rejoin, the one it lost. One per call, however often its socket rejoins:
     a call counts once against ``max_calls``, and a drain waits until none is left."""
-    live_calls: dict[str, str] = field(default_factory=dict)
-    """Each call with a media socket here (or one being upgraded): the call its token authorizes
-    (``CallClaims.call_key``) -> the call connection id it is bridged under. One live bridge per
-    call: a second socket for it is refused, unless ACS rejoins that connection
+    bridged_calls: dict[str, str] = field(default_factory=dict)
+    """Each call whose media socket is here (or being upgraded): the call its token authorizes
+    (``CallClaims.call_key``) -> the connection id the socket's ``x-ms-call-connection-id``
+    header names, which nothing checks with ACS. From the upgrade to the bridge's end. One live
+    bridge per call: a second socket for it is refused, unless ACS rejoins that connection
     (``callbridge.web.media_socket``)."""
     bridges: dict[str, CallBridge] = field(default_factory=dict)
     """This replica's calls in progress, by call connection id."""
     answering: int = 0
-    """Calls accepted here whose media socket has not arrived yet (counted against the limit)."""
+    """Answers in flight here, counted against the call limit until ACS replies."""
+    awaiting_media: AwaitedMedia = field(default_factory=AwaitedMedia)
+    """Calls answered or placed here whose media socket has not arrived yet (by call key)."""
     setups_in_flight: int = 0
     """Calls being answered, rejected or redirected right now (``web.call_setup``)."""
-    bindings: CallBindings = field(default_factory=CallBindings)
-    """Which connection id ACS gave each call answered or placed here: what a callback may act
-    on (``web.callbacks``)."""
+    call_connections: CallBindings = field(default_factory=CallBindings)
+    """The connection id ACS itself gave each call token's call: its reply to the answer or the
+    create, or its call properties asked for a callback (``web.callbacks``). What a callback
+    may act on. Kept as long as the token, ended calls included.
+
+    Not one map with ``bridged_calls``: that one is what a media socket claimed, true only
+    while the socket lives, and a call answered on one replica is often bridged on another;
+    this one is ACS's word, kept for the token's hour. Merged, a socket's header would vouch
+    for callbacks, or a call long over would still look bridged."""
     on_call_ended: CallEndedObserver | None = None
     """Told each call's figures once its media socket closes (see ``create_app``)."""
     draining: bool = False
@@ -110,10 +160,11 @@ class Replica:
             log.error("call.observer_failed", error=repr(exc))
 
     def has_calls(self) -> bool:
-        """Whether any call is here or on its way: an answer in flight, a media socket still
-        expected (its session pre-warmed), or one connected (its bridge starting, running or
-        waiting for a rejoin). A drain ends only once none is left."""
-        return bool(self.answering or self.prewarm.pending or self.sockets)
+        """Whether any call is here or on its way: taken here and its media socket still
+        expected (its answer in flight included, whether or not its session is pre-warmed), or
+        connected (its bridge starting, running or waiting for a rejoin). A drain ends only
+        once none is left."""
+        return bool(self.awaiting_media.count() or self.sockets)
 
     def accepting_calls(self) -> bool:
         """Whether this replica takes another call: not draining and under the call limit."""

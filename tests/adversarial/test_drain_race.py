@@ -7,6 +7,9 @@ at once. Its agent, which never spoke, says nothing (there is no goodbye to cut 
 process exits within the budget plus a moment, not when Voice Live finally answers, nor at
 aiohttp's 60 s shutdown limit.
 
+A call answered before the drain whose pre-warmed session failed, and whose media socket comes
+only after the budget, is still awaited (for as long as a call would ring) and ended the same way.
+
 Each test runs the real ``serve`` (the code behind ``callbridge serve``) in this event loop,
 with ACS and Voice Live the stand-ins, and sets its stop event as SIGTERM would.
 """
@@ -17,7 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal
 
@@ -29,7 +32,8 @@ from callbridge.process.server import serve
 from callbridge.sim.acs import SimCall
 from callbridge.sim.harness import LOOPBACK, LocalStack, free_port
 from callbridge.sim.script import At, Hangup
-from callbridge.sim.voicelive import SlowAccept
+from callbridge.sim.voicelive import Fault, Refuse, SlowAccept
+from callbridge.web.replica import AwaitedMedia
 from tests.tone_calls import turn
 
 pytestmark = pytest.mark.timeout(40)
@@ -42,6 +46,8 @@ EXIT_BOUND_S = DRAIN_S + 3.0
 CALLER_STAYS_S = 20.0
 """Only the shutdown can end the call."""
 SETUP_TIMEOUT_S = 10.0
+LATE_SOCKET_S = 2.5
+"""ACS opens the media socket this long after ``CallConnected``: past the drain budget."""
 
 
 async def wait_healthy(url: str) -> None:
@@ -55,14 +61,16 @@ async def wait_healthy(url: str) -> None:
 
 
 @asynccontextmanager
-async def serving(stop: asyncio.Event) -> AsyncIterator[tuple[LocalStack, asyncio.Task[None]]]:
+async def serving(
+    stop: asyncio.Event, faults: Sequence[Fault]
+) -> AsyncIterator[tuple[LocalStack, asyncio.Task[None]]]:
     """``serve`` on a loopback port, stopped by ``stop``, with the stand-ins it talks to; its
-    Voice Live sessions slow to accept."""
+    Voice Live sessions meet ``faults``."""
     stack = LocalStack(
         turns=[turn(600, 440, "Hello, how can I help?")],
         caller_transcripts=[],
         profile=AgentProfile(tools=()),
-        faults=[SlowAccept(delay_ms=SLOW_ACCEPT_MS, session=None)],
+        faults=faults,
     )
     server: asyncio.Task[None] | None = None
     try:
@@ -98,7 +106,8 @@ class DrainRace:
 
 async def race(begin: Literal["answering", "connecting"]) -> DrainRace:
     stop = asyncio.Event()
-    async with serving(stop) as (stack, server):
+    slow = SlowAccept(delay_ms=SLOW_ACCEPT_MS, session=None)
+    async with serving(stop, [slow]) as (stack, server):
         call = await stack.ring([Hangup(At(CALLER_STAYS_S))], hangup_after_s=CALLER_STAYS_S)
         if begin == "connecting":
             await call.wait_callback("MediaStreamingStarted", SETUP_TIMEOUT_S)
@@ -133,3 +142,46 @@ async def test_a_call_still_connecting_is_hung_up_silently_and_the_process_exits
     assert media.spurts == []
     assert run.responses == 0
     assert run.exit_s < EXIT_BOUND_S
+
+
+async def test_a_call_whose_prewarmed_session_failed_is_awaited_past_the_budget() -> None:
+    """Voice Live refuses the call's pre-warmed session; the drain begins once ACS has connected
+    the call, and its media socket comes after the budget. The drain waits for it, the bridge
+    starts, and the call is hung up at once (no silent, connected line left behind)."""
+    stop = asyncio.Event()
+    async with serving(stop, [Refuse(status=503, session=0)]) as (stack, server):
+        call = await stack.ring(
+            [Hangup(At(CALLER_STAYS_S))],
+            hangup_after_s=CALLER_STAYS_S,
+            media_after_s=LATE_SOCKET_S,
+        )
+        await call.wait_callback("CallConnected", SETUP_TIMEOUT_S)
+        async with asyncio.timeout(SETUP_TIMEOUT_S):
+            # The pre-warmed session failed; nothing signals it but the emulator's record.
+            while not stack.emulator.refused_upgrades:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        stopped_at = time.monotonic()
+        stop.set()
+        await asyncio.wait_for(asyncio.shield(server), LATE_SOCKET_S + EXIT_BOUND_S + 10)
+        exit_s = time.monotonic() - stopped_at
+        await call.wait_ended(SETUP_TIMEOUT_S)
+    print(f"late media socket: exit after {exit_s:.2f} s")
+    assert call.media is not None, call.media_error
+    assert call.disconnect == "app_terminate"
+    assert [(op.name, op.status) for op in call.operations] == [
+        ("answer", 200),
+        ("terminate", 204),
+    ]
+    assert call.media.spurts == []
+    assert exit_s < LATE_SOCKET_S + EXIT_BOUND_S
+
+
+def test_a_socket_is_awaited_until_it_comes_or_its_window_passes() -> None:
+    awaited = AwaitedMedia(window_s=60.0)
+    awaited.expect("call-a")
+    awaited.expect("call-b")
+    awaited.discard("call-a")  # its socket came
+    assert awaited.count() == 1
+    lapsed = AwaitedMedia(window_s=0.0)  # went to another replica, say
+    lapsed.expect("call-c")
+    assert lapsed.count() == 0

@@ -10,6 +10,7 @@ plays out a transfer. The flows never raise for the app's sake: a refused media 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Final
 
@@ -112,6 +113,8 @@ class CallFlows(CallState):
             )
             await self._post("CallConnected", result=CONNECTED)
             media = self.setup.media if self.setup else None
+            if media is not None and media.start and self._overrides.media_after_s > 0:
+                await self._hold_media(self._overrides.media_after_s)
             if media is not None and media.start and self.disconnect is None:
                 await self._stream(media)
             await self._wait_for_end()
@@ -207,6 +210,12 @@ class CallFlows(CallState):
                 "mediaStreamingFailed", "initialWebSocketConnectionFailed"
             ),
         )
+
+    async def _hold_media(self, seconds: float) -> None:
+        """A late media socket (``CallOverrides.media_after_s``): wait, unless the call ends."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._hangup.wait()
 
     async def _wait_for_end(self) -> None:
         """Until someone ends the call; without media the caller gives up in the end."""

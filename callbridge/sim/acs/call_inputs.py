@@ -68,6 +68,9 @@ class CallOverrides:
     """Drops and stalls of the call's media socket (``MediaDrop``, ``MediaStall``)."""
     rest_faults: Sequence[RestFault] = ()
     """REST requests about this call that fail or hang (``RestFault``)."""
+    media_after_s: float = 0.0
+    """ACS opens the media socket this long after ``CallConnected`` (a late socket). How soon
+    ACS opens it is not published; the stand-in opens it at once unless told otherwise."""
 
 
 @dataclass(frozen=True, slots=True)

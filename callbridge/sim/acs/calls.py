@@ -109,7 +109,19 @@ class SimCall(CallFlows):
     # ------------------------------------------------------------------ REST: mid-call
 
     def properties(self) -> dict[str, Any]:
-        """``CallConnectionProperties`` JSON."""
+        """``CallConnectionProperties`` JSON: the reply to ``GET /calling/callConnections/{id}``
+        and to answer and create.
+
+        Field names and shapes are the SDK's (azure-communication-callautomation 1.6.0,
+        ``_generated/models/_models.py``, ``CallConnectionProperties._attribute_map``:
+        ``callConnectionId``, ``serverCallId``, ``targets``, ``callConnectionState``,
+        ``callbackUri``, ``sourceCallerIdNumber``, ``source``, ``correlationId``, ``answeredBy``,
+        ``mediaStreamingSubscription``, ``answeredFor``); ``CallConnectionClient.
+        get_call_properties`` reads ``correlationId`` and ``callbackUri`` into ``correlation_id``
+        and ``callback_url`` (``_models.CallConnectionProperties._from_generated``). That ACS
+        gives back the answer's or create's ``callbackUri`` as it was sent is not published (the
+        model says only "The callback URL"); the stand-in echoes it, the URI ACS posts the
+        call's callbacks to."""
         if self.setup is None or self.setup.media is None:
             streaming = "disabled"
         else:

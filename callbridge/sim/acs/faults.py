@@ -1,22 +1,23 @@
 """REST faults: Call Automation requests the stand-in fails or holds, for resilience tests.
 
 A ``RestFault`` names an operation as the app's code calls it (``answer``, ``hang_up``,
-``transfer``) and says how it fails: ``status`` in ACS's error shape, ``times`` times (None:
-always), after holding the request ``delay_s`` (with ``status=None``, the request succeeds
-after the hold: a slow reply rather than a failed one). A faulted request does nothing to the
-call: the stand-in refuses it before acting.
+``transfer``, ``get_call``: ``get_call_properties``) and says how it fails: ``status`` in ACS's
+error shape, ``times`` times (None: always), after holding the request ``delay_s`` (with
+``status=None``, the request succeeds after the hold: a slow reply rather than a failed one). A
+faulted request does nothing to the call: the stand-in refuses it before acting.
 
 What a test sees through the real SDK (azure-core's ``AsyncRetryPolicy``, which the Call
-Automation client uses unchanged): every operation here is a POST except hang-up by DELETE;
-azure-core retries a POST only on 500, 503 and 504, and a DELETE on 408, 429, 500, 502, 503 and
-504, up to ``retry_status=3`` more times, waiting 0 s, then ``retry_backoff_factor`` (0.8 s)
-times 2, then times 4 (0, 1.6 and 3.2 s). So ``RestFault("answer", 500)`` is invisible to the
-app (the SDK's second attempt succeeds, and ``operations`` shows both), ``times=None`` makes
-the app see ``HttpResponseError`` after four attempts, and a 400 or 409 is never retried. Tests
-that fail more than once should build their client with a small ``retry_backoff_factor``. A held
-request is a slow reply to the SDK until its transport's read timeout (300 s by default); one
-still held when the stand-in stops is let go with a 503 and does nothing, so a test may hold
-requests "forever" (a ``delay_s`` longer than the test) without its teardown waiting them out.
+Automation client uses unchanged): every operation here is a POST except hang-up by DELETE and
+get by GET; azure-core retries a POST only on 500, 503 and 504, and a DELETE or GET on 408, 429,
+500, 502, 503 and 504, up to ``retry_status=3`` more times, waiting 0 s, then
+``retry_backoff_factor`` (0.8 s) times 2, then times 4 (0, 1.6 and 3.2 s). So
+``RestFault("answer", 500)`` is invisible to the app (the SDK's second attempt succeeds, and
+``operations`` shows both), ``times=None`` makes the app see ``HttpResponseError`` after four
+attempts, and a 400 or 409 is never retried. Tests that fail more than once should build their
+client with a small ``retry_backoff_factor``. A held request is a slow reply to the SDK until its
+transport's read timeout (300 s by default); one still held when the stand-in stops is let go
+with a 503 and does nothing, so a test may hold requests "forever" (a ``delay_s`` longer than
+the test) without its teardown waiting them out.
 
 Media faults (drops and stalls of the media socket) are the phone's: ``MediaDrop`` and
 ``MediaStall`` in ``callbridge.sim.phone``, re-exported by this package.
@@ -31,7 +32,7 @@ from typing import Final, Literal, TypeAlias
 
 from callbridge.sim.acs.errors import AcsError
 
-RestOperation: TypeAlias = Literal["answer", "hang_up", "transfer"]
+RestOperation: TypeAlias = Literal["answer", "hang_up", "transfer", "get_call"]
 """An operation as the app calls it."""
 
 _OPERATIONS: Final[dict[str, RestOperation]] = {
@@ -39,6 +40,7 @@ _OPERATIONS: Final[dict[str, RestOperation]] = {
     "hangup": "hang_up",  # CallConnection.hang_up(is_for_everyone=False): DELETE
     "terminate": "hang_up",  # CallConnection.hang_up(is_for_everyone=True): POST :terminate
     "transferToParticipant": "transfer",
+    "get": "get_call",  # CallConnection.get_call_properties(): GET
 }
 """The stand-in's operation names (``OperationRecord.name``) for each faultable operation."""
 

@@ -209,6 +209,7 @@ class AcsStandin:
         media_faults: Sequence[MediaFault] = (),
         rest_faults: Sequence[RestFault] = (),
         echo: Echo | None = None,
+        media_after_s: float = 0.0,
     ) -> SimCall:
         """A new call ringing the ACS number, not yet delivered (see ``deliver``).
 
@@ -216,7 +217,8 @@ class AcsStandin:
         ``media_token`` and ``callback_token`` replace the valid JWTs ACS would send;
         ``fail_transfer`` makes its transfers fail; ``media_faults`` (``MediaDrop``,
         ``MediaStall``) drop or stall its media socket; ``rest_faults`` fail or hold REST
-        requests about it; with ``echo``, the caller is on a speakerphone.
+        requests about it; with ``echo``, the caller is on a speakerphone; ``media_after_s``
+        holds its media socket that long after ``CallConnected``.
         """
         call = SimCall(
             self._env,
@@ -224,7 +226,7 @@ class AcsStandin:
             party=Party(from_number, script, hangup_after_s, max_duration_s, echo),
             acs_number=to_number or self.acs_number,
             overrides=CallOverrides(
-                media_token, callback_token, fail_transfer, media_faults, rest_faults
+                media_token, callback_token, fail_transfer, media_faults, rest_faults, media_after_s
             ),
             caller_display_name=caller_display_name,
         )
@@ -252,6 +254,7 @@ class AcsStandin:
         media_faults: Sequence[MediaFault] = (),
         rest_faults: Sequence[RestFault] = (),
         echo: Echo | None = None,
+        media_after_s: float = 0.0,
     ) -> SimCall:
         """Ring the app: a new incoming call, delivered ``deliveries`` times (duplicates have
         the same event id and a growing ``aeg-delivery-count``), each POST awaited.
@@ -272,6 +275,7 @@ class AcsStandin:
             media_faults=media_faults,
             rest_faults=rest_faults,
             echo=echo,
+            media_after_s=media_after_s,
         )
         assert call.incoming_event is not None  # inbound calls have one
         for count in range(deliveries):
