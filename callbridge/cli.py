@@ -1,4 +1,4 @@
-"""Command line: ``callbridge serve | dial | demo | replay | bench | emulate``."""
+"""Command line: ``callbridge serve | dial | demo | replay | report | bench | emulate``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from callbridge.process.config import ConfigError, load_settings
 from callbridge.process.logs import configure_logging
 from callbridge.process.server import serve
 from callbridge.process.telemetry_export import configure_telemetry
+from callbridge.report import ReportError, write_call_page
 from callbridge.sim.bench import has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns
@@ -108,6 +109,16 @@ def _replay(args: argparse.Namespace) -> int:
     )
 
 
+def _report(args: argparse.Namespace) -> int:
+    try:
+        page = write_call_page(args.path, args.out)
+    except (ReportError, OSError) as exc:
+        print(f"callbridge report: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {page}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     if not has_proc():
         print("callbridge bench reads CPU and memory from /proc: it needs Linux", file=sys.stderr)
@@ -157,6 +168,13 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true", help="print the results as JSON")
     replay.add_argument("--concurrency", type=_positive_int, default=1, help="calls at once")
     replay.set_defaults(run=_replay)
+
+    report = commands.add_parser(
+        "report", help="draw a recorded call (or a demo/replay --out folder) as one HTML page"
+    )
+    report.add_argument("path", type=Path, metavar="PATH", help="recording or --out folder")
+    report.add_argument("--out", type=Path, metavar="FILE", help="default: PATH/call.html")
+    report.set_defaults(run=_report)
 
     emulate = commands.add_parser("emulate", help="run the Voice Live emulator alone")
     emulate.add_argument("--host", default="127.0.0.1")
