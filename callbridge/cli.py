@@ -1,4 +1,4 @@
-"""Command line: ``callbridge serve | dial | config | demo | replay | bench | emulate``.
+"""Command line: ``callbridge serve | dial | config | demo | replay | report | bench | emulate``.
 
 Each subcommand is one ``_add_<name>`` function, which declares its options, and one
 ``_<name>`` function, which runs it. Expected failures (a bad path, an invalid file, a port in
@@ -31,6 +31,7 @@ from callbridge.process.config_view import effective_settings
 from callbridge.process.logs import configure_logging
 from callbridge.process.server import serve
 from callbridge.process.telemetry_export import configure_telemetry
+from callbridge.report import ReportError, write_call_page
 from callbridge.sim.bench import MIN_SECONDS, has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.harness import demo_turns
@@ -164,6 +165,15 @@ def _replay(args: argparse.Namespace) -> int:
     return run_replay(
         args.paths, out_dir=out_dir, json_output=args.json, concurrency=args.concurrency
     )
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        page = write_call_page(args.path, args.out)
+    except (ReportError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"Wrote {page}")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -385,7 +395,10 @@ def _add_demo(commands: _Commands) -> None:
     )
     _add_call_options(demo)
     demo.add_argument(
-        "--out", type=Path, metavar="DIR", help="write call.wav and report.json into this folder"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write call.wav, report.json, the recording and call.html into this folder",
     )
 
 
@@ -400,12 +413,26 @@ def _add_replay(commands: _Commands) -> None:
         "paths", nargs="+", type=Path, metavar="PATH", help="scenario files, recordings, folders"
     )
     replay.add_argument(
-        "--out", type=Path, metavar="DIR", help="write call.wav and report.json per call here"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write call.wav, report.json, the recording and call.html per call here",
     )
     replay.add_argument("--json", action="store_true", help="print the results as JSON")
     replay.add_argument(
         "--concurrency", type=_whole_number(1), default=1, help="calls replayed at once"
     )
+
+
+def _add_report(commands: _Commands) -> None:
+    report = _subcommand(
+        commands,
+        "report",
+        _report,
+        "draw a recorded call (or a demo/replay --out folder) as one HTML page",
+    )
+    report.add_argument("path", type=Path, metavar="PATH", help="recording or --out folder")
+    report.add_argument("--out", type=Path, metavar="FILE", help="default: PATH/call.html")
 
 
 def _add_bench(commands: _Commands) -> None:
@@ -460,6 +487,7 @@ SUBCOMMANDS: Final = (
     _add_config,
     _add_demo,
     _add_replay,
+    _add_report,
     _add_bench,
     _add_emulate,
 )

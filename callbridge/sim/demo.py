@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from callbridge.core.ended_by import EndedBy
 from callbridge.core.profiles import AgentProfile, AudioFormat, MediaRate
+from callbridge.report import CALL_PAGE, RECORDING, keep_recording, write_call_page
 from callbridge.sim.harness import CallResult, LocalStack
 from callbridge.sim.report import render_text
 from callbridge.sim.script import AfterAgentDone, AfterHeard, Clip, Say, Step
@@ -36,11 +38,22 @@ def demo_script() -> list[Step]:
 
 
 async def run_demo_call(
-    *, audio_format: AudioFormat = "g711_ulaw", sample_rate: MediaRate = 16000
+    *,
+    audio_format: AudioFormat = "g711_ulaw",
+    sample_rate: MediaRate = 16000,
+    recordings_dir: Path | None = None,
 ) -> CallResult:
-    """Ring callbridge with a simulated IncomingCall on loopback and return the call's result."""
-    profile = AgentProfile(tools=("end_call",), audio_format=audio_format, media_rate=sample_rate)
-    async with LocalStack(profile=profile, connect_delay_ms=VOICE_LIVE_CONNECT_MS) as stack:
+    """Ring callbridge with a simulated IncomingCall on loopback and return the call's result;
+    with ``recordings_dir``, the bridge records the call there."""
+    profile = AgentProfile(
+        tools=("end_call",),
+        audio_format=audio_format,
+        media_rate=sample_rate,
+        record=recordings_dir is not None,
+    )
+    async with LocalStack(
+        profile=profile, connect_delay_ms=VOICE_LIVE_CONNECT_MS, recordings_dir=recordings_dir
+    ) as stack:
         return await stack.call(demo_script(), hangup_after_s=CALLER_PATIENCE_S)
 
 
@@ -54,12 +67,15 @@ def run_demo(
     """Run the demo and print its report; non-zero exit if the call went wrong."""
     if not json_output:
         print("Ringing callbridge with a simulated IncomingCall (about 25 s of real time)...")
-    result = asyncio.run(run_demo_call(audio_format=audio_format, sample_rate=sample_rate))
+    if out_dir is None:
+        result = asyncio.run(run_demo_call(audio_format=audio_format, sample_rate=sample_rate))
+    else:
+        result = _recorded_call(out_dir, audio_format, sample_rate)
     document = {"calls": [result.report.to_json()]}
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         result.record.write_stereo_wav(out_dir / "call.wav")
         (out_dir / "report.json").write_text(json.dumps(document, indent=2) + "\n")
+        write_call_page(out_dir)
     if json_output:
         json.dump(document, sys.stdout)
         sys.stdout.write("\n")
@@ -67,7 +83,8 @@ def run_demo(
         print(render_text(result.report))
         if out_dir is not None:
             print(f"\nWrote {out_dir / 'call.wav'} (left: caller, right: what the caller heard)")
-            print(f"  and {out_dir / 'report.json'}")
+            print(f"  and {out_dir / 'report.json'}, the call's page {out_dir / CALL_PAGE}")
+            print(f"  and the bridge's recording of it, {out_dir / RECORDING}")
     report = result.report
     healthy = (
         report.barge_ins
@@ -76,3 +93,16 @@ def run_demo(
         and report.setup.ended_by == EndedBy.END_CALL
     )
     return 0 if healthy else 1
+
+
+def _recorded_call(out_dir: Path, audio_format: AudioFormat, sample_rate: MediaRate) -> CallResult:
+    """The demo call, recorded by the bridge into ``out_dir/recording`` (the page's source)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+        result = asyncio.run(
+            run_demo_call(
+                audio_format=audio_format, sample_rate=sample_rate, recordings_dir=Path(scratch)
+            )
+        )
+        keep_recording(Path(scratch), result.record.call_connection_id, out_dir / RECORDING)
+    return result

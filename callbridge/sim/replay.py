@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Final
 
@@ -108,9 +110,12 @@ async def replay(stack: LocalStack, scenario: Scenario, *, source: Path) -> Repl
 async def _place_call(stack: LocalStack, scenario: Scenario) -> CallResult:
     """Ring ``stack`` with the scenario's call, scripted and paced, and wait for its result."""
     max_duration_s = _max_duration_s(scenario)
+    profile = scenario.profile
+    if stack.recordings_dir is not None:
+        profile = replace(profile, record=True)
     return await stack.call(
         scenario.script,
-        profile=scenario.profile,
+        profile=profile,
         turns=scenario.turns,
         caller_transcripts=scenario.caller_transcripts,
         speed=scenario.stream_speed,
@@ -153,9 +158,11 @@ async def replay_loaded(
     *,
     concurrency: int,
     on_outcome: Callable[[Outcome], None] | None = None,
+    recordings_dir: Path | None = None,
 ) -> list[Outcome]:
     """Replay loaded sources on one stack; a call that does not complete is an outcome too,
-    so the other sources still run."""
+    so the other sources still run. With ``recordings_dir``, the bridge records every call
+    there."""
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     limit = asyncio.Semaphore(concurrency)
@@ -170,7 +177,7 @@ async def replay_loaded(
             on_outcome(outcome)
         return outcome
 
-    async with LocalStack() as stack:
+    async with LocalStack(recordings_dir=recordings_dir) as stack:
         calls: list[Awaitable[Outcome]] = [
             one(stack, source, scenario) for source, scenario in loaded
         ]
@@ -201,9 +208,20 @@ def run_replay(
         if not json_output:
             print_outcome(outcome, out)
 
-    outcomes = asyncio.run(replay_loaded(loaded, concurrency=concurrency, on_outcome=show))
-    if out_dir is not None:
-        write_artifacts(out_dir, outcomes)
+    if out_dir is None:
+        outcomes = asyncio.run(replay_loaded(loaded, concurrency=concurrency, on_outcome=show))
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=out_dir) as recordings:
+            outcomes = asyncio.run(
+                replay_loaded(
+                    loaded,
+                    concurrency=concurrency,
+                    on_outcome=show,
+                    recordings_dir=Path(recordings),
+                )
+            )
+            write_artifacts(out_dir, outcomes, Path(recordings))
     if json_output:
         print_json(outcomes, out)
     else:

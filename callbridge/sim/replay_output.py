@@ -2,8 +2,9 @@
 
 Each call's verdict (``PASS``, ``FAIL`` or ``ERROR``) with its report and failed
 expectations as it finishes, then a summary; or, with ``--json``, one JSON document of every
-source. With ``--out``, each source's stereo recording (``call.wav``) and ``report.json`` go
-to a folder named after its scenario. Problems loading the sources and skipped arguments go
+source. With ``--out``, each source's stereo recording (``call.wav``), ``report.json``, the bridge's
+recording of the call (``recording/``) and its page (``call.html``) go to a folder named after
+its scenario. Problems loading the sources and skipped arguments go
 to standard error.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from callbridge.report import CALL_PAGE, RECORDING, keep_recording, write_call_page
 from callbridge.sim.replay_results import BrokenCall, Outcome, ReplayResult
 from callbridge.sim.report import render_text
 
@@ -71,8 +73,8 @@ def print_summary(outcomes: Sequence[Outcome], out: TextIO, out_dir: Path | None
             print(f"  FAIL {outcome.scenario.name}: {names}", file=out)
     if out_dir is not None:
         print(
-            f"Wrote {out_dir}/<scenario>/call.wav (left: caller, right: what the caller heard)"
-            " and report.json",
+            f"Wrote {out_dir}/<scenario>/call.wav (left: caller, right: what the caller heard),"
+            f" report.json, {CALL_PAGE} and the bridge's {RECORDING}",
             file=out,
         )
 
@@ -83,13 +85,17 @@ def print_json(outcomes: Sequence[Outcome], out: TextIO) -> None:
     out.write("\n")
 
 
-def write_artifacts(out_dir: Path, outcomes: Sequence[Outcome]) -> None:
-    """``OUT/<scenario>/call.wav`` (for a completed call) and ``report.json``, per source."""
+def write_artifacts(out_dir: Path, outcomes: Sequence[Outcome], recordings: Path) -> None:
+    """``OUT/<scenario>/report.json`` per source; for a completed call, ``call.wav``, the
+    bridge's recording of it (moved from ``recordings``) and its page, ``call.html``."""
     for folder, outcome in zip(_out_folders(out_dir, outcomes), outcomes, strict=True):
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / "report.json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
         if isinstance(outcome, ReplayResult):
             outcome.result.record.write_stereo_wav(folder / "call.wav")
-        (folder / "report.json").write_text(json.dumps(outcome.to_json(), indent=2) + "\n")
+            call_id = outcome.result.record.call_connection_id
+            if keep_recording(recordings, call_id, folder / RECORDING) is not None:
+                write_call_page(folder)
 
 
 def slug(name: str) -> str:
