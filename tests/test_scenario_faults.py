@@ -164,8 +164,8 @@ faults = [
         f'{where}[7].rejoin_after: unknown key; did you mean "rejoin_after_s"?',
         f"{where}[7].at_s: must be a number >= 0, not -1",
         f'{where}[8].for_s: must be a number >= 0, not "long"',
-        f'{where}[9].operation: must be "answer" or "hang_up" or "transfer", not "answr";'
-        ' did you mean "answer"?',
+        f'{where}[9].operation: must be "answer" or "hang_up" or "transfer" or "get_call",'
+        ' not "answr"; did you mean "answer"?',
         f"{where}[10].session: must be a whole number >= 0, not -1",
         f"{where}[10].delay_ms: must be a whole number >= 0, not 1.5",
         f'{where}[11].abort: must be true or false, not "yes"',
