@@ -74,17 +74,6 @@ def resampler_delay_ms(acs_rate: int) -> float:
     return (_NUM_TAPS[acs_rate] - 1) / 2 * 1000 / acs_rate
 
 
-def _pcm_words(samples: NDArray[np.float32]) -> bytes:
-    """Filter output as audioop 4-byte samples: the 16-bit value in the top half, saturated.
-
-    numpy's float-to-int16 cast neither rounds nor saturates, and doing both in numpy costs as
-    much as the filter; audioop.mul saturates in C. The int32 cast truncates: an error under
-    1 LSB, far below mu-law's own steps.
-    """
-    words: bytes = audioop.mul(samples.astype(np.int32).data, 4, _INT16_IN_INT32)
-    return words
-
-
 class _Plan(NamedTuple):
     """Views into a filter's buffers for one chunk size and phase, reused while they repeat."""
 
@@ -149,11 +138,19 @@ class _BlockFir:
         self._plan = plan
         return plan
 
-    def run(self, plan: _Plan) -> NDArray[np.float32]:
-        """Filter the samples written into ``plan.chunk`` and keep their tail as history."""
+    def run(self, plan: _Plan) -> bytes:
+        """Filter the samples written into ``plan.chunk`` and keep their tail as history.
+
+        Returns the outputs as audioop 4-byte samples, the 16-bit value in the top half,
+        saturated: numpy's float-to-int16 cast neither rounds nor saturates, and doing both in
+        numpy costs as much as the filter, while ``audioop.mul`` clips in C ("samples are
+        truncated in case of overflow", Python's audioop documentation). The int32 cast
+        truncates toward zero: an error under 1 LSB, far below mu-law's own steps.
+        """
         np.dot(plan.windows, self._matrix, out=plan.rows)
         np.copyto(plan.history, plan.kept)
-        return plan.outputs
+        words: bytes = audioop.mul(plan.outputs.astype(np.int32).data, 4, _INT16_IN_INT32)
+        return words
 
     def reset(self) -> None:
         self._buf[: self._hist] = 0.0
@@ -193,7 +190,7 @@ class UlawEncoder:
         plan = self._fir.plan(n, phase, (n - phase + factor - 1) // factor)
         np.copyto(plan.chunk, np.frombuffer(data, "<i2"))
         self._phase = (phase - n) % factor
-        encoded: bytes = audioop.lin2ulaw(_pcm_words(self._fir.run(plan)), 4)
+        encoded: bytes = audioop.lin2ulaw(self._fir.run(plan), 4)
         return encoded
 
     def reset(self) -> None:
@@ -244,7 +241,7 @@ class UlawDecoder:
         return self._emit(plan)
 
     def _emit(self, plan: _Plan) -> bytes:
-        pcm: bytes = audioop.lin2lin(_pcm_words(self._fir.run(plan)), 4, 2)
+        pcm: bytes = audioop.lin2lin(self._fir.run(plan), 4, 2)
         return pcm
 
     def reset(self) -> None:
