@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -116,7 +117,7 @@ def format_table(rows: Sequence[Row], name_a: str, name_b: str, rounds: int) -> 
         f"{'figure':<{width}}  {'A':>10}  {'B':>10}  {'B/A':>6}",
     ]
     for row in rows:
-        ratio = "-" if row.ratio != row.ratio else f"{row.ratio:.2f}"  # NaN: no ratio
+        ratio = "-" if math.isnan(row.ratio) else f"{row.ratio:.2f}"
         lines.append(f"{row.label:<{width}}  {row.a:>10.3f}  {row.b:>10.3f}  {ratio:>6}")
     return "\n".join(lines)
 
