@@ -2,7 +2,11 @@
 
 Run from the repository root after ``pip install -e .``::
 
-    python benchmarks/codec_bench.py
+    python benchmarks/codec_bench.py [--against REF]
+
+``--against REF`` adds the G.711 module as it was at git commit REF (say ``HEAD~1`` or
+``main``), so a change's before and after are timed in one run, alternating: on a shared
+machine only ratios from one run mean anything.
 
 For each ACS rate (16 and 24 kHz) and each implementation of the mu-law path
 (PCM16 -> 8 kHz mu-law -> PCM16, fed in 20 ms frames exactly as a call would) it prints:
@@ -11,17 +15,22 @@ For each ACS rate (16 and 24 kHz) and each implementation of the mu-law path
 - how many bytes/samples each 20 ms call returns (a real-time pacer needs a steady 160/320/480);
 - added delay per direction: the content delay (cross-correlation against an ideal reference)
   plus the worst lag of emitted audio behind received audio caused by output bursts;
-- microseconds per 20 ms frame, encode and decode.
+- microseconds per 20 ms frame, encode and decode: the best of several rounds that take
+  every implementation in turn, and each one's ratio to this tree's.
 
 soxr is optional: its rows are skipped when it is not installed.
 """
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import timeit
+import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,6 +55,7 @@ AMPLITUDE = 0.5 * 32767
 SNR_SECONDS = 2.0
 DELAY_SECONDS = 2.0
 ULAW_FRAME = G711_RATE * FRAME_MS // 1000
+TIMING_ROUNDS = 15
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,31 @@ def _fir_decoder(rate: int) -> Stage:
 def _fir_delay(rate: int) -> tuple[float, float]:
     codec = make_codec("g711_ulaw", rate)
     return codec.encoder_delay_ms, codec.decoder_delay_ms
+
+
+def _g711_at(ref: str) -> types.ModuleType:
+    """callbridge/core/g711.py as it was at git commit ``ref``, loaded beside this tree's."""
+    path = "callbridge/core/g711.py"
+    source = subprocess.run(
+        ["git", "show", f"{ref}:{path}"],
+        cwd=Path(__file__).resolve().parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    module = types.ModuleType(f"g711_at_{ref}")
+    exec(compile(source, f"{ref}:{path}", "exec"), module.__dict__)
+    return module
+
+
+def _fir_at(ref: str) -> Impl:
+    g711 = _g711_at(ref)
+    return Impl(
+        f"FIR @{ref}",
+        lambda rate: g711.UlawEncoder(rate).encode,
+        lambda rate: g711.UlawDecoder(rate).decode,
+        lambda rate: (g711.resampler_delay_ms(rate),) * 2,
+    )
 
 
 def _soxr_stage(in_rate: int, out_rate: int, *, ulaw_in: bool, ulaw_out: bool) -> Stage:
@@ -110,8 +145,10 @@ def _ratecv_decoder(rate: int) -> Stage:
     return _ratecv_stage(G711_RATE, rate, ulaw_in=True, ulaw_out=False)
 
 
-def _impls() -> list[Impl]:
+def _impls(against: str | None) -> list[Impl]:
     impls = [Impl("FIR (callbridge)", _fir_encoder, _fir_decoder, _fir_delay)]
+    if against is not None:
+        impls.append(_fir_at(against))
     if soxr is not None:
         impls.append(Impl("soxr HQ", _soxr_encoder, _soxr_decoder))
     impls.append(Impl("audioop.ratecv", _ratecv_encoder, _ratecv_decoder))
@@ -193,49 +230,78 @@ class Direction:
     content_ms: float
     burst_lag_ms: float
     sizes: list[int]
-    us_per_frame: float
 
     @property
     def total_ms(self) -> float:
         return self.content_ms + self.burst_lag_ms
 
 
-def encoder_direction(impl: Impl, rate: int) -> Direction:
+def _encoder_input(rate: int) -> list[bytes]:
     wide = _bandlimited_noise(rate, DELAY_SECONDS)
+    return _frames(np.round(wide).astype("<i2").tobytes(), rate // 25)
+
+
+def _decoder_input() -> list[bytes]:
     narrow = _bandlimited_noise(G711_RATE, DELAY_SECONDS)
-    frames = _frames(np.round(wide).astype("<i2").tobytes(), rate // 25)
+    return _frames(audioop.lin2ulaw(np.round(narrow).astype("<i2").tobytes(), 2), ULAW_FRAME)
+
+
+def encoder_direction(impl: Impl, rate: int) -> Direction:
+    narrow = _bandlimited_noise(G711_RATE, DELAY_SECONDS)
+    frames = _encoder_input(rate)
     encode = impl.make_encoder(rate)
     sizes = [len(encode(f)) for f in frames[:12]]
     ulaw, lag = _stream(impl.make_encoder(rate), frames, G711_RATE / 1000)
     content = _content_delay_ms(narrow, _pcm(audioop.ulaw2lin(ulaw, 2)), G711_RATE)
-    return Direction(content, lag, sizes, _us_per_call(impl.make_encoder(rate), frames))
+    return Direction(content, lag, sizes)
 
 
 def decoder_direction(impl: Impl, rate: int) -> Direction:
     wide = _bandlimited_noise(rate, DELAY_SECONDS)
-    narrow = _bandlimited_noise(G711_RATE, DELAY_SECONDS)
-    ulaw = audioop.lin2ulaw(np.round(narrow).astype("<i2").tobytes(), 2)
-    chunks = _frames(ulaw, ULAW_FRAME)
+    chunks = _decoder_input()
     decode = impl.make_decoder(rate)
     sizes = [len(decode(c)) // 2 for c in chunks[:12]]
     pcm, lag = _stream(impl.make_decoder(rate), chunks, rate * 2 / 1000)
     content = _content_delay_ms(wide, _pcm(pcm), rate)
-    return Direction(content, lag, sizes, _us_per_call(impl.make_decoder(rate), chunks))
+    return Direction(content, lag, sizes)
 
 
-def _us_per_call(stage: Stage, chunks: list[bytes]) -> float:
-    for chunk in chunks[:10]:
-        stage(chunk)
-    best = min(timeit.repeat(lambda: [stage(c) for c in chunks], number=1, repeat=5))
-    return best / len(chunks) * 1e6
+def us_per_frame(stages: dict[str, Stage], chunks: list[bytes]) -> dict[str, float]:
+    """Best time per chunk of each stage over rounds that run every stage in turn."""
+    for stage in stages.values():
+        for chunk in chunks[:10]:
+            stage(chunk)
+    best = dict.fromkeys(stages, float("inf"))
+    for _ in range(TIMING_ROUNDS):
+        for name, stage in stages.items():
+            seconds = timeit.timeit(lambda stage=stage: [stage(c) for c in chunks], number=1)
+            best[name] = min(best[name], seconds / len(chunks) * 1e6)
+    return best
 
 
 def _pattern(sizes: list[int]) -> str:
     return ",".join(str(s) for s in sizes)
 
 
+def _print_timings(impls: list[Impl]) -> None:
+    print("\nMicroseconds per 20 ms frame, best of rounds taking each in turn (x: / this tree)")
+    print(f"{'implementation':<18}{'rate':>6}{'encode':>10}{'x':>7}{'decode':>10}{'x':>7}")
+    for rate in RATES:
+        enc = us_per_frame({i.name: i.make_encoder(rate) for i in impls}, _encoder_input(rate))
+        dec = us_per_frame({i.name: i.make_decoder(rate) for i in impls}, _decoder_input())
+        ours = impls[0].name
+        for impl in impls:
+            print(
+                f"{impl.name:<18}{rate:>6}{enc[impl.name]:>10.2f}"
+                f"{enc[impl.name] / enc[ours]:>7.2f}{dec[impl.name]:>10.2f}"
+                f"{dec[impl.name] / dec[ours]:>7.2f}"
+            )
+
+
 def main() -> None:
-    impls = _impls()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--against", metavar="REF", help="also time g711.py as of git REF")
+    impls = _impls(parser.parse_args().against)
     if soxr is None:
         print("soxr not installed: its rows are skipped\n")
     directions = {
@@ -244,9 +310,9 @@ def main() -> None:
         for rate in RATES
     }
 
-    print("Per direction: delay (content + worst burst lag = total, ms), us per 20 ms frame")
+    print("Per direction: delay (content + worst burst lag = total, ms)")
     header = f"{'implementation':<18}{'rate':>6}  {'dir':<4}{'reported':>9}{'content':>9}"
-    print(header + f"{'burst':>8}{'total':>8}{'us/frame':>10}  output per 20 ms call (first 12)")
+    print(header + f"{'burst':>8}{'total':>8}  output per 20 ms call (first 12)")
     for impl in impls:
         for rate in RATES:
             reported = impl.reported_delay_ms(rate) if impl.reported_delay_ms else None
@@ -255,8 +321,7 @@ def main() -> None:
                 print(
                     f"{impl.name:<18}{rate:>6}  {('enc', 'dec')[i]:<4}{claim}"
                     f"{direction.content_ms:>9.2f}{direction.burst_lag_ms:>8.1f}"
-                    f"{direction.total_ms:>8.1f}{direction.us_per_frame:>10.2f}"
-                    f"  {_pattern(direction.sizes)}"
+                    f"{direction.total_ms:>8.1f}  {_pattern(direction.sizes)}"
                 )
     print("enc sizes are mu-law bytes (160 = 20 ms); dec sizes are PCM16 samples at the rate.")
 
@@ -272,6 +337,7 @@ def main() -> None:
     # The floor no resampler can beat: the tone sampled at 8 kHz and companded, nothing else.
     floor = "".join(f"{_ulaw_only_snr(f):>12.2f}" for f in TONES)
     print(f"{'mu-law alone':<18}{G711_RATE:>6}{floor}")
+    _print_timings(impls)
 
 
 def _ulaw_only_snr(freq: float) -> float:

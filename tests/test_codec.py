@@ -155,6 +155,22 @@ def test_decoder_streaming_matches_one_shot(rate: int) -> None:
 
 
 @pytest.mark.parametrize("rate", RATES)
+def test_state_carries_across_a_chunk_that_outgrows_the_buffers(rate: int) -> None:
+    """Frames, then a chunk larger than any before, then frames: no seam in either direction."""
+    pcm = _noise(rate, 80)
+    frame = frame_bytes(rate)
+    sizes = (frame, frame, 60 * frame, frame)
+    encoder = CallerEncoder("g711_ulaw", rate)
+    streamed = b"".join(encoder.encode(chunk) for chunk in _chunks(pcm, sizes))
+    one_shot = CallerEncoder("g711_ulaw", rate).encode(pcm)
+    assert np.abs(_ulaw_level_rank(streamed) - _ulaw_level_rank(one_shot)).max() <= 1
+    ulaw = _ulaw_noise(80 * ULAW_FRAME)
+    decoder = AgentDecoder("g711_ulaw", rate)
+    decoded = b"".join(decoder.decode(c) for c in _chunks(ulaw, (160, 160, 9600, 160)))
+    assert np.abs(_pcm(decoded) - _pcm(AgentDecoder("g711_ulaw", rate).decode(ulaw))).max() <= 1
+
+
+@pytest.mark.parametrize("rate", RATES)
 def test_decoder_reset_matches_fresh_decoder(rate: int) -> None:
     """After reset, the decoder's output equals a brand-new decoder's for the same input."""
     decoder = AgentDecoder("g711_ulaw", rate)

@@ -3,10 +3,12 @@
 The rate change uses linear-phase polyphase windowed-sinc FIR filters (designed at import with a
 Kaiser window) instead of ``audioop.ratecv`` or ``soxr``: ``ratecv`` is too lossy for the 33 dB
 SNR bar, and ``soxr`` streams release audio in ~100 ms bursts, which a real-time 20 ms pacer
-cannot absorb. The FIR produces exactly one output frame per input frame, from the very first
-one, and delays the signal by a fixed ``resampler_delay_ms`` (1.5 ms each way at both ACS
-rates). That delay is reported, never padded or trimmed away, so downstream timing can account
-for it.
+cannot absorb. Each chunk is filtered by one small BLAS matrix product, and the samples are
+converted and saturated by audioop in C: per 20 ms frame that is about the cost of ``ratecv``
+(benchmarks/codec_bench.py). The FIR produces exactly one output frame per input frame, from
+the very first one, and delays the signal by a fixed ``resampler_delay_ms`` (1.5 ms each way at
+both ACS rates). That delay is reported, never padded or trimmed away, so downstream timing can
+account for it.
 
 Objects are per call and not thread-safe.
 """
@@ -14,7 +16,7 @@ Objects are per call and not thread-safe.
 from __future__ import annotations
 
 import warnings
-from typing import Final
+from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -31,8 +33,6 @@ G711_RATE: Final = 8000
 """Sample rate of G.711 audio exchanged with Voice Live."""
 
 _SAMPLE_BYTES: Final = 2
-_FRAME_SAMPLES: Final = {rate: rate // 50 for rate in ACS_RATES}
-"""PCM16 samples in one 20 ms ACS frame."""
 
 # Filter specs: flat to 3400 Hz, >= 55 dB down from 4600 Hz. Tap counts are chosen so the
 # group delay is the same 1.5 ms at both rates (24 taps each side at 16 kHz, 36 at 24 kHz):
@@ -42,29 +42,31 @@ _CUTOFF_HZ: Final = 4000.0
 _KAISER_BETA: Final = 5.5
 _NUM_TAPS: Final = {16000: 49, 24000: 73}
 
-# Decoder buffers start at 200 ms of mu-law and grow to the largest chunk seen.
-_DECODER_INITIAL_CAPACITY: Final = 1600
+_BLOCK: Final = 16
+"""Output samples (encoder) or input samples (decoder) in one row of the matrix product.
+
+Longer rows multiply more zeros, shorter ones make more rows; 16 makes a 20 ms frame ten rows
+in both directions at both rates, and measured fastest of 8 to 80 with 8 to 20 within noise."""
+
+_INITIAL_CAPACITY: Final = 1600
+"""Input samples the buffers hold at first (100 ms at 16 kHz, 200 ms of mu-law); they grow."""
 
 _Float = np.float32
-_INT16_MIN: Final = np.float32(-32768.0)
-_INT16_MAX: Final = np.float32(32767.0)
+_INT16_IN_INT32: Final = 65536.0
+"""audioop's 4-byte samples carry 16-bit audio in their top half."""
 
 
-def _design_lowpass(rate: int) -> NDArray[np.float32]:
+def _design_lowpass(rate: int) -> NDArray[np.float64]:
     """Unity-DC-gain Kaiser-windowed sinc low-pass at the 8 kHz Nyquist for ``rate``."""
     num_taps = _NUM_TAPS[rate]
     k = np.arange(num_taps, dtype=np.float64) - (num_taps - 1) / 2
     cutoff = 2.0 * _CUTOFF_HZ / rate
     taps = cutoff * np.sinc(cutoff * k) * np.kaiser(num_taps, _KAISER_BETA)
     taps /= taps.sum()
-    return taps.astype(_Float)
+    return taps
 
 
 _LOWPASS: Final = {rate: _design_lowpass(rate) for rate in ACS_RATES}
-
-# Table built from audioop so decoding is bit-identical to audioop.ulaw2lin, but can write
-# straight into the filter buffer (np.take with out=) instead of allocating an int16 copy.
-_ULAW_TO_FLOAT: Final = np.frombuffer(audioop.ulaw2lin(bytes(range(256)), 2), "<i2").astype(_Float)
 
 
 def resampler_delay_ms(acs_rate: int) -> float:
@@ -72,66 +74,110 @@ def resampler_delay_ms(acs_rate: int) -> float:
     return (_NUM_TAPS[acs_rate] - 1) / 2 * 1000 / acs_rate
 
 
-def _to_int16(src: NDArray[np.float32], dst: NDArray[np.int16]) -> None:
-    # Filter overshoot on near-full-scale input must saturate, not wrap around.
-    np.rint(src, out=src)
-    np.minimum(src, _INT16_MAX, out=src)
-    np.maximum(src, _INT16_MIN, out=src)
-    np.copyto(dst, src, casting="unsafe")
+class _Plan(NamedTuple):
+    """Views into a filter's buffers for one chunk size and phase, reused while they repeat."""
+
+    key: tuple[int, int]
+    chunk: NDArray[np.float32]
+    """Where the chunk's input samples go, right after the history."""
+    windows: NDArray[np.float32]
+    """One overlapping read-only window of input per row of outputs."""
+    rows: NDArray[np.float32]
+    outputs: NDArray[np.float32]
+    """The chunk's outputs: the rows, flat, without those past the chunk's end."""
+    kept: NDArray[np.float32]
+    """The chunk's last ``hist`` samples, the next chunk's history."""
+    history: NDArray[np.float32]
+
+
+class _BlockFir:
+    """A streaming FIR whose outputs are computed a row at a time by one matrix product.
+
+    The buffer holds ``hist`` samples of history, then the chunk. Row ``r`` of outputs reads
+    the window of ``width`` (the matrix's height) samples starting ``phase + r * hop`` into the
+    buffer, so one product of the overlapping windows with the matrix yields every output. A
+    last row may read past the chunk, into stale samples; the outputs it feeds are dropped.
+    """
+
+    __slots__ = ("_buf", "_hist", "_hop", "_matrix", "_plan")
+
+    def __init__(self, matrix: NDArray[np.float64], hist: int, hop: int) -> None:
+        self._matrix = matrix.astype(_Float)
+        self._hist = hist
+        self._hop = hop
+        self._buf: NDArray[np.float32] = np.zeros(hist + _INITIAL_CAPACITY, _Float)
+        self._plan: _Plan | None = None
+
+    def plan(self, n: int, phase: int, count: int) -> _Plan:
+        """Views for ``n`` new samples yielding ``count`` outputs, the first at ``phase``."""
+        plan = self._plan
+        if plan is not None and plan.key == (n, phase):
+            return plan
+        hist, hop = self._hist, self._hop
+        width, per_row = self._matrix.shape
+        rows = -(-count // per_row)
+        needed = max(phase + (rows - 1) * hop + width, hist + n)
+        if needed > len(self._buf):
+            buf = np.zeros(max(needed, 2 * len(self._buf)), _Float)
+            buf[:hist] = self._buf[:hist]
+            self._buf = buf
+        buf = self._buf
+        item = buf.itemsize
+        out = np.empty((rows, per_row), _Float)
+        plan = _Plan(
+            key=(n, phase),
+            chunk=buf[hist : hist + n],
+            windows=as_strided(
+                buf[phase:], shape=(rows, width), strides=(hop * item, item), writeable=False
+            ),
+            rows=out,
+            outputs=out.reshape(-1)[:count],
+            kept=buf[n : n + hist],
+            history=buf[:hist],
+        )
+        self._plan = plan
+        return plan
+
+    def run(self, plan: _Plan) -> bytes:
+        """Filter the samples written into ``plan.chunk`` and keep their tail as history.
+
+        Returns the outputs as audioop 4-byte samples, the 16-bit value in the top half,
+        saturated: numpy's float-to-int16 cast neither rounds nor saturates, and doing both in
+        numpy costs as much as the filter, while ``audioop.mul`` clips in C ("samples are
+        truncated in case of overflow", Python's audioop documentation). The int32 cast
+        truncates toward zero: an error under 1 LSB, far below mu-law's own steps.
+        """
+        np.dot(plan.windows, self._matrix, out=plan.rows)
+        np.copyto(plan.history, plan.kept)
+        words: bytes = audioop.mul(plan.outputs.astype(np.int32).data, 4, _INT16_IN_INT32)
+        return words
+
+    def reset(self) -> None:
+        self._buf[: self._hist] = 0.0
 
 
 class UlawEncoder:
-    """Decimate PCM16 at the ACS rate to 8 kHz with a streaming FIR, then mu-law compand."""
+    """Decimate PCM16 at the ACS rate to 8 kHz with a streaming FIR, then mu-law compand.
 
-    __slots__ = (
-        "_acc",
-        "_buf",
-        "_capacity",
-        "_factor",
-        "_hist",
-        "_odd",
-        "_out",
-        "_phase",
-        "_taps",
-        "_windows",
-    )
+    Output ``m`` of a chunk is the filter over the inputs up to ``phase + factor * m``. Its
+    column of the matrix holds the taps, reversed (windows are oldest first), at the offset of
+    that output's newest input in its row's window.
+    """
+
+    __slots__ = ("_factor", "_fir", "_odd", "_phase")
 
     def __init__(self, acs_rate: int) -> None:
         lowpass = _LOWPASS[acs_rate]
-        self._factor = acs_rate // G711_RATE
-        self._hist = len(lowpass) - 1
-        # Windows are read oldest-first, so the dot product needs the taps reversed.
-        self._taps = np.ascontiguousarray(lowpass[::-1])
+        factor = acs_rate // G711_RATE
+        hist = len(lowpass) - 1
+        matrix = np.zeros(((_BLOCK - 1) * factor + hist + 1, _BLOCK))
+        for b in range(_BLOCK):
+            matrix[factor * b : factor * b + hist + 1, b] = lowpass[::-1]
+        self._fir = _BlockFir(matrix, hist, hop=factor * _BLOCK)
+        self._factor = factor
         # Offset in the next chunk of the first sample that completes an output sample.
         self._phase = 0
         self._odd = b""
-        self._capacity = 0
-        self._buf: NDArray[np.float32] = np.zeros(self._hist, _Float)
-        self._acc: NDArray[np.float32] = np.empty(0, _Float)
-        self._out: NDArray[np.int16] = np.empty(0, np.int16)
-        self._windows: tuple[NDArray[np.float32], ...] = ()
-        self._grow(_FRAME_SAMPLES[acs_rate])
-
-    def _grow(self, capacity: int) -> None:
-        hist, factor = self._hist, self._factor
-        buf = np.zeros(hist + capacity, _Float)
-        buf[:hist] = self._buf[:hist]
-        item = buf.itemsize
-        # One overlapping read-only window view per phase, so the hot path only slices.
-        self._windows = tuple(
-            as_strided(
-                buf[phase:],
-                shape=((capacity - phase + factor - 1) // factor, hist + 1),
-                strides=(factor * item, item),
-                writeable=False,
-            )
-            for phase in range(factor)
-        )
-        out_capacity = -(-capacity // factor)
-        self._buf = buf
-        self._acc = np.empty(out_capacity, _Float)
-        self._out = np.empty(out_capacity, np.int16)
-        self._capacity = capacity
 
     def encode(self, data: bytes) -> bytes:
         if self._odd or len(data) & 1:
@@ -140,87 +186,63 @@ class UlawEncoder:
             self._odd = data[cut:]
             data = data[:cut]
         n = len(data) // _SAMPLE_BYTES
-        if n > self._capacity:
-            self._grow(max(n, 2 * self._capacity))
-        hist, factor, phase, buf = self._hist, self._factor, self._phase, self._buf
-        np.copyto(buf[hist : hist + n], np.frombuffer(data, "<i2"))
-        count = (n - phase + factor - 1) // factor
-        acc = self._acc[:count]
-        np.dot(self._windows[phase][:count], self._taps, out=acc)
-        buf[:hist] = buf[n : n + hist]
+        factor, phase = self._factor, self._phase
+        plan = self._fir.plan(n, phase, (n - phase + factor - 1) // factor)
+        np.copyto(plan.chunk, np.frombuffer(data, "<i2"))
         self._phase = (phase - n) % factor
-        out = self._out[:count]
-        _to_int16(acc, out)
-        encoded: bytes = audioop.lin2ulaw(out.data, _SAMPLE_BYTES)
+        encoded: bytes = audioop.lin2ulaw(self._fir.run(plan), 4)
         return encoded
 
     def reset(self) -> None:
-        self._buf[: self._hist] = 0.0
+        self._fir.reset()
         self._phase = 0
         self._odd = b""
 
 
 class UlawDecoder:
-    """Expand mu-law, then interpolate 8 kHz to the ACS rate with a polyphase FIR."""
+    """Expand mu-law, then interpolate 8 kHz to the ACS rate with a polyphase FIR.
 
-    __slots__ = ("_acc", "_buf", "_capacity", "_factor", "_hist", "_out", "_phases", "_windows")
+    Each input yields ``factor`` outputs, one per polyphase sub-filter over it and the inputs
+    before it. A row takes ``_BLOCK`` inputs; its ``factor`` columns per input hold the
+    sub-filters, reversed, at that input's offset in the window.
+    """
+
+    __slots__ = ("_factor", "_fir", "_hist")
 
     def __init__(self, acs_rate: int) -> None:
         lowpass = _LOWPASS[acs_rate]
         factor = acs_rate // G711_RATE
         per_phase = -(-len(lowpass) // factor)
-        padded = np.zeros(per_phase * factor, _Float)
+        padded = np.zeros(per_phase * factor)
         # Zero-stuffing divides the signal power by the factor; the gain restores unity.
         padded[: len(lowpass)] = lowpass * factor
-        # Column p holds phase p's sub-filter, reversed to match oldest-first windows, so
-        # one (n, taps) @ (taps, factor) product yields the interleaved output samples.
-        self._phases = np.ascontiguousarray(padded.reshape(per_phase, factor)[::-1])
+        # Row j, column p: phase p's tap on the input j samples back; oldest first below.
+        sub_filters = padded.reshape(per_phase, factor)[::-1]
+        hist = per_phase - 1
+        matrix = np.zeros((_BLOCK + hist, _BLOCK * factor))
+        for b in range(_BLOCK):
+            matrix[b : b + per_phase, b * factor : (b + 1) * factor] = sub_filters
+        self._fir = _BlockFir(matrix, hist, hop=_BLOCK)
         self._factor = factor
-        self._hist = per_phase - 1
-        self._capacity = 0
-        self._buf: NDArray[np.float32] = np.zeros(self._hist, _Float)
-        self._acc: NDArray[np.float32] = np.empty((0, factor), _Float)
-        self._out: NDArray[np.int16] = np.empty(0, np.int16)
-        self._windows: NDArray[np.float32] = np.empty((0, per_phase), _Float)
-        self._grow(_DECODER_INITIAL_CAPACITY)
-
-    def _grow(self, capacity: int) -> None:
-        hist = self._hist
-        buf = np.zeros(hist + capacity, _Float)
-        buf[:hist] = self._buf[:hist]
-        item = buf.itemsize
-        self._windows = as_strided(
-            buf, shape=(capacity, hist + 1), strides=(item, item), writeable=False
-        )
-        self._buf = buf
-        self._acc = np.empty((capacity, self._factor), _Float)
-        self._out = np.empty(capacity * self._factor, np.int16)
-        self._capacity = capacity
+        self._hist = hist
 
     def decode(self, data: bytes) -> bytes:
         n = len(data)
-        if n > self._capacity:
-            self._grow(max(n, 2 * self._capacity))
-        hist = self._hist
-        new = self._buf[hist : hist + n]
-        np.take(_ULAW_TO_FLOAT, np.frombuffer(data, np.uint8), out=new, mode="clip")
-        return self._emit(n)
+        plan = self._fir.plan(n, 0, n * self._factor)
+        np.copyto(plan.chunk, np.frombuffer(audioop.ulaw2lin(data, 2), "<i2"))
+        return self._emit(plan)
 
     def flush(self) -> bytes:
         # Feeding silence until the history is all zeros emits the filter's whole tail (the
         # 1.5 ms delay plus the post-ringing) and leaves the state exactly as a fresh one.
         hist = self._hist
-        self._buf[hist : 2 * hist] = 0.0
-        return self._emit(hist)
+        plan = self._fir.plan(hist, 0, hist * self._factor)
+        plan.chunk[:] = 0.0
+        return self._emit(plan)
 
-    def _emit(self, n: int) -> bytes:
-        hist, buf = self._hist, self._buf
-        acc = self._acc[:n]
-        np.dot(self._windows[:n], self._phases, out=acc)
-        buf[:hist] = buf[n : n + hist]
-        out = self._out[: n * self._factor]
-        _to_int16(acc.reshape(-1), out)
-        return out.tobytes()
+    def _emit(self, plan: _Plan) -> bytes:
+        pcm: bytes = audioop.lin2lin(self._fir.run(plan), 4, 2)
+        return pcm
 
     def reset(self) -> None:
-        self._buf[: self._hist] = 0.0
+        self._fir.reset()

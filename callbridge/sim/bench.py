@@ -109,14 +109,19 @@ async def bridge_process(
     pacing: PacingSettings,
     signing_key: bytes,
     summaries: list[dict[str, Any]],
+    tree: Path | None = None,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """Run ``callbridge serve`` against the stand-ins; yield the process and its /ws URL.
 
     The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
+    ``tree``: a checkout whose ``callbridge`` the bridge runs instead of this one (it runs
+    there, so the working directory that ``-m`` puts first on the path is that checkout).
     """
     port = free_port()
+    source = {} if tree is None else {"PYTHONPATH": _path_first(tree)}
     env = {
         **os.environ,
+        **source,
         **serve_env(port, endpoint, acs, signing_key.decode()),
         "CALLBRIDGE_MAX_CALLS": "1000",
         "CALLBRIDGE_AUDIO_FORMAT": audio_format,
@@ -125,7 +130,13 @@ async def bridge_process(
         "CALLBRIDGE_ACS_MARKS": "on" if pacing.acs_marks else "off",
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "callbridge", "serve", env=env, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "callbridge",
+        "serve",
+        env=env,
+        cwd=tree,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
     reader = asyncio.create_task(_collect_call_summaries(process.stderr, summaries))
@@ -141,6 +152,12 @@ async def bridge_process(
                 process.kill()
                 await process.wait()
         await reader
+
+
+def _path_first(tree: Path) -> str:
+    """``PYTHONPATH`` with ``tree`` ahead of whatever it already held."""
+    inherited = os.environ.get("PYTHONPATH")
+    return os.pathsep.join([str(tree), inherited] if inherited else [str(tree)])
 
 
 async def _collect_call_summaries(
@@ -279,6 +296,38 @@ async def run_bench(
     ``line_playout_delay_ms``: the phone lines' true playout delay, by default the one the
     bridge is configured with (set it apart to see how far a wrong estimate moves truncation).
     """
+    summary = await bench_figures(
+        calls=calls,
+        seconds=seconds,
+        audio_format=audio_format,
+        sample_rate=sample_rate,
+        acs_marks=acs_marks,
+        line_playout_delay_ms=line_playout_delay_ms,
+    )
+    if json_output:
+        print(json.dumps(summary))
+    else:
+        print(f"callbridge bench: {calls} concurrent calls, {seconds} s each, {audio_format}")
+        for key, value in summary.items():
+            print(f"  {key:32} {value}")
+    return 0
+
+
+async def bench_figures(
+    *,
+    calls: int,
+    seconds: int,
+    audio_format: AudioFormat,
+    sample_rate: int,
+    acs_marks: bool = False,
+    line_playout_delay_ms: float | None = None,
+    bridge_tree: Path | None = None,
+) -> dict[str, Any]:
+    """The benchmark's figures, as `run_bench` prints them.
+
+    ``bridge_tree``: a checkout of another commit whose bridge to measure; the stand-ins and
+    phones stay this checkout's, so two commits are measured by the same harness.
+    """
     pacing = PacingSettings(acs_marks=acs_marks)
     line_delay_ms = (
         pacing.playout_delay_ms if line_playout_delay_ms is None else line_playout_delay_ms
@@ -302,6 +351,7 @@ async def run_bench(
             pacing=pacing,
             signing_key=signing_key,
             summaries=bridge_calls,
+            tree=bridge_tree,
         ) as (process, ws_url):
             before = _usage(process.pid)
             peak = [before.rss_bytes]
@@ -350,10 +400,4 @@ async def run_bench(
         "bridge_used": _distribution([c.get("playout_delay_ms", 0.0) for c in bridge_calls]),
         "bridge_measured_calls": sum(bool(c.get("playout_delay_measured")) for c in bridge_calls),
     }
-    if json_output:
-        print(json.dumps(summary))
-    else:
-        print(f"callbridge bench: {calls} concurrent calls, {seconds} s each, {audio_format}")
-        for key, value in summary.items():
-            print(f"  {key:32} {value}")
-    return 0
+    return summary
