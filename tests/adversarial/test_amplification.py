@@ -25,26 +25,19 @@ from callbridge.core.acs_events import (
     MAX_EVENTS_PER_CALLBACK,
     MAX_EVENTS_PER_DELIVERY,
 )
-from callbridge.core.profiles import AgentProfile
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
 from callbridge.sim.script import At, Hangup
-from callbridge.sim.voicelive import AgentTurn
 from callbridge.web.call_setup import MAX_SETUPS_IN_FLIGHT
 from callbridge.web.webhook import SECRET_HEADER
-from tests.tone_calls import CALLER_TRANSCRIPTS, TURNS, turn
+from tests.adversarial.support import post_webhook, tone_stack
+from tests.tone_calls import turn
 
 WAIT_S = 15.0
 FLOOD = 4000
 
 
-def stack(turns: tuple[AgentTurn, ...] = TURNS) -> LocalStack:
-    return LocalStack(
-        turns=turns,
-        caller_transcripts=CALLER_TRANSCRIPTS,
-        profile=AgentProfile(tools=("end_call",)),
-        response_delay_ms=100,
-    )
+stack = tone_stack
 
 
 def made_up_call() -> dict[str, Any]:
@@ -61,12 +54,8 @@ def made_up_call() -> dict[str, Any]:
 
 async def deliver(local: LocalStack, body: bytes) -> int:
     """POST a pre-encoded delivery with the webhook secret, as Event Grid would."""
-    headers = {SECRET_HEADER: local.webhook_secret, "Content-Type": "application/json"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(local.webhook_url, data=body, headers=headers) as response,
-    ):
-        return response.status
+    status, _ = await post_webhook(local, body)
+    return status
 
 
 async def until(predicate: Callable[[], bool], timeout_s: float = WAIT_S) -> None:

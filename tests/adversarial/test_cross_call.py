@@ -26,25 +26,15 @@ from structlog.testing import capture_logs
 
 from callbridge.core.call_bindings import CallBindings, ConnectionOwner, CrossCallError
 from callbridge.core.call_token import CallClaims
-from callbridge.core.profiles import AgentProfile
 from callbridge.sim.acs import RestFault, SimCall
 from callbridge.sim.acs.ingress import through_ingress
 from callbridge.sim.harness import LOOPBACK, LocalStack
 from callbridge.sim.script import At, Hangup
 from callbridge.web.app import create_app
-from tests.tone_calls import CALLER_TRANSCRIPTS, TURNS
+from tests.adversarial.support import tone_stack as stack
 
 WAIT_S = 15.0
 CALLEE = "+14255550150"
-
-
-def stack() -> LocalStack:
-    return LocalStack(
-        turns=TURNS,
-        caller_transcripts=CALLER_TRANSCRIPTS,
-        profile=AgentProfile(tools=("end_call",)),
-        response_delay_ms=100,
-    )
 
 
 def media_failed(call_connection_id: str | None, correlation_id: str) -> list[dict[str, Any]]:

@@ -9,28 +9,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aiohttp
 import pytest
 
 from callbridge.core.json_elements import json_elements
-from callbridge.core.profiles import AgentProfile
 from callbridge.sim.acs import SimCall
 from callbridge.sim.acs.events import subscription_validation_event
 from callbridge.sim.harness import DIALED_NUMBER, LocalStack
 from callbridge.sim.script import At, Hangup
-from callbridge.web.webhook import SECRET_HEADER
-from tests.tone_calls import CALLER_TRANSCRIPTS, TURNS
+from tests.adversarial.support import post_webhook
+from tests.adversarial.support import tone_stack as stack
 
 WAIT_S = 15.0
-
-
-def stack() -> LocalStack:
-    return LocalStack(
-        turns=TURNS,
-        caller_transcripts=CALLER_TRANSCRIPTS,
-        profile=AgentProfile(tools=("end_call",)),
-        response_delay_ms=100,
-    )
 
 
 def ringing(local: LocalStack) -> tuple[SimCall, dict[str, Any]]:
@@ -41,21 +30,12 @@ def ringing(local: LocalStack) -> tuple[SimCall, dict[str, Any]]:
 
 
 async def post(local: LocalStack, events: list[Any], content_type: str) -> tuple[int, str]:
-    headers = {SECRET_HEADER: local.webhook_secret, "Content-Type": content_type}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(local.webhook_url, data=json.dumps(events), headers=headers) as response,
-    ):
-        return response.status, await response.text()
+    return await post_webhook(local, json.dumps(events), content_type)
 
 
 async def post_text(local: LocalStack, body: str) -> int:
-    headers = {SECRET_HEADER: local.webhook_secret, "Content-Type": "application/json"}
-    async with (
-        aiohttp.ClientSession() as http,
-        http.post(local.webhook_url, data=body, headers=headers) as response,
-    ):
-        return response.status
+    status, _ = await post_webhook(local, body)
+    return status
 
 
 async def test_an_incoming_call_after_the_handshake_in_one_batch_is_answered() -> None:
