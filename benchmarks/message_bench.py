@@ -30,6 +30,7 @@ from pathlib import Path
 
 from azure.ai.voicelive.models import ServerEvent
 
+from callbridge.adapters.voice_events import AudioDelta, read_event
 from callbridge.core import acs_media
 from callbridge.core.codec import ACS_RATES, G711_RATE, frame_bytes
 from callbridge.sim.media_messages import audio_message, frame_timestamp
@@ -104,6 +105,9 @@ def main() -> None:
     delta = _audio_delta(parser.parse_args().delta_ms)
     sliced, through_json = delta_sliced(delta), delta_through_json(delta)
     assert delta_through_sdk(delta) == through_json == sliced, "the three reads disagree"
+    read = read_event(delta)
+    assert isinstance(read, AudioDelta), "read_event took a delta for another event"
+    assert read.delta == sliced, "read_event disagrees"
 
     paths: dict[str, Callable[[], object]] = {}
     for rate in ACS_RATES:
@@ -111,6 +115,7 @@ def main() -> None:
         paths[f"ACS AudioData in, parsed ({rate} Hz)"] = lambda f=frame: acs_media.parse(f)
         paths[f"ACS AudioData out, built ({rate} Hz)"] = lambda p=pcm: acs_media.audio_data(p)
     paths["audio delta: SDK models (as recv)"] = lambda: delta_through_sdk(delta)
+    paths["audio delta: callbridge's read_event"] = lambda: read_event(delta)
     paths["audio delta: json.loads + dict"] = lambda: delta_through_json(delta)
     paths["audio delta: raw slice (floor)"] = lambda: delta_sliced(delta)
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import time
 
-from azure.ai.voicelive.models import ServerEventResponseAudioDelta
-
 from callbridge.adapters.telemetry import CallTelemetry
+from callbridge.adapters.voice_events import AudioDelta
 from callbridge.bridge.event_fields import integer, text
 from callbridge.bridge.pacer import FramePacer
 from callbridge.bridge.responses import Responses
@@ -48,7 +47,7 @@ class AgentAudio:
         self._framing: ItemKey | None = None
         """The item whose audio the framer holds the start of a frame of."""
 
-    def on_delta(self, event: ServerEventResponseAudioDelta) -> None:
+    def on_delta(self, event: AudioDelta) -> None:
         """Queue one ``response.audio.delta`` for the caller.
 
         Raises:

@@ -15,14 +15,12 @@ import time
 import structlog
 from azure.ai.voicelive.models import (
     ResponseFunctionCallItem,
-    ServerEvent,
     ServerEventConversationItemInputAudioTranscriptionCompleted,
     ServerEventConversationItemTruncated,
     ServerEventError,
     ServerEventInputAudioBufferCommitted,
     ServerEventInputAudioBufferSpeechStarted,
     ServerEventInputAudioBufferSpeechStopped,
-    ServerEventResponseAudioDelta,
     ServerEventResponseAudioDone,
     ServerEventResponseAudioTranscriptDelta,
     ServerEventResponseAudioTranscriptDone,
@@ -34,6 +32,7 @@ from azure.ai.voicelive.models import (
 )
 
 from callbridge.adapters.telemetry import CallTelemetry
+from callbridge.adapters.voice_events import AudioDelta, VoiceEvent
 from callbridge.adapters.voice_live import (
     LIVENESS_PROBE_EVENT_ID,
     SESSION_UPDATE_EVENT_ID,
@@ -107,7 +106,7 @@ class AgentPump:
                         self._stats.malformed_events += 1
                         log.warning(
                             "voice_live.malformed_event",
-                            event_type=str(event.get("type")),
+                            event_type=str(event.type),
                             error=str(exc),
                         )
         # The link ends its stream only once the call is being torn down or after the
@@ -176,10 +175,10 @@ class AgentPump:
 
     # --- one event --------------------------------------------------------------------------
 
-    async def _on_event(self, event: ServerEvent) -> None:
+    async def _on_event(self, event: VoiceEvent) -> None:
         parts, context, recorder = self._parts, self._context, self._parts.recorder
         match event:
-            case ServerEventResponseAudioDelta():
+            case AudioDelta():
                 parts.agent_audio.on_delta(event)
             case ServerEventResponseAudioDone():
                 parts.agent_audio.end_of_item((text(event.item_id), integer(event.content_index)))

@@ -39,10 +39,10 @@ from azure.ai.voicelive.models import (
     ConversationRequestItem,
     RequestSession,
     ResponseCreateParams,
-    ServerEvent,
 )
 
 from callbridge.adapters.held_session import HeldSession
+from callbridge.adapters.voice_events import AudioDelta, VoiceEvent
 from callbridge.adapters.voice_live import configure_session, liveness_probe
 from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
 from callbridge.bridge.liveness import Liveness, Verdict
@@ -83,7 +83,7 @@ class AgentUnavailable:
     reason: str
 
 
-LinkEvent = ServerEvent | SessionLost | SessionReplaced | AgentUnavailable
+LinkEvent = VoiceEvent | SessionLost | SessionReplaced | AgentUnavailable
 
 
 class VoiceLink:
@@ -105,7 +105,7 @@ class VoiceLink:
         self._current: VoiceSession | None = None
         self._opened = 0
         self._events: asyncio.Queue[
-            tuple[int, ServerEvent | Loss | SessionReplaced | AgentUnavailable]
+            tuple[int, VoiceEvent | Loss | SessionReplaced | AgentUnavailable]
         ] = asyncio.Queue()
         self._backlog = CallerAudioBacklog(continuity.reconnect_budget_s)
         self._liveness = Liveness(continuity.voice_live_stall_s, time.monotonic())
@@ -185,9 +185,11 @@ class VoiceLink:
             self._observe(item)
             yield item
 
-    def _observe(self, event: ServerEvent) -> None:
+    def _observe(self, event: VoiceEvent) -> None:
         """Track what the liveness check and the caller audio kept for resending need."""
         self._liveness.on_event(str(event.type), time.monotonic())
+        if isinstance(event, AudioDelta):
+            return  # the agent talking: nothing more to track
         self._backlog.on_event(event)
         if event.type in ("session.created", "session.updated") and self._current is not None:
             self._current.note_expiry(event)

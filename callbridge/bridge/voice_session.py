@@ -27,6 +27,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import RequestSession, ServerEvent, ServerEventError
 
 from callbridge.adapters.held_session import HeldSession
+from callbridge.adapters.voice_events import AudioDelta, VoiceEvent, read_event
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID, configure_session
 
 log = structlog.get_logger(__name__)
@@ -54,7 +55,7 @@ class Loss:
     detail: str = ""
 
 
-Queued = tuple[int, ServerEvent | Loss]
+Queued = tuple[int, VoiceEvent | Loss]
 """What a session's reader queues: the session's number, and its event or its loss."""
 
 
@@ -89,7 +90,9 @@ class VoiceSession:
             await configure_session(self.connection, configure)
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 while True:
-                    event = await self.connection.recv()
+                    event = read_event(await self.connection.recv_bytes())
+                    if isinstance(event, AudioDelta):
+                        continue  # nothing is said before the session is configured
                     if event.type in ("session.created", "session.updated"):
                         self.note_expiry(event)
                     if event.type == "session.updated":
@@ -140,7 +143,7 @@ class VoiceSession:
         unreadable_in_a_row = 0
         while True:
             try:
-                event = await self.connection.recv()
+                event = read_event(await self.connection.recv_bytes())
             except ConnectionClosed as exc:
                 put((self.number, Loss("closed", f"code {exc.code}")))
                 return
@@ -208,7 +211,7 @@ async def _connected(held: HeldSession, deadline: float) -> VoiceLiveConnection 
         return None
 
 
-def _expired(event: ServerEvent) -> bool:
+def _expired(event: VoiceEvent) -> bool:
     """An ``error`` saying the session has expired (the code is not published for Voice Live;
     OpenAI Realtime's is ``session_expired``)."""
     if not isinstance(event, ServerEventError):

@@ -5,11 +5,12 @@ parser's own error type.
 - Event Grid deliveries and Call Automation callbacks (``core.acs_events``), given whatever
   ``request.json()`` can return: ``parse_deliveries`` never raises (an unusable event is an
   ``OtherDelivery`` saying why), ``parse_callbacks`` raises ``AcsEventError`` only.
-- Voice Live server events, read as the bridge reads them: the SDK's ``recv``, whose errors on
-  a frame it cannot read are ``bridge.voice_session.UNREADABLE_FRAME_ERRORS`` (its own
-  ``ConnectionError``, and the ``AttributeError`` it raises on JSON that is not an object: found
-  here), or ``ConnectionClosed`` for an empty frame; then the fields the bridge acts on, read
-  through ``bridge.event_fields`` (``TypeError``).
+- Voice Live server events, read as the bridge reads them (``adapters.voice_events.read_event``:
+  a delta by callbridge, the rest by the SDK's models), whose errors on a frame it cannot read
+  are ``bridge.voice_session.UNREADABLE_FRAME_ERRORS`` (the SDK's ``ConnectionError`` among
+  them; the ``AttributeError`` the SDK's ``recv`` raised on JSON that is not an object was found
+  here); then the fields the bridge acts on, read through ``bridge.event_fields``
+  (``TypeError``).
 
 Inputs are shapeless (any text, bytes or JSON) and near-valid: the real messages of the
 conformance corpus (tests/conformance/) with a few of their fields replaced by values of any
@@ -19,19 +20,16 @@ Derandomized and bounded to a few seconds, so CI sees the same examples every ru
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import copy
 import json
-from typing import Any, cast
+from typing import Any
 
-import aiohttp
-from azure.ai.voicelive.aio import ConnectionClosed, VoiceLiveConnection
-from azure.ai.voicelive.models import ServerEvent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from callbridge.adapters.voice_events import AudioDelta, read_event
 from callbridge.bridge.event_fields import integer, text
 from callbridge.bridge.voice_session import UNREADABLE_FRAME_ERRORS
 from callbridge.core import acs_events, acs_media
@@ -178,36 +176,19 @@ BRIDGE_READS = (
 """Fields the bridge acts on, and how it reads them (``bridge.agent_pump``, ``agent_audio``)."""
 
 
-class _OneFrame:
-    """The WebSocket under the SDK's connection, holding one frame: the transport, not ours."""
-
-    def __init__(self, frame: str | bytes) -> None:
-        self._frame = frame
-
-    async def receive(self) -> aiohttp.WSMessage:
-        kind = aiohttp.WSMsgType.TEXT if isinstance(self._frame, str) else aiohttp.WSMsgType.BINARY
-        return aiohttp.WSMessage(kind, self._frame, None)
-
-
-def read_server_event(frame: str | bytes) -> ServerEvent:
-    """One frame through the SDK's ``recv``, as the bridge's session reader calls it."""
-    socket = cast("aiohttp.ClientWebSocketResponse", _OneFrame(frame))
-    connection = VoiceLiveConnection(cast("aiohttp.ClientSession", None), socket)
-    return asyncio.run(connection.recv())
-
-
 @FUZZ
 @given(frames(mutated(SERVER_SEEDS)))
 def test_voice_live_events_raise_only_the_readers_errors(frame: str | bytes) -> None:
     try:
-        event = read_server_event(frame)
-    except (ConnectionClosed, *UNREADABLE_FRAME_ERRORS):
+        event = read_event(frame)  # as the session reader reads each frame
+    except UNREADABLE_FRAME_ERRORS:
         return
-    # What every event is asked before it is handed on (``VoiceLink``): its type, and ``get``.
+    # What every event is asked before it is handed on (``VoiceLink``): its type, its fields.
     str(event.type)
     for field, read in BRIDGE_READS:
+        value = getattr(event, field, None) if isinstance(event, AudioDelta) else event.get(field)
         with contextlib.suppress(TypeError):
-            read(event.get(field))
+            read(value)
 
 
 def test_every_kind_of_message_is_seeded() -> None:

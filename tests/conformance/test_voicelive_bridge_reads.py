@@ -9,6 +9,7 @@ it from elsewhere. The emulator's checks and callbridge's own ``session.update``
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final, cast
 
 import pytest
@@ -28,6 +29,7 @@ from azure.ai.voicelive.models import (
 )
 from structlog.testing import capture_logs
 
+from callbridge.adapters.voice_events import AudioDelta, read_event
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID
 from callbridge.bridge.actions import AgentActions
 from callbridge.bridge.agent_audio import AgentAudio
@@ -218,15 +220,17 @@ async def test_the_bridge_plays_the_documented_audio_delta_and_refuses_the_place
         telemetry=None,
         started_at=0.0,
     )
-    event = vl.deserialize("server_response.audio.delta.reference.json")
-    assert isinstance(event, models.ServerEventResponseAudioDelta)
+    event = read_event(json.dumps(vl.load("server_response.audio.delta.reference.json")))
+    assert isinstance(event, AudioDelta)  # read as the session reader reads it
     audio.on_delta(event)
     assert responses.item_response == {"item_DEF456": "resp_ABC123"}
     assert responses.received_ms == {("item_DEF456", 0): 44 / 8}
     assert stats.agent_audio_ms == 44 / 8
     audio.end_of_item(("item_DEF456", 0))  # as response.audio.done: the short tail is queued
     assert pacer.core.queued_frames == 1
-    placeholder = vl.deserialize("server_response.audio.delta.reference.placeholder.json")
-    assert isinstance(placeholder, models.ServerEventResponseAudioDelta)
+    placeholder = read_event(
+        json.dumps(vl.load("server_response.audio.delta.reference.placeholder.json"))
+    )
+    assert isinstance(placeholder, AudioDelta)
     with pytest.raises(ValueError, match="no base64 audio"):
         audio.on_delta(placeholder)
