@@ -227,9 +227,7 @@ def _dev(args: argparse.Namespace) -> int:
             f"{exc}\n`callbridge dev` reads the environment `callbridge serve` does, filling in "
             "where ACS and Voice Live are (README: Configuration)."
         ) from exc
-    configure_logging(
-        settings.log_format, settings.log_level, transcripts=_log_transcripts(default=True)
-    )
+    configure_logging(settings.log_format, settings.log_level, transcripts=settings.log_transcripts)
     try:
         stopped_by = run_dev_line(
             settings, routes=os.environ.get("CALLBRIDGE_ROUTES"), control_port=args.control_port

@@ -21,9 +21,16 @@ import pytest
 
 from callbridge.adapters.recording import META
 from callbridge.assets import asset_path
-from callbridge.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_UNAVAILABLE, main
+from callbridge.cli import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    main,
+)
 from callbridge.report import CALL_PAGE, RECORDING
-from callbridge.sim.dev import LINE_FILE
+from callbridge.sim.dev import LINE_FILE, dev_settings
 from callbridge.sim.harness import DIALED_NUMBER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,4 +161,38 @@ def test_ctrl_c_stops_dev_cleanly(tmp_path: Path) -> None:
     assert process.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in stderr
     assert "control" in stdout  # the banner named its ports
+    assert not (tmp_path / LINE_FILE).exists()
+
+
+def test_dev_runs_on_the_users_settings_with_the_stand_ins_filled_in(tmp_path: Path) -> None:
+    routes = tmp_path / "routes.toml"
+    routes.write_text(ROUTES)
+    env = {
+        "CALLBRIDGE_ROUTES": str(routes),
+        "CALLBRIDGE_PACER_LEAD_MS": "60",
+        # A deployment's own settings the stand-ins replace.
+        "CALLBRIDGE_WEBHOOK_ENTRA_TENANT": "tenant",
+        "CALLBRIDGE_WEBHOOK_ENTRA_AUDIENCE": "audience",
+    }
+
+    recorded = dev_settings(env, tmp_path / "recordings")
+    support = recorded.routing.profile("support")
+    assert support.tools_module == "tests.agent_tools"
+    assert support.record
+    assert recorded.recordings_dir == tmp_path / "recordings"
+    assert recorded.pacing.lead_ms == 60
+    assert recorded.auth.webhook_entra is None
+    assert recorded.log_transcripts  # on by default here, as for the demo
+
+    unrecorded = dev_settings(env, None)
+    assert not unrecorded.routing.profile("support").record
+
+
+def test_dev_with_an_invalid_routing_file_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CALLBRIDGE_ROUTES", str(tmp_path / "missing.toml"))
+    assert main(["dev", "--no-record"]) == EXIT_USAGE
+    assert "missing.toml" in capsys.readouterr().err
     assert not (tmp_path / LINE_FILE).exists()

@@ -5,7 +5,7 @@ The service reads the same environment as ``callbridge serve`` (a routing file, 
 pacing, continuity, logging); only where ACS and Voice Live are, and the secrets between them
 and callbridge, are filled in here. Calls are recorded into ``./recordings`` unless told
 otherwise. ``callbridge ring`` places calls through the control endpoint
-(:mod:`callbridge.sim.dev_control`), which finds from the line file ``dev`` writes.
+(:mod:`callbridge.sim.dev_control`), which it finds through the line file ``dev`` writes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from callbridge.core.settings import Settings
-from callbridge.process.config import load_settings
+from callbridge.process.config import LOG_TRANSCRIPTS, load_settings
 from callbridge.sim.demo import VOICE_LIVE_CONNECT_MS
 from callbridge.sim.dev_control import ControlServer
 from callbridge.sim.harness import LocalStack
@@ -66,6 +66,7 @@ def dev_settings(env: Mapping[str, str], recordings_dir: Path | None) -> Setting
     """
     merged = {key: value for key, value in env.items() if key not in _DROPPED}
     merged.update(_FILLED_IN)
+    merged.setdefault(LOG_TRANSCRIPTS, "on")  # a local call is the developer's own
     merged["CALLBRIDGE_RECORD"] = "off" if recordings_dir is None else "on"
     if recordings_dir is not None:
         merged["CALLBRIDGE_RECORDINGS_DIR"] = str(recordings_dir)
@@ -157,8 +158,11 @@ def run_dev_line(
         OSError: a port cannot be listened on.
     """
 
+    written: list[Path] = []
+
     def started(line: DevLine) -> None:
         write_line_file(line_file, line)
+        written.append(line_file)
         print(line.banner(), flush=True)
 
     try:
@@ -166,7 +170,8 @@ def run_dev_line(
             run_dev(user, routes=routes, control_port=control_port, on_started=started)
         )
     finally:
-        line_file.unlink(missing_ok=True)
+        for path in written:  # not another dev's, when this one could not start
+            path.unlink(missing_ok=True)
 
 
 async def run_dev(

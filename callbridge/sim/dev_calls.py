@@ -137,9 +137,11 @@ def caller_lines(paths: list[Path]) -> list[Step]:
     steps: list[Step] = []
     for path in paths:
         try:
-            clip = Clip.from_wav(path)
-        except (OSError, EOFError, ValueError) as exc:
-            raise ValueError(f"{path}: not a PCM16 mono WAV ({exc})") from exc
+            clip = Clip.from_wav(path)  # its ValueError names the file and what is wrong
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
+        except EOFError as exc:
+            raise ValueError(f"{path}: not a PCM WAV file (it ends early)") from exc
         steps.append(Say(clip, AfterAgentDone(pause_ms=LINE_PAUSE_MS)))
     return steps
 
