@@ -154,14 +154,36 @@ def test_ring_checks_its_files_before_calling(
     assert "line.wav" in capsys.readouterr().err
 
 
-def test_ctrl_c_stops_dev_cleanly(tmp_path: Path) -> None:
+def test_ctrl_c_hangs_up_the_call_in_progress_and_stops_dev_cleanly(tmp_path: Path) -> None:
     process = start_dev(tmp_path)
-    stdout, stderr = stop(process, signal.SIGINT)
+    ring = subprocess.Popen(
+        [sys.executable, "-m", "callbridge", "ring", "--json"],
+        cwd=tmp_path,
+        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not any((tmp_path / "recordings").iterdir()):  # the call's media has started
+            assert ring.poll() is None, "ring ended before its call started"
+            assert time.monotonic() < deadline, "the call did not start"
+            time.sleep(0.1)
+
+        stdout, stderr = stop(process, signal.SIGINT)
+        rung, _ = ring.communicate(timeout=STOP_TIMEOUT_S)
+    finally:
+        for started in (process, ring):
+            if started.poll() is None:
+                started.kill()
+                started.communicate()
 
     assert process.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in stderr
     assert "control" in stdout  # the banner named its ports
     assert not (tmp_path / LINE_FILE).exists()
+    assert json.loads(rung)["calls"][0]["setup"]["ended_by"] == "shutdown"
 
 
 def test_dev_runs_on_the_users_settings_with_the_stand_ins_filled_in(tmp_path: Path) -> None:

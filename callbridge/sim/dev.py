@@ -22,6 +22,7 @@ from typing import Final
 
 from callbridge.core.settings import Settings
 from callbridge.process.config import LOG_TRANSCRIPTS, load_settings
+from callbridge.process.server import drain
 from callbridge.sim.demo import VOICE_LIVE_CONNECT_MS
 from callbridge.sim.dev_control import ControlServer
 from callbridge.sim.harness import LocalStack
@@ -106,7 +107,13 @@ class DevStack(LocalStack):
             routing=local.routing,
             host=local.host,
             port=local.port,
+            # Ctrl-C means now: calls in progress are hung up at once, not given a budget.
+            drain_s=0.0,
         )
+
+    async def end_calls(self) -> None:
+        """Hang up every call in progress (with ``CALLBRIDGE_DRAIN_GOODBYE``, if set)."""
+        await drain(self.replica)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,8 +201,9 @@ async def run_dev(
         # Handled here, not as KeyboardInterrupt: every server closes in order, no traceback.
         loop.add_signal_handler(number, _stop, stopped, number)
     token = secrets.token_urlsafe(32)
+    stack = DevStack(user)
     try:
-        async with DevStack(user) as stack, ControlServer(stack, token) as control:
+        async with stack, ControlServer(stack, token) as control:
             control_url = await control.start(LOOPBACK, control_port)
             on_started(
                 DevLine(
@@ -208,7 +216,10 @@ async def run_dev(
                     routes=routes,
                 )
             )
-            return await stopped
+            stopped_by = await stopped
+            # Before the control endpoint closes: the rings of these calls get their reports.
+            await stack.end_calls()
+            return stopped_by
     finally:
         for number in signals:
             loop.remove_signal_handler(number)

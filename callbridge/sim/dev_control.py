@@ -19,8 +19,9 @@ from callbridge.sim.harness import LocalStack
 
 CALLS_PATH: Final = "/calls"
 
-SHUTDOWN_S: Final = 1.0
-"""How long a call in progress may hold up stopping ``dev`` (its ring is then refused)."""
+SHUTDOWN_S: Final = 5.0
+"""How long the rings of the calls ``dev`` hung up as it stopped may take to get their
+reports (judging a call and writing its files takes well under a second)."""
 
 
 def bearer(token: str) -> dict[str, str]:

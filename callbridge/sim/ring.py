@@ -94,6 +94,10 @@ async def ask_dev(control_url: str, token: str, request: RingRequest) -> dict[st
             ) as response,
         ):
             body = await response.json(content_type=None)
+    except aiohttp.ServerDisconnectedError as exc:
+        raise RingError(
+            f"callbridge dev at {control_url} stopped before the call ended", unavailable=True
+        ) from exc
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         raise RingError(
             f"cannot reach callbridge dev at {control_url} ({exc or type(exc).__name__}); is it "
