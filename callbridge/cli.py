@@ -577,11 +577,11 @@ def _add_dev(commands: _Commands) -> None:
         _dev,
         "run callbridge with the ACS and Voice Live stand-ins on loopback: a local phone line",
         epilog=(
-            "Runs until Ctrl-C (exit 130) or SIGTERM (exit 0). Reads the environment `callbridge "
-            "serve` reads\n(CALLBRIDGE_ROUTES, AGENT_TOOLS_MODULE, ...; `callbridge config` shows "
-            "it); where ACS and Voice Live\nare, and the secrets between them, are filled in. "
-            f"Writes the control URL and token to {LINE_FILE}.\n"
-            "CALLBRIDGE_LOG_TRANSCRIPTS (default on here) shows what was said in the logs."
+            "Runs until Ctrl-C (exit 130) or SIGTERM (exit 0); calls in progress are hung up.\n"
+            "configuration: the environment `callbridge serve` reads (CALLBRIDGE_ROUTES,\n"
+            "  AGENT_TOOLS_MODULE, AGENT_*, pacing, logging...), with where ACS and Voice\n"
+            "  Live are and the secrets between them filled in. CALLBRIDGE_LOG_TRANSCRIPTS is\n"
+            f"  on by default. The control URL and token go to {LINE_FILE}, for `ring`."
         ),
     )
     dev.add_argument(
@@ -596,6 +596,7 @@ def _add_dev(commands: _Commands) -> None:
         "--control-port",
         type=_PORT,
         default=0,
+        metavar="PORT",
         help="loopback port `callbridge ring` talks to (0: any free one)",
     )
 
@@ -607,13 +608,13 @@ def _add_ring(commands: _Commands) -> None:
         _ring,
         "place a simulated call into a running `callbridge dev` and print its report",
         epilog=(
-            f"Finds `callbridge dev` through {LINE_FILE} in this folder (or --to and "
-            "CALLBRIDGE_DEV_TOKEN).\nWithout --say or --scenario, the demo's caller talks to "
-            "the demo's agent."
+            f"Finds `callbridge dev` through {LINE_FILE} in this folder (elsewhere: --to and\n"
+            "CALLBRIDGE_DEV_TOKEN). Without --say or --scenario, the demo's caller talks to the\n"
+            "demo's agent; with --say, the demo's agent answers your lines."
         ),
     )
     ring.add_argument(
-        "number", nargs="?", metavar="NUMBER", help=f"the number dialled (default: {DIALED_NUMBER})"
+        "number", nargs="?", metavar="NUMBER", help=f"the number dialed (default: {DIALED_NUMBER})"
     )
     ring.add_argument(
         "--say",
