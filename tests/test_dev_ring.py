@@ -50,33 +50,37 @@ own tools module. No default profile, so other numbers are rejected."""
 
 
 def start_dev(folder: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    """``callbridge dev`` in ``folder``, once its line file says it is ready."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callbridge", "dev"],
-        cwd=folder,
-        # Only what the test gives: no configuration from the machine running the tests.
-        env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **(env or {})},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """``callbridge dev`` in ``folder``, once its line file says it is ready. Its output goes
+    to ``dev.out`` and ``dev.log`` there (a pipe nobody reads would fill and stall it)."""
+    with (folder / "dev.out").open("w") as out, (folder / "dev.log").open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callbridge", "dev"],
+            cwd=folder,
+            # Only what the test gives: no configuration from the machine running the tests.
+            env={"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(ROOT), **(env or {})},
+            stdout=out,
+            stderr=log,
+            text=True,
+        )
     deadline = time.monotonic() + START_TIMEOUT_S
     while not (folder / LINE_FILE).is_file():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            _, stderr = process.communicate(timeout=STOP_TIMEOUT_S)
-            pytest.fail(f"callbridge dev did not start:\n{stderr}")
+            process.wait(timeout=STOP_TIMEOUT_S)
+            pytest.fail(f"callbridge dev did not start:\n{(folder / 'dev.log').read_text()}")
         time.sleep(0.1)
     return process
 
 
-def stop(process: subprocess.Popen[str], signal_number: int) -> tuple[str, str]:
+def stop(process: subprocess.Popen[str], signal_number: int, folder: Path) -> tuple[str, str]:
+    """Signal ``dev`` and wait for it to exit; what it printed and logged."""
     process.send_signal(signal_number)
     try:
-        return process.communicate(timeout=STOP_TIMEOUT_S)
+        process.wait(timeout=STOP_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         process.kill()
         raise
+    return (folder / "dev.out").read_text(), (folder / "dev.log").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,7 @@ def line(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     routes.write_text(ROUTES)
     process = start_dev(folder, {"CALLBRIDGE_ROUTES": str(routes), "LOG_FORMAT": "json"})
     yield folder
-    stop(process, signal.SIGTERM)
+    stop(process, signal.SIGTERM, folder)
 
 
 def test_a_rung_call_is_reported_recorded_drawn_and_replays(
@@ -171,7 +175,7 @@ def test_ctrl_c_hangs_up_the_call_in_progress_and_stops_dev_cleanly(tmp_path: Pa
             assert time.monotonic() < deadline, "the call did not start"
             time.sleep(0.1)
 
-        stdout, stderr = stop(process, signal.SIGINT)
+        stdout, stderr = stop(process, signal.SIGINT, tmp_path)
         rung, _ = ring.communicate(timeout=STOP_TIMEOUT_S)
     finally:
         for started in (process, ring):

@@ -125,6 +125,8 @@ def print_result(result: dict[str, Any], *, json_output: bool, cwd: Path) -> Non
         print(f"\nRecorded in {shown}; replay it with: callbridge replay {shown}")
     for path in result["written"]:
         print(f"Wrote {_relative(Path(path), cwd)}")
+    if result["written"] and recording is None:
+        print("(callbridge dev records nothing with --no-record: no recording, no call.html)")
 
 
 def _relative(path: Path, cwd: Path) -> Path:
