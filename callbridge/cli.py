@@ -1,4 +1,5 @@
-"""Command line: ``callbridge serve | dial | config | demo | replay | report | bench | emulate``.
+"""Command line: ``callbridge serve | dial | config | demo | replay | report | bench | emulate |
+dev | ring``.
 
 Each subcommand is one ``_add_<name>`` function, which declares its options, and one
 ``_<name>`` function, which runs it. Expected failures (a bad path, an invalid file, a port in
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 import traceback
 import wave
@@ -24,7 +26,7 @@ from typing import Final, TypeAlias
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from callbridge.adapters.call_automation import CallControl, OperationTimeoutError, PlacedCall
-from callbridge.core.numbers import mask
+from callbridge.core.numbers import mask, parse_e164
 from callbridge.core.settings import Settings
 from callbridge.process.config import ConfigError, load_settings, log_transcripts
 from callbridge.process.config_view import effective_settings
@@ -33,9 +35,13 @@ from callbridge.process.server import serve
 from callbridge.process.telemetry_export import configure_telemetry
 from callbridge.report import ReportError, write_call_page
 from callbridge.sim.bench import MIN_SECONDS, has_proc, run_bench
-from callbridge.sim.demo import run_demo
-from callbridge.sim.harness import demo_turns
+from callbridge.sim.demo import CALLER_PATIENCE_S, run_demo
+from callbridge.sim.dev import LINE_FILE, RECORDINGS, dev_settings, run_dev_line
+from callbridge.sim.dev_calls import RingRequest
+from callbridge.sim.harness import DIALED_NUMBER, demo_turns
 from callbridge.sim.replay import run_replay
+from callbridge.sim.ring import RingError, ask_dev, check_request, find_line, print_result
+from callbridge.sim.scenario_schema import ScenarioError
 from callbridge.sim.voicelive import AgentTurn, load_turns, serve_emulator
 from callbridge.web.outbound import DialError, place_call
 
@@ -212,6 +218,59 @@ def _emulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _dev(args: argparse.Namespace) -> int:
+    recordings = None if args.no_record else _recordings_dir(args.recordings)
+    try:
+        settings = dev_settings(os.environ, recordings)
+    except ConfigError as exc:
+        raise CliError(
+            f"{exc}\n`callbridge dev` reads the environment `callbridge serve` does, filling in "
+            "where ACS and Voice Live are (README: Configuration)."
+        ) from exc
+    configure_logging(settings.log_format, settings.log_level, transcripts=settings.log_transcripts)
+    try:
+        stopped_by = run_dev_line(
+            settings, routes=os.environ.get("CALLBRIDGE_ROUTES"), control_port=args.control_port
+        )
+    except OSError as exc:
+        raise CliError(
+            f"cannot start the local line: {exc.strerror or exc}; free the port, or choose "
+            "another with --control-port",
+            EXIT_UNAVAILABLE,
+        ) from exc
+    return EXIT_INTERRUPTED if stopped_by == signal.SIGINT else EXIT_OK
+
+
+def _ring(args: argparse.Namespace) -> int:
+    if args.scenario is not None and (args.number is not None or args.say):
+        raise CliError("--scenario brings its own caller and agent: give no number or --say")
+    number = _e164(args.number or DIALED_NUMBER)
+    caller = None if args.from_number is None else _e164(args.from_number)
+    out_dir = None if args.out is None else _output_dir(args.out).resolve()
+    request = RingRequest(
+        to=number,
+        from_number=caller,
+        say=[path.resolve() for path in args.say],
+        scenario=None if args.scenario is None else args.scenario.resolve(),
+        out=out_dir,
+        hangup_after_s=args.hangup_after,
+    )
+    try:
+        check_request(request)
+        control_url, token = find_line(LINE_FILE, args.to)
+        result = asyncio.run(ask_dev(control_url, token, request))
+    except ScenarioError as exc:
+        raise CliError(
+            "--scenario: the file cannot be used:\n  " + "\n  ".join(exc.problems)
+        ) from exc
+    except ValueError as exc:
+        raise CliError(f"--say: {exc}") from exc
+    except RingError as exc:
+        raise CliError(str(exc), EXIT_UNAVAILABLE if exc.unavailable else EXIT_FAILED) from exc
+    print_result(result, json_output=args.json, cwd=Path.cwd())
+    return EXIT_FAILED if result["failures"] else EXIT_OK
+
+
 # -- what the subcommands share --
 
 
@@ -253,6 +312,26 @@ def _output_dir(path: Path) -> Path:
     return path
 
 
+def _e164(text: str) -> str:
+    number = parse_e164(text)
+    if number is None:
+        raise CliError(f"{text!r} is not an E.164 number, e.g. {DIALED_NUMBER}")
+    return number
+
+
+def _recordings_dir(path: Path) -> Path:
+    """``--recordings DIR``, created now and made absolute (``ring`` may run elsewhere)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(
+            f"--recordings {path}: cannot create the folder: {exc.strerror or exc}"
+        ) from exc
+    if not os.access(path, os.W_OK):
+        raise CliError(f"--recordings {path}: the folder is not writable")
+    return path.resolve()
+
+
 def _turns(paths: Sequence[Path]) -> list[AgentTurn]:
     try:
         return load_turns(paths)
@@ -289,6 +368,16 @@ def _milliseconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"{text} must be 0 or more milliseconds")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= 600:
+        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 600 seconds")
     return value
 
 
@@ -481,6 +570,85 @@ def _add_emulate(commands: _Commands) -> None:
     )
 
 
+def _add_dev(commands: _Commands) -> None:
+    dev = _subcommand(
+        commands,
+        "dev",
+        _dev,
+        "run callbridge with the ACS and Voice Live stand-ins on loopback: a local phone line",
+        epilog=(
+            "Runs until Ctrl-C (exit 130) or SIGTERM (exit 0); calls in progress are hung up.\n"
+            "configuration: the environment `callbridge serve` reads (CALLBRIDGE_ROUTES,\n"
+            "  AGENT_TOOLS_MODULE, AGENT_*, pacing, logging...), with where ACS and Voice\n"
+            "  Live are and the secrets between them filled in. CALLBRIDGE_LOG_TRANSCRIPTS is\n"
+            f"  on by default. The control URL and token go to {LINE_FILE}, for `ring`."
+        ),
+    )
+    dev.add_argument(
+        "--recordings",
+        type=Path,
+        default=RECORDINGS,
+        metavar="DIR",
+        help="record every call into this folder",
+    )
+    dev.add_argument("--no-record", action="store_true", help="record nothing")
+    dev.add_argument(
+        "--control-port",
+        type=_PORT,
+        default=0,
+        metavar="PORT",
+        help="loopback port `callbridge ring` talks to (0: any free one)",
+    )
+
+
+def _add_ring(commands: _Commands) -> None:
+    ring = _subcommand(
+        commands,
+        "ring",
+        _ring,
+        "place a simulated call into a running `callbridge dev` and print its report",
+        epilog=(
+            f"Finds `callbridge dev` through {LINE_FILE} in this folder (elsewhere: --to and\n"
+            "CALLBRIDGE_DEV_TOKEN). Without --say or --scenario, the demo's caller talks to the\n"
+            "demo's agent; with --say, the demo's agent answers your lines."
+        ),
+    )
+    ring.add_argument(
+        "number", nargs="?", metavar="NUMBER", help=f"the number dialed (default: {DIALED_NUMBER})"
+    )
+    ring.add_argument(
+        "--say",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="WAV",
+        help="a caller line, PCM16 mono, said once the agent is quiet (repeatable; its "
+        "transcript: the .txt beside it)",
+    )
+    ring.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="FILE",
+        help="a scenario file: its caller, agent and checks",
+    )
+    ring.add_argument("--from", dest="from_number", metavar="NUMBER", help="the caller's number")
+    ring.add_argument(
+        "--hangup-after",
+        type=_seconds,
+        default=CALLER_PATIENCE_S,
+        metavar="S",
+        help="the caller hangs up this long after their last line",
+    )
+    ring.add_argument("--to", metavar="URL", help=f"dev's control URL (default: {LINE_FILE}'s)")
+    ring.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write call.wav, report.json, the recording and call.html into this folder",
+    )
+    ring.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
 SUBCOMMANDS: Final = (
     _add_serve,
     _add_dial,
@@ -490,6 +658,8 @@ SUBCOMMANDS: Final = (
     _add_report,
     _add_bench,
     _add_emulate,
+    _add_dev,
+    _add_ring,
 )
 """Each adds one subcommand; ``--help`` lists them in this order."""
 

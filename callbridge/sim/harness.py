@@ -50,7 +50,7 @@ from callbridge.sim.script import Step
 from callbridge.sim.voicelive import AgentTurn, Fault, ToolCall, VoiceLiveEmulator, load_turns
 from callbridge.web.app import create_app
 from callbridge.web.outbound import API_KEY_HEADER
-from callbridge.web.replica import REPLICA
+from callbridge.web.replica import REPLICA, Replica
 from callbridge.web.webhook import SECRET_HEADER
 
 __all__ = [
@@ -182,6 +182,13 @@ class LocalStack:
     def webhook_url(self) -> str:
         return f"{self.base_url}/api/incomingCall"
 
+    @property
+    def replica(self) -> Replica:
+        """The running service's shared state: its settings and its calls."""
+        if self._runner is None:
+            raise RuntimeError("the stack is not running")
+        return self._runner.app[REPLICA]
+
     def settings(self, endpoint: str, public_url: str) -> Settings:
         """The bridge's settings for this stack (the Voice Live emulator at ``endpoint``)."""
         return Settings(
@@ -277,7 +284,7 @@ class LocalStack:
         timeout_s: float = CALL_TIMEOUT_S,
         profile: AgentProfile | None = None,
         turns: Sequence[AgentTurn] | None = None,
-        caller_transcripts: Sequence[str] = (),
+        caller_transcripts: Sequence[str | None] = (),
         speed: float | None = None,
         response_delay_ms: int | None = None,
         faults: Sequence[Fault] = (),
@@ -312,7 +319,7 @@ class LocalStack:
         self,
         script: Sequence[Step],
         turns: Sequence[AgentTurn],
-        caller_transcripts: Sequence[str] = (),
+        caller_transcripts: Sequence[str | None] = (),
         *,
         to: str = DIALED_NUMBER,
         speed: float | None = None,
