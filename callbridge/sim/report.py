@@ -31,7 +31,7 @@ class Pacing:
 
     frames: int
     jitter_p50_ms: float
-    """Arrival deviation from the 20 ms grid of each talk spurt (see docs/testing.md, "The call report")."""
+    """Arrival deviation from the 20 ms grid of each talk spurt (docs/testing.md)."""
     jitter_p99_ms: float
     jitter_max_ms: float
     underruns: int
