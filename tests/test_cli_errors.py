@@ -287,3 +287,24 @@ def test_config_reports_every_problem_without_starting(closed_port: int) -> None
     assert "CALLBRIDGE_PORT='many' is not a number" in result.stderr
     assert "CALLBRIDGE_LOG_TRANSCRIPTS='yes' must be one of on, off" in result.stderr
     assert result.stdout == ""
+
+
+def test_demo_says_where_its_recording_goes_when_asked_to_record(tmp_path: Path) -> None:
+    """CALLBRIDGE_RECORD=on is the service's: the demo says so at once, and how to record."""
+    env = {**os.environ, "CALLBRIDGE_RECORD": "on"}
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "callbridge", "demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert demo.stderr is not None
+        first = demo.stderr.readline()
+    finally:
+        demo.send_signal(signal.SIGINT)
+        demo.wait(timeout=30)
+    assert "give --out DIR" in first
+    assert not (tmp_path / "recordings").exists()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import sys
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +35,13 @@ __all__ = ["CALL_SUBCOMMANDS"]
 
 def _demo(args: argparse.Namespace) -> int:
     out_dir = None if args.out is None else output_dir(args.out)
+    if out_dir is None and os.environ.get("CALLBRIDGE_RECORD", "").lower() == "on":
+        # The variable is the service's (serve, dev); a demo call is recorded with --out.
+        print(
+            "callbridge demo: CALLBRIDGE_RECORD is for serve and dev; to keep the demo call's"
+            " recording, give --out DIR (it goes in DIR/recording/)",
+            file=sys.stderr,
+        )
     transcripts = transcripts_logged(default=True)
     configure_logging("console", "INFO" if args.verbose else "WARNING", transcripts=transcripts)
     return run_demo(
