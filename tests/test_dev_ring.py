@@ -119,6 +119,7 @@ def test_a_rung_call_is_reported_recorded_drawn_and_replays(
     assert json.loads((out / "report.json").read_text())["calls"][0] == report
     assert (out / RECORDING / META).is_file()
     assert "<svg" in (out / CALL_PAGE).read_text()
+    assert "<svg" in (recording / CALL_PAGE).read_text()  # dev keeps the page beside it too
 
     assert main(["replay", str(recording)]) == EXIT_OK
     assert "1 passed" in capsys.readouterr().out

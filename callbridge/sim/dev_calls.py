@@ -111,6 +111,8 @@ async def ring_call(stack: LocalStack, request: RingRequest) -> RingResult:
         None if stack.recordings_dir is None else find_recording(stack.recordings_dir, call_id)
     )
     written = [] if request.out is None else write_artifacts(request.out, result, recording)
+    if recording is not None:  # the call's page beside its recording, as demo --out keeps it
+        written.append(write_call_page(recording, recording / CALL_PAGE))
     return RingResult(call_id, result.report, failures, recording, written)
 
 
