@@ -15,7 +15,6 @@ Objects are per call and not thread-safe.
 
 from __future__ import annotations
 
-import warnings
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -23,11 +22,7 @@ from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
 
 from callbridge.core.acs_media import ACS_RATES
-
-with warnings.catch_warnings():
-    # 3.11/3.12 warn that the stdlib module is going away; audioop-lts replaces it on 3.13+.
-    warnings.filterwarnings("ignore", message=".*audioop.*", category=DeprecationWarning)
-    import audioop
+from callbridge.core.pcm import audioop
 
 G711_RATE: Final = 8000
 """Sample rate of G.711 audio exchanged with Voice Live."""

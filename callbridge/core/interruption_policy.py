@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-import numpy as np
+from callbridge.core.pcm import rms
 
 DEFAULT_BACKCHANNELS: Final = (
     "mm",
@@ -71,8 +71,7 @@ class InterruptionSettings:
 
     def is_voiced(self, pcm: bytes) -> bool:
         """Whether one frame of the caller's PCM16 is loud enough to be speech."""
-        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
-        return bool(samples.size) and float(np.sqrt(np.mean(samples * samples))) >= self.voiced_rms
+        return bool(pcm) and rms(pcm) >= self.voiced_rms
 
     def is_backchannel(self, transcript: str) -> bool:
         """Whether ``transcript`` holds nothing but backchannels (empty counts: noise)."""

@@ -82,7 +82,11 @@ class PlayedAudio:
         """The ``count`` samples from position ``first``: silence where nothing played."""
         out = np.zeros(count, dtype=np.int16)
         end = first + count
-        for start, samples in self._segments:
+        segments = self._segments
+        # The reader moves forward: what ended before this window is never asked for again.
+        while segments and segments[0][0] + segments[0][1].size <= first:
+            segments.popleft()
+        for start, samples in segments:
             stop = start + samples.size
             if stop <= first:
                 continue
