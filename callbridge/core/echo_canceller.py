@@ -16,8 +16,10 @@ Two stages, per 20 ms frame of the caller's audio and the reference at the same 
    what is left of the caller's audio is loud enough to matter (``WORTH_CANCELLING_RMS``):
    from the first such frame of each talk spurt, since the phone's jitter buffer starts
    afresh with each spurt and moves the echo by a few ms; then, while nothing convincing is
-   found, at doubling intervals up to ``RECHECK_EVERY_MS`` (a noisy line costs little);
-   once found, every ``RECHECK_EVERY_MS``.
+   found, at doubling intervals up to ``GIVE_UP_FOR_MS`` (a noisy line costs little);
+   once found, every ``RECHECK_EVERY_MS``. Before the waveform search, a cheap test of the
+   loudness envelopes: when the caller's audio does not rise and fall with the reference at any
+   delay (they are talking over the agent), there is no echo worth searching for.
 2. **The echo's shape**, a ``TAPS_MS`` filter around that delay adapted by normalised least
    mean squares (block NLMS): it learns the filtering of the echo path and the fraction of a
    sample the delay search cannot see, and its output is subtracted from the caller's audio.
@@ -48,6 +50,10 @@ MAX_DELAY_MS: Final = 500
 """Longer than any echo path a phone call has (speakerphone plus network, well under 300 ms)."""
 TAPS_MS: Final = 8
 RECHECK_EVERY_MS: Final = 500
+GIVE_UP_FOR_MS: Final = 2000
+"""The longest the search rests after finding nothing (a new spurt wakes it at once)."""
+BLOCK_MS: Final = 10
+MIN_ENVELOPE_MATCH: Final = 0.5
 SPURT_GAP_MS: Final = 200
 """The reference silent this long, then sounding again: a new talk spurt."""
 SEARCH_RATE: Final = 4000
@@ -151,7 +157,8 @@ class EchoCanceller:
                 case _Found.IN_PLACE:  # the filter is right: the caller talks, or it adapts
                     self._search_interval = recheck
                 case _Found.NOTHING:
-                    self._search_interval = min(2 * self._search_interval, recheck)
+                    longest = GIVE_UP_FOR_MS // FRAME_MS
+                    self._search_interval = min(2 * self._search_interval, longest)
             self._frames_to_search = self._search_interval
         return cleaned
 
@@ -183,7 +190,7 @@ class EchoCanceller:
         found = self._weights is not None
         mic = self._mic[-self._analysis :].astype(np.float64)
         mic_energy = float(mic @ mic)
-        if mic_energy <= mic.size * _QUIET_RMS**2:
+        if mic_energy <= mic.size * _QUIET_RMS**2 or not self._envelopes_match():
             return _Found.NOTHING
         centre = self._first_lag + self._taps // 2
         candidates = [self._refine(coarse) for coarse in self._coarse_delays()]
@@ -200,6 +207,26 @@ class EchoCanceller:
         self._weights[delay - self._first_lag] = gain
         self._update_path()
         return _Found.MOVED
+
+    def _envelopes_match(self) -> bool:
+        """Whether the loudness of the caller's audio, ``BLOCK_MS`` at a time, follows the
+        reference's at some delay (Pearson's r at least ``MIN_ENVELOPE_MATCH``): an echo does,
+        a caller talking over the agent does not. A twentieth of the waveform search's cost, so
+        double-talk and a noisy line cost little."""
+        block = self._rate * BLOCK_MS // 1000
+        searched = self._analysis + self._max_delay
+        mic = np.sqrt(
+            np.square(self._mic[-self._analysis :], dtype=np.float64).reshape(-1, block).sum(axis=1)
+        )
+        ref = np.sqrt(
+            np.square(self._ref[-searched:], dtype=np.float64).reshape(-1, block).sum(axis=1)
+        )
+        windows = np.lib.stride_tricks.sliding_window_view(ref, mic.size)
+        mic = mic - mic.mean()
+        windows = windows - windows.mean(axis=1, keepdims=True)
+        spread = np.sqrt((windows * windows).sum(axis=1) * float(mic @ mic))
+        r = np.divide(windows @ mic, spread, out=np.zeros(len(windows)), where=spread > 0)
+        return float(r.max(initial=0.0)) >= MIN_ENVELOPE_MATCH
 
     def _coarse_delays(self) -> list[int]:
         """The ``CANDIDATES`` delays, in samples, the decimated search finds most likely."""
