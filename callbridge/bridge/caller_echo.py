@@ -89,13 +89,16 @@ class CallerEcho:
         """The caller's frame ``pcm``, received at the monotonic time ``arrived_at``."""
         mic = np.frombuffer(pcm, dtype="<i2")
         first = self._place(mic.size, arrived_at)
-        reference = self._played.window(first, mic.size)
+        # Nothing played from here on (the agent is quiet): no window to build or scan.
+        played = self._played.end > first
+        reference = self._played.window(first, mic.size) if played else None
         cleaned = self._canceller.process(mic, reference)
         self._note_path()
         if self._client_reference:
-            stereo = np.empty(2 * mic.size, dtype="<i2")
+            stereo = np.zeros(2 * mic.size, dtype="<i2")
             stereo[0::2] = mic
-            stereo[1::2] = reference
+            if reference is not None:
+                stereo[1::2] = reference
             return CallerFrame(cleaned.tobytes(), stereo.tobytes())
         cleaned_pcm = pcm if cleaned is mic else cleaned.astype("<i2").tobytes()
         return CallerFrame(cleaned_pcm, self._encoder.encode(cleaned_pcm))

@@ -110,6 +110,7 @@ class EchoCanceller:
         self._history = frame * math.ceil((searched + self._taps) / frame) + frame
         self._mic: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
         self._ref: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
+        self._silence: NDArray[np.int16] = np.zeros(frame, dtype=np.int16)
         self._since_reference = self._history
         """Samples since the reference last carried sound (it cannot echo after its reach)."""
         self._spurt_gap = rate * SPURT_GAP_MS // 1000
@@ -126,17 +127,24 @@ class EchoCanceller:
         self.path: EchoPath | None = None
         """The echo found, if any; ``None`` until one is."""
 
-    def process(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> NDArray[np.int16]:
+    def process(
+        self, mic: NDArray[np.int16], reference: NDArray[np.int16] | None
+    ) -> NDArray[np.int16]:
         """One frame of the caller's audio without the echo of ``reference`` (the agent audio
-        the phone played at the same positions), of any length."""
+        the phone played at the same positions; ``None``: it played nothing), of any length."""
         frame = self._frame
         if mic.size > frame:  # ACS sends 20 ms; anything longer is taken a frame at a time
             parts = range(0, mic.size, frame)
-            pieces = [self.process(mic[i : i + frame], reference[i : i + frame]) for i in parts]
+            pieces = [
+                self.process(
+                    mic[i : i + frame], None if reference is None else reference[i : i + frame]
+                )
+                for i in parts
+            ]
             return np.concatenate(pieces)
         if not mic.size:
             return mic
-        if reference.any():
+        if reference is not None and reference.any():
             if self._since_reference >= self._spurt_gap:
                 self._frames_to_search, self._search_interval = 0, 1  # a new spurt
             self._since_reference = 0
@@ -145,7 +153,7 @@ class EchoCanceller:
         reach = self._max_delay + self._taps + self._frame
         if self._since_reference > reach:
             return mic  # nothing played recently enough to echo now
-        self._push(mic, reference)
+        self._push(mic, self._silence[: mic.size] if reference is None else reference)
         cleaned = mic if self._weights is None else self._cancel(mic)
         self._frames_to_search -= 1
         if self._search_due(cleaned):
