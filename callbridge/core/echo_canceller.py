@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from callbridge.core.codec import FRAME_MS
+from callbridge.core.pcm import rms
 
 ANALYSIS_MS: Final = 200
 MAX_DELAY_MS: Final = 500
@@ -175,7 +176,7 @@ class EchoCanceller:
         is left to matter."""
         if self._missed:
             return True
-        return self._frames_to_search <= 0 and _rms(cleaned) >= WORTH_CANCELLING_RMS
+        return self._frames_to_search <= 0 and rms(cleaned.tobytes()) >= WORTH_CANCELLING_RMS
 
     def realigned(self) -> None:
         """The reference and the caller's audio are lined up anew: look for the delay now."""
@@ -310,8 +311,3 @@ class EchoCanceller:
             delay_ms=(self._first_lag + strongest) * 1000 / self._rate,
             level_db=20 * math.log10(level) if level > 0 else -math.inf,
         )
-
-
-def _rms(samples: NDArray[np.int16]) -> float:
-    wide = samples.astype(np.float32)
-    return math.sqrt(float(wide @ wide) / max(1, wide.size))

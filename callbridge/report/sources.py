@@ -73,18 +73,26 @@ def _figures(*folders: Path) -> dict[str, Any] | None:
     return None
 
 
-def keep_recording(recordings: Path, call_connection_id: str, target: Path) -> Path | None:
-    """Move the recording of ``call_connection_id`` out of ``recordings`` to ``target`` (an
-    ``--out`` folder's ``recording/``, replaced if a former run left one); None if the call
-    left no recording."""
+def find_recording(recordings: Path, call_connection_id: str) -> Path | None:
+    """The folder in ``recordings`` that holds the call's recording, if it left one."""
     for meta in recordings.glob(f"*/{META}"):
         try:
             found = json.loads(meta.read_text(encoding="utf-8")).get("call_connection_id")
         except (OSError, ValueError):
             continue
         if found == call_connection_id:
-            if (target / META).is_file():
-                shutil.rmtree(target)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            return meta.parent.rename(target)
+            return meta.parent
     return None
+
+
+def keep_recording(recordings: Path, call_connection_id: str, target: Path) -> Path | None:
+    """Move the recording of ``call_connection_id`` out of ``recordings`` to ``target`` (an
+    ``--out`` folder's ``recording/``, replaced if a former run left one); None if the call
+    left no recording."""
+    found = find_recording(recordings, call_connection_id)
+    if found is None:
+        return None
+    if (target / META).is_file():
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return found.rename(target)

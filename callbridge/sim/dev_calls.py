@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callbridge.adapters.recording import META
 from callbridge.report import CALL_PAGE, RECORDING, REPORT_JSON, write_call_page
+from callbridge.report.sources import find_recording
 from callbridge.sim.demo import CALLER_PATIENCE_S, demo_script
 from callbridge.sim.harness import DIALED_NUMBER, CallResult, LocalStack, demo_turns
 from callbridge.sim.replay import replay
@@ -165,18 +165,6 @@ def call_problems(report: CallReport) -> list[str]:
         problems.append("the caller never heard the agent")
     problems.extend(f"protocol violation: {v}" for v in report.protocol_violations)
     return problems
-
-
-def find_recording(recordings: Path, call_connection_id: str) -> Path | None:
-    """The folder in ``recordings`` that holds the call's recording, if it left one."""
-    for meta in recordings.glob(f"*/{META}"):
-        try:
-            found = json.loads(meta.read_text(encoding="utf-8")).get("call_connection_id")
-        except (OSError, ValueError):
-            continue
-        if found == call_connection_id:
-            return meta.parent
-    return None
 
 
 def write_artifacts(out: Path, result: CallResult, recording: Path | None) -> list[Path]:
