@@ -2,8 +2,8 @@
 # callbridge: `callbridge serve` on port 8000. Built by `azd deploy` in the container registry
 # (remoteBuild), so no local Docker engine is needed.
 
-# Build stage: install the package, with Application Insights export (the azure extra), into a
-# virtual environment.
+# Build stage: install the package, with Application Insights export (the azure extra) and uvloop
+# (the fast extra), into a virtual environment.
 FROM python:3.13-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -12,7 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY callbridge ./callbridge
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir '.[azure]'
+ && /opt/venv/bin/pip install --no-cache-dir '.[azure,fast]'
 
 # Runtime stage: the same base image (the venv's interpreter links to it), the venv, and an
 # unprivileged user. No compilers, no pip cache, no source tree.

@@ -243,6 +243,12 @@ def _default_telemetry() -> Telemetry:
     return Telemetry()
 
 
+def prepare_telemetry() -> None:
+    """Build the shared instruments now (after ``configure_telemetry``), not at the first call:
+    a service calls this once it is up, so no call pays for OpenTelemetry's import."""
+    _default_telemetry()
+
+
 def record_answer_latency(ms: float, *, direction: str) -> None:
     """Time from receiving the IncomingCall event to ``answer_call`` returning.
 

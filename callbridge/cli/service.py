@@ -24,6 +24,7 @@ from callbridge.cli.base import (
 )
 from callbridge.core.numbers import mask
 from callbridge.core.settings import Settings
+from callbridge.process import runtime
 from callbridge.process.config import ConfigError, load_settings
 from callbridge.process.config_view import effective_settings
 from callbridge.process.logs import configure_logging
@@ -57,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(settings.log_format, settings.log_level, transcripts=settings.log_transcripts)
     configure_telemetry(settings.appinsights_connection_string)
     try:
-        asyncio.run(serve(settings))
+        runtime.run(serve(settings), settings.event_loop)
     except OSError as exc:
         raise cannot_listen(settings.host, settings.port, exc) from exc
     return EXIT_OK

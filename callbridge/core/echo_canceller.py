@@ -41,6 +41,10 @@ from enum import Enum
 from typing import Final
 
 import numpy as np
+
+# Imported here, not on first use through ``np.fft`` (numpy loads it lazily): a call's first
+# delay search would otherwise import it in the middle of the call.
+from numpy.fft import irfft, rfft
 from numpy.typing import NDArray
 
 from callbridge.core.codec import FRAME_MS
@@ -245,9 +249,9 @@ class EchoCanceller:
         ref = self._ref[-searched:].reshape(-1, q).mean(axis=1, dtype=np.float64)
         # correlation[j] = sum(mic * ref[j : j + len(mic)]); delay = (max_lag - j) * q.
         size = 1 << (ref.size + mic.size - 1).bit_length()
-        spectrum = np.fft.rfft(ref, size) * np.conj(np.fft.rfft(mic, size))
+        spectrum = rfft(ref, size) * np.conj(rfft(mic, size))
         max_lag = self._max_delay // q
-        correlation = np.fft.irfft(spectrum, size)[: max_lag + 1]
+        correlation = irfft(spectrum, size)[: max_lag + 1]
         squares = np.concatenate(([0.0], np.cumsum(ref * ref)))
         energy = squares[mic.size :] - squares[: -mic.size]
         floor = mic.size * _QUIET_RMS**2

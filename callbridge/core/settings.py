@@ -15,6 +15,8 @@ from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.core.session_rules import default_transcription_model
 
 LogFormat = Literal["auto", "console", "json"]
+EventLoop = Literal["auto", "uvloop", "asyncio"]
+"""``auto``: uvloop when it is installed (``callbridge[fast]``, in the image), else asyncio's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,3 +191,5 @@ class Settings:
     log_level: str = "INFO"
     log_transcripts: bool = False
     """Whether what callers and agents say is logged (``CALLBRIDGE_LOG_TRANSCRIPTS``)."""
+    event_loop: EventLoop = "auto"
+    """Which event loop ``serve`` runs on (``CALLBRIDGE_EVENT_LOOP``)."""

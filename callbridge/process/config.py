@@ -32,12 +32,14 @@ from callbridge.core.settings import (
     CallOperationDeadlines,
     ContinuitySettings,
     EntraWebhookAuth,
+    EventLoop,
     LogFormat,
     PacingSettings,
     Settings,
     VoiceLiveSettings,
 )
 from callbridge.process.routing_file import RoutingError, load_routing
+from callbridge.process.runtime import uvloop_installed
 from callbridge.tools import ToolError, module_tools, profile_tools
 
 _T = TypeVar("_T")
@@ -378,7 +380,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
         ),
         log_transcripts=reader.choice(LOG_TRANSCRIPTS, "off", ("on", "off")) == "on",
+        event_loop=reader.choice("CALLBRIDGE_EVENT_LOOP", "auto", get_args(EventLoop)),  # type: ignore[arg-type]
     )
+    if settings.event_loop == "uvloop" and not uvloop_installed():
+        reader.errors.append(
+            "CALLBRIDGE_EVENT_LOOP=uvloop, but uvloop is not installed: install callbridge[fast] "
+            "(or leave it unset: auto uses uvloop when it is there)"
+        )
     _check_recording(reader, settings)
     _check_voice_live(reader, settings)
     if settings.auth.enabled and urlsplit(public_url).scheme == "http":

@@ -23,8 +23,10 @@ import signal
 import structlog
 from aiohttp import web
 
+from callbridge.adapters.telemetry import prepare_telemetry
 from callbridge.core.settings import Settings
 from callbridge.core.tasks import OwnedTasks
+from callbridge.process import runtime
 from callbridge.web.app import create_app
 from callbridge.web.replica import REPLICA, Replica
 
@@ -49,7 +51,16 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        log.info("server.started", host=settings.host, port=settings.port)
+        # Built now, not at the first call: it would be imported and built mid-call, and
+        # left out of the frozen heap.
+        prepare_telemetry()
+        log.info(
+            "server.started",
+            host=settings.host,
+            port=settings.port,
+            event_loop=runtime.chosen_loop(settings.event_loop),
+            frozen_objects=runtime.settle_heap(),
+        )
         await stop.wait()
         await drain(app[REPLICA])
     finally:
