@@ -27,15 +27,15 @@ FRAME_S = 0.02
 
 
 class CallerAudioBacklog:
-    """The call's held and unanswered caller audio (see the module docstring), each frame
-    base64-encoded as ``input_audio_buffer.append`` carries it."""
+    """The call's held and unanswered caller audio (see the module docstring), each frame as
+    the ``input_audio_buffer.append`` message that carries it (``adapters.voice_appends``)."""
 
     def __init__(self, hold_max_s: float) -> None:
         """``hold_max_s``: the longest outage audio is held for (the reconnect budget)."""
         self._hold_max_frames = round(hold_max_s / FRAME_S) + 1
-        self._held: deque[str] | None = deque(maxlen=self._hold_max_frames)
+        self._held: deque[bytes] | None = deque(maxlen=self._hold_max_frames)
         """None while the current session takes the caller's audio."""
-        self._unanswered: deque[str] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
+        self._unanswered: deque[bytes] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
         self._unanswered_items: list[str] = []
 
     @property
@@ -48,13 +48,13 @@ class CallerAudioBacklog:
         if self._held is None:
             self._held = deque(maxlen=self._hold_max_frames)
 
-    def admit(self, encoded: str) -> bool:
+    def admit(self, message: bytes) -> bool:
         """One frame of the caller's audio: True if the current session is to have it now (it
         counts as unanswered), False if it was held for the next session."""
         if self._held is not None:
-            self._held.append(encoded)
+            self._held.append(message)
             return False
-        self._unanswered.append(encoded)
+        self._unanswered.append(message)
         return True
 
     def on_event(self, event: ServerEvent) -> None:
@@ -74,7 +74,7 @@ class CallerAudioBacklog:
         return frozenset(self._unanswered_items)
 
     async def hand_over(
-        self, send: Callable[[str], Awaitable[None]], *, resend_unanswered: bool
+        self, send: Callable[[bytes], Awaitable[None]], *, resend_unanswered: bool
     ) -> None:
         """Give a new session, in order, the audio it must hear: what the old one left
         unanswered (``resend_unanswered``: after a loss) and what was held meanwhile; then the
@@ -84,13 +84,13 @@ class CallerAudioBacklog:
         resend = list(self._unanswered) if resend_unanswered else []
         self._unanswered.clear()
         self._unanswered_items.clear()
-        for encoded in resend:
-            self._unanswered.append(encoded)
-            await send(encoded)
+        for message in resend:
+            self._unanswered.append(message)
+            await send(message)
         held = self._held
         assert held is not None  # set above, released only below
         while held:
-            encoded = held.popleft()
-            self._unanswered.append(encoded)
-            await send(encoded)
+            message = held.popleft()
+            self._unanswered.append(message)
+            await send(message)
         self._held = None

@@ -25,7 +25,6 @@ and the bridge falls back to speaking to the caller itself.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,6 +41,7 @@ from azure.ai.voicelive.models import (
 )
 
 from callbridge.adapters.held_session import HeldSession
+from callbridge.adapters.voice_appends import append_message
 from callbridge.adapters.voice_events import AudioDelta, VoiceEvent
 from callbridge.adapters.voice_live import configure_session, liveness_probe
 from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
@@ -211,9 +211,9 @@ class VoiceLink:
         """One frame of the caller's audio, to exactly one session; ``voiced``: ACS did not
         mark it silent."""
         self._liveness.on_caller_audio(voiced=voiced, now=time.monotonic())
-        encoded = base64.b64encode(audio).decode()
-        if self._backlog.admit(encoded) and self._current is not None:
-            await self._current.send(_append_event(encoded))
+        message = append_message(audio)
+        if self._backlog.admit(message) and self._current is not None:
+            await self._current.send_append(message)
 
     async def create_response(self, response: ResponseCreateParams | None = None) -> bool:
         self._liveness.on_response_requested(time.monotonic())
@@ -298,7 +298,7 @@ class VoiceLink:
             with contextlib.suppress(VoiceLiveConnectionError):
                 await session.connection.conversation.item.create(item=item)
         await self._backlog.hand_over(
-            lambda encoded: session.send(_append_event(encoded)),
+            session.send_append,
             resend_unanswered=resend_unanswered,
         )
         self._install(session)
@@ -344,7 +344,3 @@ class VoiceLink:
         await self._rollover.aclose()
         if session is not None:
             await session.close()
-
-
-def _append_event(encoded: str) -> dict[str, str]:
-    return {"type": "input_audio_buffer.append", "audio": encoded}

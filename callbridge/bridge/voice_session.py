@@ -27,6 +27,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import RequestSession, ServerEvent, ServerEventError
 
 from callbridge.adapters.held_session import HeldSession
+from callbridge.adapters.voice_appends import AppendWriter
 from callbridge.adapters.voice_events import AudioDelta, VoiceEvent, read_event
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID, configure_session
 
@@ -71,6 +72,7 @@ class VoiceSession:
     def __init__(self, held: HeldSession, connection: VoiceLiveConnection) -> None:
         self.held = held
         self.connection = connection
+        self._appends = AppendWriter(connection)
         self.number = 0
         """Set when the session becomes the call's current one: its events are queued with it."""
         self.opened_at = time.monotonic()
@@ -125,6 +127,14 @@ class VoiceSession:
         """Send one client event; a failure is the reader's to notice (the socket is gone)."""
         try:
             await self.connection.send(event)
+        except VoiceLiveConnectionError as exc:
+            log.debug("voice_live.send_failed", error=str(exc))
+
+    async def send_append(self, message: bytes) -> None:
+        """Send one ``input_audio_buffer.append`` (``adapters.voice_appends``); a failure is the
+        reader's to notice, as for ``send``."""
+        try:
+            await self._appends.send(message)
         except VoiceLiveConnectionError as exc:
             log.debug("voice_live.send_failed", error=str(exc))
 
