@@ -1,5 +1,5 @@
-"""Voice Live's server events as the bridge reads them: the SDK's typed models, except the one
-that comes most often.
+"""Voice Live's server events as the bridge reads them: the SDK's typed models, except the two
+that come most often.
 
 ``response.audio.delta`` carries the agent's audio, several times a second for as long as the
 agent talks. The SDK's ``recv`` (azure-ai-voicelive 1.3.1, ``aio/_patch.py``) turns every frame
@@ -10,6 +10,9 @@ here into ``AudioDelta``, with the fields the bridge uses (the API reference 202
 ``response.audio.delta``: ``response_id``, ``item_id``, ``output_index``, ``content_index``,
 ``delta`` as base64 audio); every other event goes through the SDK's models exactly as ``recv``
 sends it, its private ``_deserialize`` included (the SDK is pinned, so that stays put).
+``response.audio_transcript.delta``, the text of what the agent says, comes as often as the
+audio (a piece with each delta) and is read the same way into ``TranscriptDelta`` (the reference's
+``item_id`` and ``delta``; the bridge uses nothing else of it).
 
 A tolerant reader: the delta's ids are kept as they came, for the bridge to check as it checks
 any event's (``bridge.event_fields``); audio that is missing or not base64 is ``None``, which the
@@ -29,6 +32,7 @@ from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
 from azure.ai.voicelive.models import ServerEvent
 
 AUDIO_DELTA: Final = "response.audio.delta"
+TRANSCRIPT_DELTA: Final = "response.audio_transcript.delta"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +48,16 @@ class AudioDelta:
     type: str = AUDIO_DELTA
 
 
-VoiceEvent = ServerEvent | AudioDelta
+@dataclass(frozen=True, slots=True)
+class TranscriptDelta:
+    """One ``response.audio_transcript.delta``: a piece of the text of an agent audio item."""
+
+    item_id: object
+    delta: object
+    type: str = TRANSCRIPT_DELTA
+
+
+VoiceEvent = ServerEvent | AudioDelta | TranscriptDelta
 """A server event as the bridge handles it."""
 
 
@@ -60,7 +73,10 @@ def read_event(frame: bytes | str) -> VoiceEvent:
         raise VoiceLiveConnectionError(f"Failed to parse message: {exc}") from exc
     if not isinstance(payload, dict):
         raise VoiceLiveConnectionError("Failed to parse message: not a JSON object")
-    if payload.get("type") == AUDIO_DELTA:
+    kind = payload.get("type")
+    if kind == TRANSCRIPT_DELTA:
+        return TranscriptDelta(item_id=payload.get("item_id"), delta=payload.get("delta"))
+    if kind == AUDIO_DELTA:
         return AudioDelta(
             response_id=payload.get("response_id"),
             item_id=payload.get("item_id"),

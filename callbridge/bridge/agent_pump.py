@@ -22,7 +22,6 @@ from azure.ai.voicelive.models import (
     ServerEventInputAudioBufferSpeechStarted,
     ServerEventInputAudioBufferSpeechStopped,
     ServerEventResponseAudioDone,
-    ServerEventResponseAudioTranscriptDelta,
     ServerEventResponseAudioTranscriptDone,
     ServerEventResponseCreated,
     ServerEventResponseDone,
@@ -32,7 +31,7 @@ from azure.ai.voicelive.models import (
 )
 
 from callbridge.adapters.telemetry import CallTelemetry
-from callbridge.adapters.voice_events import AudioDelta, VoiceEvent
+from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, VoiceEvent
 from callbridge.adapters.voice_live import (
     LIVENESS_PROBE_EVENT_ID,
     SESSION_UPDATE_EVENT_ID,
@@ -206,7 +205,7 @@ class AgentPump:
                 parts.actions.on_tool_call(event)
             case ServerEventSessionUpdated() if not self.session_ready.is_set():
                 await self._greet()
-            case ServerEventResponseAudioTranscriptDelta():
+            case TranscriptDelta():
                 context.agent_said(text(event.item_id), text(event.delta), final=False)
             case ServerEventResponseAudioTranscriptDone():
                 item_id, transcript = text(event.item_id), text(event.transcript)

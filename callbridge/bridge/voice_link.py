@@ -42,7 +42,7 @@ from azure.ai.voicelive.models import (
 
 from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.voice_appends import append_message
-from callbridge.adapters.voice_events import AudioDelta, VoiceEvent
+from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, VoiceEvent
 from callbridge.adapters.voice_live import configure_session, liveness_probe
 from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
 from callbridge.bridge.liveness import Liveness, Verdict
@@ -86,6 +86,15 @@ class AgentUnavailable:
 LinkEvent = VoiceEvent | SessionLost | SessionReplaced | AgentUnavailable
 
 
+class _Check:
+    """Queued every eighth of the stall bound: time to check the session's liveness."""
+
+
+_CHECK = _Check()
+_LIVENESS = -1
+"""The session number a liveness check is queued under (no session's)."""
+
+
 class VoiceLink:
     """The call's current Voice Live session and its replacements (see the module docstring)."""
 
@@ -105,7 +114,7 @@ class VoiceLink:
         self._current: VoiceSession | None = None
         self._opened = 0
         self._events: asyncio.Queue[
-            tuple[int, VoiceEvent | Loss | SessionReplaced | AgentUnavailable]
+            tuple[int, VoiceEvent | Loss | SessionReplaced | AgentUnavailable | _Check]
         ] = asyncio.Queue()
         self._backlog = CallerAudioBacklog(continuity.reconnect_budget_s)
         self._liveness = Liveness(continuity.voice_live_stall_s, time.monotonic())
@@ -150,45 +159,53 @@ class VoiceLink:
     async def events(self) -> AsyncIterator[LinkEvent]:
         """Every event of the call's current session, across replacements, until the link is
         closed or no session can be had (``AgentUnavailable``, then the end)."""
-        # Fine enough that an overdue event is probed, and a dead session found, close to the
-        # liveness bounds (quarters of the stall bound).
-        poll_s = self._continuity.voice_live_stall_s / 8
-        while not self._closing and self._current is not None:
-            try:
-                async with asyncio.timeout(poll_s):
-                    number, item = await self._events.get()
-            except TimeoutError:
-                match self._liveness.check(time.monotonic()):
-                    case Verdict.ALIVE:
-                        continue
-                    case Verdict.PROBE:
-                        await self._current.send(liveness_probe())
-                        continue
-                    case Verdict.STALLED:
-                        number = self._current.number
-                        item = Loss("stalled", f"{self._continuity.voice_live_stall_s} s")
-            if number != self._current.number:
-                continue  # a replaced session's last words
-            if isinstance(item, SessionReplaced):
-                yield item
-                continue
-            if isinstance(item, AgentUnavailable):
-                yield item
-                return
-            if isinstance(item, Loss):
-                yield SessionLost(item.reason)
-                replaced = await self._replace(item)
-                yield replaced
-                if isinstance(replaced, AgentUnavailable):
+        # Checked often enough that an overdue event is probed, and a dead session found, close
+        # to the liveness bounds (quarters of the stall bound); by one timer for the whole
+        # stream rather than a timeout around each event read.
+        ticker = asyncio.create_task(self._tick(self._continuity.voice_live_stall_s / 8))
+        try:
+            while not self._closing and self._current is not None:
+                number, item = await self._events.get()
+                if isinstance(item, _Check):
+                    match self._liveness.check(time.monotonic()):
+                        case Verdict.ALIVE:
+                            continue
+                        case Verdict.PROBE:
+                            await self._current.send(liveness_probe())
+                            continue
+                        case Verdict.STALLED:
+                            number = self._current.number
+                            item = Loss("stalled", f"{self._continuity.voice_live_stall_s} s")
+                if number != self._current.number:
+                    continue  # a replaced session's last words
+                if isinstance(item, SessionReplaced):
+                    yield item
+                    continue
+                if isinstance(item, AgentUnavailable):
+                    yield item
                     return
-                continue
-            self._observe(item)
-            yield item
+                if isinstance(item, Loss):
+                    yield SessionLost(item.reason)
+                    replaced = await self._replace(item)
+                    yield replaced
+                    if isinstance(replaced, AgentUnavailable):
+                        return
+                    continue
+                self._observe(item)
+                yield item
+        finally:
+            ticker.cancel()
+
+    async def _tick(self, every_s: float) -> None:
+        """Queue a liveness check every ``every_s``, events or none."""
+        while True:
+            await asyncio.sleep(every_s)
+            self._events.put_nowait((_LIVENESS, _CHECK))
 
     def _observe(self, event: VoiceEvent) -> None:
         """Track what the liveness check and the caller audio kept for resending need."""
         self._liveness.on_event(str(event.type), time.monotonic())
-        if isinstance(event, AudioDelta):
+        if isinstance(event, AudioDelta | TranscriptDelta):
             return  # the agent talking: nothing more to track
         self._backlog.on_event(event)
         if event.type in ("session.created", "session.updated") and self._current is not None:

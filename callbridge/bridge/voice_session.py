@@ -28,7 +28,12 @@ from azure.ai.voicelive.models import RequestSession, ServerEvent, ServerEventEr
 
 from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.voice_appends import AppendWriter
-from callbridge.adapters.voice_events import AudioDelta, VoiceEvent, read_event
+from callbridge.adapters.voice_events import (
+    AudioDelta,
+    TranscriptDelta,
+    VoiceEvent,
+    read_event,
+)
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID, configure_session
 
 log = structlog.get_logger(__name__)
@@ -93,7 +98,7 @@ class VoiceSession:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 while True:
                     event = read_event(await self.connection.recv_bytes())
-                    if isinstance(event, AudioDelta):
+                    if isinstance(event, AudioDelta | TranscriptDelta):
                         continue  # nothing is said before the session is configured
                     if event.type in ("session.created", "session.updated"):
                         self.note_expiry(event)

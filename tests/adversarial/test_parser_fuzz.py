@@ -29,7 +29,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callbridge.adapters.voice_events import AudioDelta, read_event
+from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, read_event
 from callbridge.bridge.event_fields import integer, text
 from callbridge.bridge.voice_session import UNREADABLE_FRAME_ERRORS
 from callbridge.core import acs_events, acs_media
@@ -186,7 +186,11 @@ def test_voice_live_events_raise_only_the_readers_errors(frame: str | bytes) -> 
     # What every event is asked before it is handed on (``VoiceLink``): its type, its fields.
     str(event.type)
     for field, read in BRIDGE_READS:
-        value = getattr(event, field, None) if isinstance(event, AudioDelta) else event.get(field)
+        value = (
+            getattr(event, field, None)
+            if isinstance(event, AudioDelta | TranscriptDelta)
+            else event.get(field)
+        )
         with contextlib.suppress(TypeError):
             read(value)
 

@@ -29,7 +29,7 @@ from azure.ai.voicelive.models import (
 )
 from structlog.testing import capture_logs
 
-from callbridge.adapters.voice_events import AudioDelta, read_event
+from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, read_event
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID
 from callbridge.bridge.actions import AgentActions
 from callbridge.bridge.agent_audio import AgentAudio
@@ -135,6 +135,22 @@ and the function call are tested on their own below."""
 @pytest.mark.parametrize("name", sorted(BRIDGE_READS))
 def test_the_bridge_reads_the_documented_event(name: str) -> None:
     assert bridge_reads(vl.deserialize(name)) == BRIDGE_READS[name]
+
+
+def test_the_documented_transcript_delta_is_read_without_the_sdks_models() -> None:
+    # As the session reader reads it (``adapters.voice_events``); the bridge takes the item and
+    # the text (``agent_pump``: ``context.agent_said``).
+    frame = json.dumps(vl.load("server_response.audio_transcript.delta.reference.json"))
+    event = read_event(frame)
+    assert isinstance(event, TranscriptDelta)
+    assert (event.type, text(event.item_id), text(event.delta)) == (
+        "response.audio_transcript.delta",
+        "item_DEF456",
+        "Hello! I'm doing",
+    )
+    sdk = vl.deserialize("server_response.audio_transcript.delta.reference.json")
+    assert isinstance(sdk, models.ServerEventResponseAudioTranscriptDelta)
+    assert (sdk.item_id, sdk.delta) == (event.item_id, event.delta)
 
 
 def test_a_documented_error_does_not_pass_for_a_refused_session() -> None:
