@@ -79,6 +79,9 @@ MISSED_ECHO_RMS: Final = 200.0
 before a turn detector hears it (a voiced frame is twice as loud)."""
 MISSED_FRACTION: Final = 0.25
 """... and less than 6 dB under what came in."""
+HISTORY_SLACK_FRAMES: Final = 10
+"""Frames the histories take in before their samples are moved back to the buffer's front: the
+move costs one copy of a history every ten frames, rather than every frame."""
 _QUIET_RMS: Final = 1.0
 """Below this the reference carries nothing worth fitting."""
 
@@ -99,6 +102,34 @@ class EchoPath:
     level_db: float
 
 
+class _Window:
+    """The latest ``size`` samples of a stream, oldest first, as one array view.
+
+    Appending does not shift them all each frame: the buffer has ``slack`` samples more, the
+    view slides along it, and only when it reaches the end are its samples moved back to the
+    front, once every ``slack`` samples."""
+
+    __slots__ = ("_buffer", "_end", "_size")
+
+    def __init__(self, size: int, *, slack: int) -> None:
+        self._buffer: NDArray[np.float32] = np.zeros(size + slack, dtype=np.float32)
+        self._size = size
+        self._end = size
+
+    def push(self, new: NDArray[np.int16]) -> None:
+        n = new.size
+        if self._end + n > self._buffer.size:
+            keep = self._size - n
+            self._buffer[:keep] = self._buffer[self._end - keep : self._end]
+            self._end = keep
+        self._buffer[self._end : self._end + n] = new
+        self._end += n
+
+    @property
+    def latest(self) -> NDArray[np.float32]:
+        return self._buffer[self._end - self._size : self._end]
+
+
 class EchoCanceller:
     """Cancels the reference's echo in the caller's audio (see the module docstring)."""
 
@@ -111,10 +142,11 @@ class EchoCanceller:
         self._analysis = rate * ANALYSIS_MS // 1000
         self._max_delay = rate * MAX_DELAY_MS // 1000
         searched = self._analysis + self._max_delay
-        # Both histories end at the current frame; long enough for a search and the filter.
+        # Both histories end at the current frame: the reference's is long enough for a search
+        # and the filter, the caller's for the search's analysis.
         self._history = frame * math.ceil((searched + self._taps) / frame) + frame
-        self._mic: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
-        self._ref: NDArray[np.float32] = np.zeros(self._history, dtype=np.float32)
+        self._mic_window = _Window(self._analysis, slack=HISTORY_SLACK_FRAMES * frame)
+        self._ref_window = _Window(self._history, slack=HISTORY_SLACK_FRAMES * frame)
         self._silence: NDArray[np.int16] = np.zeros(frame, dtype=np.int16)
         self._since_reference = self._history
         """Samples since the reference last carried sound (it cannot echo after its reach)."""
@@ -187,10 +219,18 @@ class EchoCanceller:
         self._frames_to_search, self._search_interval = 0, 1
 
     def _push(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> None:
-        n = mic.size
-        for history, new in ((self._mic, mic), (self._ref, reference)):
-            history[:-n] = history[n:]
-            history[-n:] = new
+        self._mic_window.push(mic)
+        self._ref_window.push(reference)
+
+    @property
+    def _mic(self) -> NDArray[np.float32]:
+        """The caller's latest samples, ending with the current frame."""
+        return self._mic_window.latest
+
+    @property
+    def _ref(self) -> NDArray[np.float32]:
+        """The reference's latest samples, ending with the current frame."""
+        return self._ref_window.latest
 
     def _search(self) -> _Found:
         """Find the delay (and gain) at which the reference best explains the caller's audio,
