@@ -27,6 +27,7 @@ import aiohttp
 
 from callbridge.core.profiles import AudioFormat
 from callbridge.core.settings import PacingSettings
+from callbridge.process import runtime
 from callbridge.process.logs import configure_logging
 from callbridge.sim.acs import AcsStandin
 from callbridge.sim.harness import (
@@ -207,6 +208,9 @@ def _call_phones(phone: Phone, signing_key: bytes, acs: AcsStandin, calls: int) 
 def _place_calls(phones: Sequence[Phone]) -> list[CallRecord]:
     """Run every phone, starts spread over ``RAMP_S`` (in the phones' own process)."""
     configure_logging("console", "WARNING")
+    # As the bridge does (``runtime.settle_heap``): a collection walking the phones' start-up
+    # heap would stall them for tens of ms, and their own lag would read as the bridge's jitter.
+    runtime.settle_heap()
 
     async def staggered(phone: Phone, delay_s: float) -> CallRecord:
         await asyncio.sleep(delay_s)
