@@ -38,7 +38,7 @@ from typing import Any
 
 from callbridge.core.codec import ACS_RATES
 from callbridge.process.logs import configure_logging
-from callbridge.sim.bench import bench_figures, has_proc
+from callbridge.sim.bench import RAMP_S, bench_figures, has_proc
 
 Summary = dict[str, Any]
 """One bench run's figures, as ``callbridge bench --json`` prints them."""
@@ -170,6 +170,7 @@ def bench_runner(args: argparse.Namespace) -> Runner:
                 seconds=args.seconds,
                 audio_format=args.audio_format,
                 sample_rate=args.sample_rate,
+                ramp_s=args.ramp_s,
                 bridge_tree=tree,
             )
         )
@@ -186,6 +187,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=20, help="seconds per call (default 20)")
     parser.add_argument("--audio-format", default="g711_ulaw", choices=("g711_ulaw", "pcm16"))
     parser.add_argument("--sample-rate", type=int, default=16000, choices=ACS_RATES)
+    parser.add_argument(
+        "--ramp-s",
+        type=float,
+        default=RAMP_S,
+        help=f"calls start over this long (default {RAMP_S})",
+    )
     parser.add_argument("--json", action="store_true", help="also print every round's figures")
     return parser.parse_args(argv)
 

@@ -17,13 +17,14 @@ from callbridge.cli.base import (
     Commands,
     milliseconds,
     output_dir,
+    seconds,
     subcommand,
     transcripts_logged,
     whole_number,
 )
 from callbridge.process.logs import configure_logging
 from callbridge.report import ReportError, write_call_page
-from callbridge.sim.bench import MIN_SECONDS, has_proc, run_bench
+from callbridge.sim.bench import MIN_SECONDS, RAMP_S, has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.replay import run_replay
 
@@ -83,6 +84,7 @@ def _bench(args: argparse.Namespace) -> int:
             sample_rate=args.sample_rate,
             acs_marks=args.acs_marks,
             line_playout_delay_ms=args.line_playout_delay_ms,
+            ramp_s=args.ramp_s,
         )
     )
 
@@ -181,6 +183,13 @@ def _add_bench(commands: Commands) -> None:
         type=milliseconds,
         metavar="MS",
         help="the phone lines' true playout delay (default: the configured 60 ms)",
+    )
+    bench.add_argument(
+        "--ramp-s",
+        type=seconds,
+        default=RAMP_S,
+        metavar="S",
+        help="the calls start spread over this long (a steep arrival by default)",
     )
 
 

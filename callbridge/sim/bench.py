@@ -57,7 +57,8 @@ MIN_SECONDS = 18
 """The shortest call the bench places: one exchange, with a little slack."""
 STARTUP_TIMEOUT_S = 30.0
 RAMP_S = 1.0
-"""Calls start spread over this long, as real calls do, rather than in one instant."""
+"""By default calls start spread over this long, rather than in one instant: a steep arrival
+of calls, which ``--ramp-s`` softens to measure steady calls at a calmer rate."""
 
 
 def bench_cycles(seconds: float) -> int:
@@ -205,8 +206,8 @@ def _call_phones(phone: Phone, signing_key: bytes, acs: AcsStandin, calls: int) 
     return phones
 
 
-def _place_calls(phones: Sequence[Phone]) -> list[CallRecord]:
-    """Run every phone, starts spread over ``RAMP_S`` (in the phones' own process)."""
+def _place_calls(phones: Sequence[Phone], ramp_s: float) -> list[CallRecord]:
+    """Run every phone, starts spread over ``ramp_s`` (in the phones' own process)."""
     configure_logging("console", "WARNING")
     # As the bridge does (``runtime.settle_heap``): a collection walking the phones' start-up
     # heap would stall them for tens of ms, and their own lag would read as the bridge's jitter.
@@ -218,7 +219,7 @@ def _place_calls(phones: Sequence[Phone]) -> list[CallRecord]:
 
     async def place_all() -> list[CallRecord]:
         return await asyncio.gather(
-            *(staggered(phone, RAMP_S * n / len(phones)) for n, phone in enumerate(phones))
+            *(staggered(phone, ramp_s * n / len(phones)) for n, phone in enumerate(phones))
         )
 
     return asyncio.run(place_all())
@@ -293,12 +294,14 @@ async def run_bench(
     sample_rate: int,
     acs_marks: bool = False,
     line_playout_delay_ms: float | None = None,
+    ramp_s: float = RAMP_S,
 ) -> int:
     """Run the benchmark and print its figures.
 
     ``acs_marks``: the bridge marks frames and measures ACS's playout delay from the answers;
     ``line_playout_delay_ms``: the phone lines' true playout delay, by default the one the
-    bridge is configured with (set it apart to see how far a wrong estimate moves truncation).
+    bridge is configured with (set it apart to see how far a wrong estimate moves truncation);
+    ``ramp_s``: the calls start spread over this long.
     """
     summary = await bench_figures(
         calls=calls,
@@ -307,6 +310,7 @@ async def run_bench(
         sample_rate=sample_rate,
         acs_marks=acs_marks,
         line_playout_delay_ms=line_playout_delay_ms,
+        ramp_s=ramp_s,
     )
     if json_output:
         print(json.dumps(summary))
@@ -325,6 +329,7 @@ async def bench_figures(
     sample_rate: int,
     acs_marks: bool = False,
     line_playout_delay_ms: float | None = None,
+    ramp_s: float = RAMP_S,
     bridge_tree: Path | None = None,
 ) -> dict[str, Any]:
     """The benchmark's figures, as `run_bench` prints them.
@@ -375,7 +380,7 @@ async def bench_figures(
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
                     loop = asyncio.get_running_loop()
-                    records = await loop.run_in_executor(pool, _place_calls, phones)
+                    records = await loop.run_in_executor(pool, _place_calls, phones, ramp_s)
                 results = await asyncio.gather(
                     *(judge_call(record, emulator, audio_format) for record in records)
                 )
