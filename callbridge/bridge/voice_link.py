@@ -162,7 +162,9 @@ class VoiceLink:
         # Checked often enough that an overdue event is probed, and a dead session found, close
         # to the liveness bounds (quarters of the stall bound); by one timer for the whole
         # stream rather than a timeout around each event read.
-        ticker = asyncio.create_task(self._tick(self._continuity.voice_live_stall_s / 8))
+        ticker = asyncio.create_task(
+            self._tick(self._continuity.voice_live_stall_s / 8), name="voice-live-liveness"
+        )
         try:
             while not self._closing and self._current is not None:
                 number, item = await self._events.get()
