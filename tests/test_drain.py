@@ -52,6 +52,9 @@ pytestmark = pytest.mark.timeout(60)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RATE = 16000
 DRAIN_S = 2.0
+LOOP_CLOCK_S = 0.002
+"""How early a timer of ``serve``'s event loop may fire against the wall clock: uvloop (the
+image's loop, ``process/runtime.py``) keeps time and timers in whole milliseconds."""
 GOODBYE = "We are restarting, goodbye."
 GREETING_MS = 10_000
 GREETING_HZ = 440.0
@@ -473,14 +476,14 @@ def test_the_call_in_progress_goes_on_for_the_drain_budget(drain: DrainRun) -> N
     # The caller kept hearing the agent until the budget ran out, and only then was cut.
     greeting = drain.media.spurts[0]
     assert greeting.ended_at is not None
-    assert greeting.ended_at - drain.sigterm_at >= DRAIN_S
-    assert drain.goodbye_request.at - drain.sigterm_at >= DRAIN_S
+    assert greeting.ended_at - drain.sigterm_at >= DRAIN_S - LOOP_CLOCK_S
+    assert drain.goodbye_request.at - drain.sigterm_at >= DRAIN_S - LOOP_CLOCK_S
     # The bridge's own clock: from "draining" to "ending calls" is the budget.
     (draining,) = drain.logged("server.draining")
     (ending,) = drain.logged("server.ending_calls")
     assert (draining["calls"], draining["drain_s"], ending["calls"]) == (1, DRAIN_S, 1)
     budget = (log_time(ending) - log_time(draining)).total_seconds()
-    assert DRAIN_S <= budget < DRAIN_S + 0.5
+    assert DRAIN_S - LOOP_CLOCK_S <= budget < DRAIN_S + 0.5
 
 
 # --- 3. After the budget ----------------------------------------------------------------------
