@@ -5,6 +5,7 @@ setting, a port to listen on)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -100,26 +101,24 @@ def whole_number(
     return convert
 
 
-def milliseconds(text: str) -> float:
-    """An argparse type for a duration of 0 or more milliseconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more milliseconds")
-    return value
+def duration(unit: str, maximum: float | None = None) -> Callable[[str], float]:
+    """An argparse type for a duration in ``unit``, from 0 (up to ``maximum``, if any)."""
+    allowed = f"0 or more {unit}" if maximum is None else f"from 0 to {maximum:g} {unit}"
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number of {unit}") from None
+        if not (math.isfinite(value) and value >= 0 and (maximum is None or value <= maximum)):
+            raise argparse.ArgumentTypeError(f"{text} must be {allowed}")
+        return value
+
+    return convert
 
 
-def seconds(text: str) -> float:
-    """An argparse type for a duration from 0 to 600 seconds."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 <= value <= 600:
-        raise argparse.ArgumentTypeError(f"{text} must be from 0 to 600 seconds")
-    return value
+milliseconds: Final = duration("milliseconds")
+seconds: Final = duration("seconds", 600)
 
 
 PORT: Final = whole_number(0, 65535)
