@@ -2,17 +2,29 @@
 # callbridge: `callbridge serve` on port 8000. Built by `azd deploy` in the container registry
 # (remoteBuild), so no local Docker engine is needed.
 
-# Build stage: install the package, with Application Insights export (the azure extra) and uvloop
-# (the fast extra), into a virtual environment.
-FROM python:3.13-slim AS build
+# Wheel stage: callbridge's wheel, compiled here because the codec's C extension
+# (callbridge/core/_g711.c) needs a compiler, which the full python image has and the slim one
+# lacks. Only the wheel leaves this stage.
+FROM python:3.13 AS wheel
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY callbridge ./callbridge
+RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
+
+# Build stage: install that wheel, with Application Insights export (the azure extra) and uvloop
+# (the fast extra), into a virtual environment on the runtime's own base image.
+FROM python:3.13-slim AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+COPY --from=wheel /wheels /wheels
 RUN python -m venv /opt/venv \
- && /opt/venv/bin/pip install --no-cache-dir '.[azure,fast]'
+ && for wheel in /wheels/callbridge-*.whl; do \
+        /opt/venv/bin/pip install --no-cache-dir "${wheel}[azure,fast]"; \
+    done
 
 # Runtime stage: the same base image (the venv's interpreter links to it), the venv, and an
 # unprivileged user. No compilers, no pip cache, no source tree.

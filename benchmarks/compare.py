@@ -5,7 +5,7 @@ Run from a checkout, after ``pip install -e .``::
     python benchmarks/compare.py REF_A REF_B [--rounds 3] [--calls 20] [--seconds 20]
 
 Each ref (a commit: commit a change before measuring it) is checked out into a temporary git
-worktree, removed afterwards. The harness (the
+worktree, removed afterwards, and its C extension (the codec's) compiled there. The harness (the
 Voice Live emulator, the ACS stand-in and the phones) is the checkout's own, so both commits are
 measured by the same instrument; only the bridge process differs. It runs from the ref's
 worktree with ``PYTHONPATH`` pointing there, in this interpreter's environment. That is the
@@ -31,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,10 +138,27 @@ def checkouts(repo: Path, commits: Sequence[str]) -> Iterator[list[Path]]:
                 tree = Path(scratch) / f"{index}-{commit[:12]}"
                 _git(repo, "worktree", "add", "--detach", "--quiet", str(tree), commit)
                 trees.append(tree)
+                build_extensions(tree)
             yield trees
         finally:
             for tree in trees:
                 _git(repo, "worktree", "remove", "--force", str(tree))
+
+
+def build_extensions(tree: Path) -> None:
+    """Compile a commit's C extensions in its worktree, if it has any: a commit holds their
+    sources, and the bridge imports them from the tree, as ``pip install -e`` would have built
+    them."""
+    tool = tomllib.loads((tree / "pyproject.toml").read_text()).get("tool", {})
+    if not tool.get("setuptools", {}).get("ext-modules"):
+        return
+    build = [sys.executable, "-c", "import setuptools; setuptools.setup()"]
+    subprocess.run(
+        [*build, "--quiet", "build_ext", "--inplace"],
+        cwd=tree,
+        capture_output=True,
+        check=True,
+    )
 
 
 def check_bridge_source(tree: Path) -> None:
