@@ -39,6 +39,7 @@ from typing import Any
 
 from callbridge.core.codec import ACS_RATES
 from callbridge.process.logs import configure_logging
+from callbridge.sim import cpu_split
 from callbridge.sim.bench import RAMP_S, bench_figures, has_proc
 
 Summary = dict[str, Any]
@@ -190,6 +191,7 @@ def bench_runner(args: argparse.Namespace) -> Runner:
                 sample_rate=args.sample_rate,
                 ramp_s=args.ramp_s,
                 bridge_tree=tree,
+                bridge_cpus=args.bridge_cpus,
             )
         )
 
@@ -211,8 +213,20 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         default=RAMP_S,
         help=f"calls start over this long (default {RAMP_S})",
     )
+    parser.add_argument(
+        "--bridge-cpus",
+        type=cpu_split.cpu_list,
+        metavar="CPUS",
+        help="run each bridge on these cores (such as 0), the harness on the others (Linux)",
+    )
     parser.add_argument("--json", action="store_true", help="also print every round's figures")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.bridge_cpus is not None:
+        try:
+            cpu_split.harness_cpus(args.bridge_cpus)
+        except ValueError as exc:
+            parser.error(f"--bridge-cpus: {exc}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:

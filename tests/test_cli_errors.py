@@ -209,6 +209,7 @@ def test_every_help_shows_exit_codes_and_defaults(
         (["bench", "--seconds", "10"], f"argument --seconds: 10 is below {MIN_SECONDS}"),
         (["serve", "--port", "70000"], "argument --port: 70000 is above 65535"),
         (["bench", "--line-playout-delay-ms", "x"], "'x' is not a number of milliseconds"),
+        (["bench", "--bridge-cpus", "1-0"], "'1-0' is not a list of cores"),
     ],
 )
 def test_argument_errors_name_no_internals(

@@ -24,6 +24,7 @@ from callbridge.cli.base import (
 )
 from callbridge.process.logs import configure_logging
 from callbridge.report import ReportError, write_call_page
+from callbridge.sim import cpu_split
 from callbridge.sim.bench import MIN_SECONDS, RAMP_S, has_proc, run_bench
 from callbridge.sim.demo import run_demo
 from callbridge.sim.replay import run_replay
@@ -74,6 +75,11 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if not has_proc():
         raise CliError("callbridge bench reads CPU and memory from /proc: it needs Linux")
+    if args.bridge_cpus is not None:
+        try:
+            cpu_split.harness_cpus(args.bridge_cpus)
+        except ValueError as exc:
+            raise CliError(f"--bridge-cpus: {exc}") from exc
     configure_logging("console", "WARNING")
     return asyncio.run(
         run_bench(
@@ -85,6 +91,7 @@ def _bench(args: argparse.Namespace) -> int:
             acs_marks=args.acs_marks,
             line_playout_delay_ms=args.line_playout_delay_ms,
             ramp_s=args.ramp_s,
+            bridge_cpus=args.bridge_cpus,
         )
     )
 
@@ -190,6 +197,13 @@ def _add_bench(commands: Commands) -> None:
         default=RAMP_S,
         metavar="S",
         help="the calls start spread over this long (a steep arrival by default)",
+    )
+    bench.add_argument(
+        "--bridge-cpus",
+        type=cpu_split.cpu_list,
+        metavar="CPUS",
+        help="run the bridge on these cores (such as 0) and the emulator and phones on the"
+        " others, as a replica has its vCPU to itself (Linux)",
     )
 
 

@@ -29,6 +29,7 @@ from callbridge.core.profiles import AudioFormat
 from callbridge.core.settings import PacingSettings
 from callbridge.process import runtime
 from callbridge.process.logs import configure_logging
+from callbridge.sim import cpu_split
 from callbridge.sim.acs import AcsStandin
 from callbridge.sim.harness import (
     DEFAULT_PROFILE,
@@ -112,12 +113,14 @@ async def bridge_process(
     signing_key: bytes,
     summaries: list[dict[str, Any]],
     tree: Path | None = None,
+    cpus: frozenset[int] | None = None,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
     """Run ``callbridge serve`` against the stand-ins; yield the process and its /ws URL.
 
     The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
     ``tree``: a checkout whose ``callbridge`` the bridge runs instead of this one (it runs
     there, so the working directory that ``-m`` puts first on the path is that checkout).
+    ``cpus``: the cores the bridge runs on (``cpu_split``), from its start.
     """
     port = free_port()
     source = {} if tree is None else {"PYTHONPATH": _path_first(tree)}
@@ -140,6 +143,7 @@ async def bridge_process(
         cwd=tree,
         stderr=asyncio.subprocess.PIPE,
     )
+    cpu_split.pin(process.pid, cpus)
     assert process.stderr is not None
     reader = asyncio.create_task(_collect_call_summaries(process.stderr, summaries))
     try:
@@ -295,13 +299,15 @@ async def run_bench(
     acs_marks: bool = False,
     line_playout_delay_ms: float | None = None,
     ramp_s: float = RAMP_S,
+    bridge_cpus: frozenset[int] | None = None,
 ) -> int:
     """Run the benchmark and print its figures.
 
     ``acs_marks``: the bridge marks frames and measures ACS's playout delay from the answers;
     ``line_playout_delay_ms``: the phone lines' true playout delay, by default the one the
     bridge is configured with (set it apart to see how far a wrong estimate moves truncation);
-    ``ramp_s``: the calls start spread over this long.
+    ``ramp_s``: the calls start spread over this long; ``bridge_cpus``: the bridge runs on
+    these cores, the harness on the others (``cpu_split``).
     """
     summary = await bench_figures(
         calls=calls,
@@ -311,6 +317,7 @@ async def run_bench(
         acs_marks=acs_marks,
         line_playout_delay_ms=line_playout_delay_ms,
         ramp_s=ramp_s,
+        bridge_cpus=bridge_cpus,
     )
     if json_output:
         print(json.dumps(summary))
@@ -331,11 +338,16 @@ async def bench_figures(
     line_playout_delay_ms: float | None = None,
     ramp_s: float = RAMP_S,
     bridge_tree: Path | None = None,
+    bridge_cpus: frozenset[int] | None = None,
 ) -> dict[str, Any]:
     """The benchmark's figures, as `run_bench` prints them.
 
     ``bridge_tree``: a checkout of another commit whose bridge to measure; the stand-ins and
     phones stay this checkout's, so two commits are measured by the same harness.
+    ``bridge_cpus``: the bridge's cores; the harness takes the others while the bench runs.
+
+    Raises:
+        ValueError: ``bridge_cpus`` cannot be given to the bridge (``cpu_split.harness_cpus``).
     """
     pacing = PacingSettings(acs_marks=acs_marks)
     line_delay_ms = (
@@ -344,53 +356,56 @@ async def bench_figures(
     turns = demo_turns()
     bridge_calls: list[dict[str, Any]] = []
     signing_key = secrets.token_urlsafe(32).encode()
-    emulator = VoiceLiveEmulator(
-        turns=[turns[0], *[turn for _ in range(bench_cycles(seconds)) for turn in turns[1:3]]],
-        caller_transcripts=demo_caller_transcripts(),
-        api_key=EMULATOR_KEY,
-    )
-    endpoint = await emulator.start(LOOPBACK, 0)
-    acs = AcsStandin()
-    try:
-        await acs.start(LOOPBACK, 0)
-        async with bridge_process(
-            endpoint,
-            acs,
-            audio_format=audio_format,
-            pacing=pacing,
-            signing_key=signing_key,
-            summaries=bridge_calls,
-            tree=bridge_tree,
-        ) as (process, ws_url):
-            before = _usage(process.pid)
-            peak = [before.rss_bytes]
-            sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
-            phone = Phone(
-                ws_url,
-                script=bench_script(seconds),
-                sample_rate=sample_rate,
-                lead_ms=pacing.lead_ms,
-                playout_delay_ms=line_delay_ms,
-                max_duration_s=seconds * 3 + 30,
-            )
-            phones = _call_phones(phone, signing_key, acs, calls)
-            # The phones get a process of their own: sharing the emulator's event loop, their
-            # own lag would show up as jitter that the bridge did not cause.
-            spawn = multiprocessing.get_context("spawn")
-            try:
-                with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-                    loop = asyncio.get_running_loop()
-                    records = await loop.run_in_executor(pool, _place_calls, phones, ramp_s)
-                results = await asyncio.gather(
-                    *(judge_call(record, emulator, audio_format) for record in records)
+    harness = None if bridge_cpus is None else cpu_split.harness_cpus(bridge_cpus)
+    with cpu_split.harness_on(harness):
+        emulator = VoiceLiveEmulator(
+            turns=[turns[0], *[turn for _ in range(bench_cycles(seconds)) for turn in turns[1:3]]],
+            caller_transcripts=demo_caller_transcripts(),
+            api_key=EMULATOR_KEY,
+        )
+        endpoint = await emulator.start(LOOPBACK, 0)
+        acs = AcsStandin()
+        try:
+            await acs.start(LOOPBACK, 0)
+            async with bridge_process(
+                endpoint,
+                acs,
+                audio_format=audio_format,
+                pacing=pacing,
+                signing_key=signing_key,
+                summaries=bridge_calls,
+                tree=bridge_tree,
+                cpus=bridge_cpus,
+            ) as (process, ws_url):
+                before = _usage(process.pid)
+                peak = [before.rss_bytes]
+                sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
+                phone = Phone(
+                    ws_url,
+                    script=bench_script(seconds),
+                    sample_rate=sample_rate,
+                    lead_ms=pacing.lead_ms,
+                    playout_delay_ms=line_delay_ms,
+                    max_duration_s=seconds * 3 + 30,
                 )
-            finally:
-                sampler.cancel()
-                await asyncio.gather(sampler, return_exceptions=True)
-            after = _usage(process.pid)
-    finally:
-        await acs.stop()
-        await emulator.stop()
+                phones = _call_phones(phone, signing_key, acs, calls)
+                # The phones get a process of their own: sharing the emulator's event loop, their
+                # own lag would show up as jitter that the bridge did not cause.
+                spawn = multiprocessing.get_context("spawn")
+                try:
+                    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+                        loop = asyncio.get_running_loop()
+                        records = await loop.run_in_executor(pool, _place_calls, phones, ramp_s)
+                    results = await asyncio.gather(
+                        *(judge_call(record, emulator, audio_format) for record in records)
+                    )
+                finally:
+                    sampler.cancel()
+                    await asyncio.gather(sampler, return_exceptions=True)
+                after = _usage(process.pid)
+        finally:
+            await acs.stop()
+            await emulator.stop()
     usage = ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
     late = sum(result.record.late_frames for result in results)
     reports = [result.report for result in results]
