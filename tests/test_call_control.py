@@ -355,6 +355,23 @@ async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_de
     ]
 
 
+async def test_media_socket_declines_compression() -> None:
+    """A client offering permessage-deflate gets plain frames: deflating base64 audio saves
+    about a fifth of its bytes for about 7 us of CPU per frame each way."""
+    async with stack() as local, aiohttp.ClientSession() as http:
+        token = mint_call_token(local.signing_key, call_key="c1", profile="default")
+        headers = {
+            "Authorization": f"Bearer {local.acs.mint_token(lifetime_s=60)}",
+            "x-ms-call-correlation-id": "c1",
+        }
+        async with asyncio.timeout(10):
+            ws = await http.ws_connect(
+                f"{local.ws_url}?token={token}", headers=headers, compress=15
+            )
+            assert ws.compress == 0
+            await ws.close()
+
+
 async def test_a_session_update_voice_live_refuses_ends_the_call_after_the_fallback(
     fallback_profile: AgentProfile,
 ) -> None:
