@@ -40,7 +40,8 @@ from typing import Any
 from callbridge.core.codec import ACS_RATES
 from callbridge.process.logs import configure_logging
 from callbridge.sim import cpu_split
-from callbridge.sim.bench import RAMP_S, bench_figures, has_proc
+from callbridge.sim.bench import RAMP_S, bench_figures
+from callbridge.sim.bench_bridge import has_proc
 
 Summary = dict[str, Any]
 """One bench run's figures, as ``callbridge bench --json`` prints them."""

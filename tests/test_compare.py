@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from callbridge.sim.bench import has_proc
+from callbridge.sim.bench_bridge import has_proc
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_BENCH = ("--rounds", "1", "--calls", "1", "--seconds", "4")

@@ -25,7 +25,8 @@ from callbridge.cli.base import (
 from callbridge.process.logs import configure_logging
 from callbridge.report import ReportError, write_call_page
 from callbridge.sim import cpu_split
-from callbridge.sim.bench import MIN_SECONDS, RAMP_S, has_proc, run_bench
+from callbridge.sim.bench import MIN_SECONDS, RAMP_S, run_bench
+from callbridge.sim.bench_bridge import has_proc
 from callbridge.sim.demo import run_demo
 from callbridge.sim.replay import run_replay
 

@@ -1,35 +1,28 @@
 """``callbridge bench``: N concurrent simulated calls against one real bridge process.
 
-The bridge runs as a separate ``callbridge serve`` process so its CPU time and memory can be
-read on their own (from ``/proc``, so this tool needs Linux); the emulator and the phones run
-here. Each call barges in on every long answer, so the figures cover the whole barge-in path.
+The bridge runs as a separate ``callbridge serve`` process (``bench_bridge``) so its CPU time
+and memory can be read on their own (from ``/proc``, so this tool needs Linux); the emulator and
+the phones run here. Each call barges in on every long answer, so the figures cover the whole barge-in path.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
-import os
 import secrets
-import signal
-import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 from callbridge.core.profiles import AudioFormat
 from callbridge.core.settings import PacingSettings
 from callbridge.process import runtime
 from callbridge.process.logs import configure_logging
-from callbridge.sim import cpu_split
+from callbridge.sim import bench_bridge, cpu_split
 from callbridge.sim.acs import AcsStandin
 from callbridge.sim.harness import (
     DEFAULT_PROFILE,
@@ -38,9 +31,7 @@ from callbridge.sim.harness import (
     MEDIA_TOKEN_S,
     demo_caller_transcripts,
     demo_turns,
-    free_port,
     judge_call,
-    serve_env,
     signed_media_url,
 )
 from callbridge.sim.phone import CallRecord, Phone
@@ -56,7 +47,6 @@ CYCLE_S = 12.5
 """About how long each later exchange takes (no greeting)."""
 MIN_SECONDS = 18
 """The shortest call the bench places: one exchange, with a little slack."""
-STARTUP_TIMEOUT_S = 30.0
 RAMP_S = 1.0
 """By default calls start spread over this long, rather than in one instant: a steep arrival
 of calls, which ``--ramp-s`` softens to measure steady calls at a calmer rate."""
@@ -79,116 +69,6 @@ def bench_script(seconds: float) -> list[Step]:
         steps.append(Say(interrupt, AfterHeard(ms=BARGE_IN_AFTER_MS, spurt=answer_spurt)))
     steps.append(Hangup(At(seconds)))
     return steps
-
-
-@dataclass(frozen=True, slots=True)
-class ProcessUsage:
-    cpu_s: float
-    rss_bytes: int
-
-
-def has_proc() -> bool:
-    """Whether this machine exposes per-process CPU and memory the way bench reads them."""
-    return Path("/proc/self/stat").exists()
-
-
-def _usage(pid: int) -> ProcessUsage:
-    """CPU seconds and resident memory of a process, from ``/proc``."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    # Fields after the command name (which may contain spaces) start at index 2.
-    fields = stat[stat.rindex(")") + 2 :].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu_s = (int(fields[11]) + int(fields[12])) / ticks
-    rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return ProcessUsage(cpu_s, rss_pages * os.sysconf("SC_PAGE_SIZE"))
-
-
-@contextlib.asynccontextmanager
-async def bridge_process(
-    endpoint: str,
-    acs: AcsStandin,
-    *,
-    audio_format: AudioFormat,
-    pacing: PacingSettings,
-    signing_key: bytes,
-    summaries: list[dict[str, Any]],
-    tree: Path | None = None,
-    cpus: frozenset[int] | None = None,
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
-    """Run ``callbridge serve`` against the stand-ins; yield the process and its /ws URL.
-
-    The bridge's ``call.ended`` log lines (its own pacer figures) are appended to ``summaries``.
-    ``tree``: a checkout whose ``callbridge`` the bridge runs instead of this one (it runs
-    there, so the working directory that ``-m`` puts first on the path is that checkout).
-    ``cpus``: the cores the bridge runs on (``cpu_split``), from its start.
-    """
-    port = free_port()
-    source = {} if tree is None else {"PYTHONPATH": _path_first(tree)}
-    env = {
-        **os.environ,
-        **source,
-        **serve_env(port, endpoint, acs, signing_key.decode()),
-        "CALLBRIDGE_MAX_CALLS": "1000",
-        "CALLBRIDGE_AUDIO_FORMAT": audio_format,
-        "CALLBRIDGE_PACER_LEAD_MS": str(pacing.lead_ms),
-        "CALLBRIDGE_PLAYOUT_DELAY_MS": str(pacing.playout_delay_ms),
-        "CALLBRIDGE_ACS_MARKS": "on" if pacing.acs_marks else "off",
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "callbridge",
-        "serve",
-        env=env,
-        cwd=tree,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    cpu_split.pin(process.pid, cpus)
-    assert process.stderr is not None
-    reader = asyncio.create_task(_collect_call_summaries(process.stderr, summaries))
-    try:
-        await _wait_healthy(f"http://{LOOPBACK}:{port}/healthz", process)
-        yield process, f"ws://{LOOPBACK}:{port}/ws"
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                await asyncio.wait_for(process.wait(), 10)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        await reader
-
-
-def _path_first(tree: Path) -> str:
-    """``PYTHONPATH`` with ``tree`` ahead of whatever it already held."""
-    inherited = os.environ.get("PYTHONPATH")
-    return os.pathsep.join([str(tree), inherited] if inherited else [str(tree)])
-
-
-async def _collect_call_summaries(
-    stream: asyncio.StreamReader, summaries: list[dict[str, Any]]
-) -> None:
-    """Drain the bridge's JSON log, keeping each call's closing summary."""
-    async for line in stream:
-        with contextlib.suppress(ValueError):
-            entry = json.loads(line)
-            if isinstance(entry, dict) and entry.get("event") == "call.ended":
-                summaries.append(entry)
-
-
-async def _wait_healthy(url: str, process: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if process.returncode is not None:
-                raise RuntimeError(f"callbridge serve exited with {process.returncode}")
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise TimeoutError("callbridge serve did not become healthy")
 
 
 def _call_phones(phone: Phone, signing_key: bytes, acs: AcsStandin, calls: int) -> list[Phone]:
@@ -234,7 +114,7 @@ def summarise(
     *,
     bridge_calls: Sequence[dict[str, Any]],
     harness_late_frames: int,
-    usage: ProcessUsage,
+    usage: bench_bridge.ProcessUsage,
     idle_rss: int,
     peak_rss: int,
 ) -> dict[str, Any]:
@@ -281,12 +161,6 @@ def _distribution(values: Sequence[float]) -> dict[str, float]:
         "p99": round(percentile(values, 99), 2),
         "max": round(max(values, default=0.0), 2),
     }
-
-
-async def _sample_peak_rss(pid: int, peak: list[int]) -> None:
-    while True:
-        peak[0] = max(peak[0], _usage(pid).rss_bytes)
-        await asyncio.sleep(0.25)
 
 
 async def run_bench(
@@ -367,7 +241,7 @@ async def bench_figures(
         acs = AcsStandin()
         try:
             await acs.start(LOOPBACK, 0)
-            async with bridge_process(
+            async with bench_bridge.bridge_process(
                 endpoint,
                 acs,
                 audio_format=audio_format,
@@ -377,9 +251,9 @@ async def bench_figures(
                 tree=bridge_tree,
                 cpus=bridge_cpus,
             ) as (process, ws_url):
-                before = _usage(process.pid)
+                before = bench_bridge.usage(process.pid)
                 peak = [before.rss_bytes]
-                sampler = asyncio.create_task(_sample_peak_rss(process.pid, peak))
+                sampler = asyncio.create_task(bench_bridge.sample_peak_rss(process.pid, peak))
                 phone = Phone(
                     ws_url,
                     script=bench_script(seconds),
@@ -402,11 +276,11 @@ async def bench_figures(
                 finally:
                     sampler.cancel()
                     await asyncio.gather(sampler, return_exceptions=True)
-                after = _usage(process.pid)
+                after = bench_bridge.usage(process.pid)
         finally:
             await acs.stop()
             await emulator.stop()
-    usage = ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
+    usage = bench_bridge.ProcessUsage(after.cpu_s - before.cpu_s, after.rss_bytes)
     late = sum(result.record.late_frames for result in results)
     reports = [result.report for result in results]
     summary = summarise(
