@@ -2,7 +2,8 @@
 
 The bridge runs as a separate ``callbridge serve`` process (``bench_bridge``) so its CPU time
 and memory can be read on their own (from ``/proc``, so this tool needs Linux); the emulator and
-the phones run here. Each call barges in on every long answer, so the figures cover the whole barge-in path.
+the phones run here. Each call barges in on every long answer, so the figures cover the whole
+barge-in path.
 """
 
 from __future__ import annotations
