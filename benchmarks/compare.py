@@ -154,9 +154,15 @@ def build_extensions(tree: Path) -> None:
     tool = tomllib.loads((tree / "pyproject.toml").read_text()).get("tool", {})
     if not tool.get("setuptools", {}).get("ext-modules"):
         return
-    build = [sys.executable, "-c", "import setuptools; setuptools.setup()"]
     subprocess.run(
-        [*build, "--quiet", "build_ext", "--inplace"],
+        [
+            sys.executable,
+            "-c",
+            "import setuptools; setuptools.setup()",
+            "--quiet",
+            "build_ext",
+            "--inplace",
+        ],
         cwd=tree,
         capture_output=True,
         check=True,
@@ -216,18 +222,12 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--bridge-cpus",
-        type=cpu_split.cpu_list,
+        type=cpu_split.bridge_cpus,
         metavar="CPUS",
         help="run each bridge on these cores (such as 0), the harness on the others (Linux)",
     )
     parser.add_argument("--json", action="store_true", help="also print every round's figures")
-    args = parser.parse_args(argv)
-    if args.bridge_cpus is not None:
-        try:
-            cpu_split.harness_cpus(args.bridge_cpus)
-        except ValueError as exc:
-            parser.error(f"--bridge-cpus: {exc}")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

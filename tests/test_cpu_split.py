@@ -58,5 +58,7 @@ def test_bench_refuses_cores_it_cannot_give_before_starting(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     every = ",".join(str(core) for core in sorted(os.sched_getaffinity(0)))
-    assert main(["bench", "--bridge-cpus", every]) == EXIT_USAGE
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--bridge-cpus", every])
+    assert exit_.value.code == EXIT_USAGE
     assert "--bridge-cpus: the bridge would take every core" in capsys.readouterr().err

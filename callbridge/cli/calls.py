@@ -76,11 +76,6 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     if not has_proc():
         raise CliError("callbridge bench reads CPU and memory from /proc: it needs Linux")
-    if args.bridge_cpus is not None:
-        try:
-            cpu_split.harness_cpus(args.bridge_cpus)
-        except ValueError as exc:
-            raise CliError(f"--bridge-cpus: {exc}") from exc
     configure_logging("console", "WARNING")
     return asyncio.run(
         run_bench(
@@ -201,7 +196,7 @@ def _add_bench(commands: Commands) -> None:
     )
     bench.add_argument(
         "--bridge-cpus",
-        type=cpu_split.cpu_list,
+        type=cpu_split.bridge_cpus,
         metavar="CPUS",
         help="run the bridge on these cores (such as 0) and the emulator and phones on the"
         " others, as a replica has its vCPU to itself (Linux)",

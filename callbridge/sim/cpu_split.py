@@ -21,7 +21,11 @@ def can_split() -> bool:
 
 
 def cpu_list(text: str) -> frozenset[int]:
-    """An argparse type for a list of cores, as ``taskset -c`` takes it: ``0``, ``0,2``, ``0-1``."""
+    """Cores written as ``taskset -c`` takes them: ``0``, ``0,2``, ``0-1``.
+
+    Raises:
+        argparse.ArgumentTypeError: ``text`` is not such a list.
+    """
     cpus: set[int] = set()
     try:
         for part in text.split(","):
@@ -35,6 +39,17 @@ def cpu_list(text: str) -> frozenset[int]:
             f"{text!r} is not a list of cores (such as 0, 0,2 or 0-1)"
         ) from None
     return frozenset(cpus)
+
+
+def bridge_cpus(text: str) -> frozenset[int]:
+    """An argparse type for the bridge's cores (``cpu_list``), refused before the bench starts
+    unless the bridge can have them and leave the harness some (``harness_cpus``)."""
+    cpus = cpu_list(text)
+    try:
+        harness_cpus(cpus)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return cpus
 
 
 def harness_cpus(bridge: frozenset[int]) -> frozenset[int]:
