@@ -357,7 +357,7 @@ async def test_media_socket_still_takes_the_token_in_the_query_and_says_it_is_de
 
 async def test_media_socket_declines_compression() -> None:
     """A client offering permessage-deflate gets plain frames: deflating base64 audio saves
-    about a fifth of its bytes for about 7 us of CPU per frame each way."""
+    about a fifth of its bytes for about 7 us of CPU per frame sent."""
     async with stack() as local, aiohttp.ClientSession() as http:
         token = mint_call_token(local.signing_key, call_key="c1", profile="default")
         headers = {

@@ -167,15 +167,12 @@ def test_hadolint_catches_problems(tmp_path: Path) -> None:
     assert {"DL3007", "DL3013"} <= codes, codes
 
 
-def copied_stages(stage: Stage) -> set[str]:
-    return {m[1] for c in stage.all("COPY") if (m := re.match(r"--from=(\S+)", c.args))}
-
-
 def test_multi_stage_on_python_3_13_slim() -> None:
     found = stages()
     assert len(found) >= 2, "build and runtime stages"
     by_name = {stage.name: stage for stage in found[:-1]}
-    sources = copied_stages(final_stage())
+    copies = final_stage().all("COPY")
+    sources = {m[1] for c in copies if (m := re.match(r"--from=(\S+)", c.args))}
     assert sources, "the runtime stage copies its files from the build stage"
     assert sources <= set(by_name), f"COPY --from names no earlier stage: {sources}"
     # The runtime and the stages it copies from (the virtualenv's interpreter links to the base

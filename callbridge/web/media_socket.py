@@ -119,7 +119,7 @@ async def _accepted(request: web.Request) -> AsyncIterator[web.WebSocketResponse
     """The media socket, upgraded; closed once its handler is done with it."""
     # No permessage-deflate, whatever the client offers (RFC 7692 lets a server decline):
     # Microsoft does not say whether ACS offers it, and on base64 audio it saves about a fifth
-    # of the bytes for about 7 us of CPU per frame each way.
+    # of the bytes for about 7 us of CPU per frame sent (more for decompressing what comes in).
     acs = web.WebSocketResponse(max_msg_size=_MAX_MEDIA_MESSAGE, autoping=True, compress=False)
     await acs.prepare(request)
     try:
