@@ -108,6 +108,47 @@ async def call(agent: Agent, **options: Any) -> tuple[CallRecord, FakeBridge]:
     return record, bridge
 
 
+LAG_PROBE_S = 0.005
+LAG_LIMIT_S = FRAME_S / 2  # the tests hold times to a frame: half of it is left for the machine
+TIMED_ATTEMPTS = 5
+
+
+async def _watch_loop_lag(worst: list[float]) -> None:
+    """Keep in ``worst[0]`` the longest the event loop was late to wake a short sleep."""
+    while True:
+        asleep_at = time.monotonic()
+        await asyncio.sleep(LAG_PROBE_S)
+        worst[0] = max(worst[0], time.monotonic() - asleep_at - LAG_PROBE_S)
+
+
+async def _call_watched(agent: Agent, **options: Any) -> tuple[CallRecord, FakeBridge, float]:
+    worst = [0.0]
+    watcher = asyncio.create_task(_watch_loop_lag(worst))
+    try:
+        record, bridge = await call(agent, **options)
+    finally:
+        watcher.cancel()
+    return record, bridge, worst[0]
+
+
+def timed_call(agent: Agent, **options: Any) -> tuple[CallRecord, FakeBridge]:
+    """Run a call whose tests hold times to a frame, on a loop that kept time if it can.
+
+    The phone and the stand-in bridge share one event loop, so a stall of the process (a busy
+    CI machine, a collection) delays both and reads as bad pacing or a late barge-in. The
+    scenario is run again while the loop was ever more than ``LAG_LIMIT_S`` late, up to
+    ``TIMED_ATTEMPTS`` times, and the run whose loop was least late is the one tested.
+    """
+    runs = []
+    for _ in range(TIMED_ATTEMPTS):
+        record, bridge, lag = asyncio.run(_call_watched(agent, **options))
+        runs.append((lag, record, bridge))
+        if lag <= LAG_LIMIT_S:
+            break
+    _, record, bridge = min(runs, key=lambda run: run[0])
+    return record, bridge
+
+
 async def silent_agent(bridge: FakeBridge, ws: web.WebSocketResponse) -> None:
     """An agent that never speaks."""
 
@@ -161,15 +202,13 @@ def protocol_call(request: pytest.FixtureRequest) -> tuple[CallRecord, FakeBridg
     """A quiet agent; the caller says a 210 ms line at 0.1 s and presses 5 at 0.4 s."""
     line = Clip.tone(ms=LINE_MS, sample_rate=16000, hz=300.0)
     script = [Say(line, At(0.1)), Dtmf("5", At(0.4))]
-    return asyncio.run(
-        call(
-            silent_agent,
-            sample_rate=request.param,
-            script=script,
-            hangup_after_s=0.2,
-            call_connection_id="call-123",
-            headers={"Authorization": "Bearer t0ken"},
-        )
+    return timed_call(
+        silent_agent,
+        sample_rate=request.param,
+        script=script,
+        hangup_after_s=0.2,
+        call_connection_id="call-123",
+        headers={"Authorization": "Bearer t0ken"},
     )
 
 
@@ -266,17 +305,18 @@ def barge_call() -> tuple[CallRecord, FakeBridge]:
         Say(Clip.tone(ms=200, sample_rate=16000, hz=200.0), AfterHeard(BARGE_AT_MS, spurt=1)),
         Say(Clip.tone(ms=200, sample_rate=16000, hz=250.0), AfterAgentDone(REPLY_PAUSE_MS)),
     ]
-    return asyncio.run(call(barge_in_agent, script=script, hangup_after_s=0.2))
+    return timed_call(barge_in_agent, script=script, hangup_after_s=0.2)
 
 
 def test_after_heard_step_fires_at_the_heard_point(
     barge_call: tuple[CallRecord, FakeBridge],
 ) -> None:
-    """The caller starts speaking once 400 ms of the spurt have played (within a frame)."""
+    """The caller starts speaking once 400 ms of the spurt have played: at the phone's next
+    frame, so up to a frame later (and a frame more for delivery on a busy machine)."""
     record, bridge = barge_call
     assert bridge.speech_at is not None
-    expected = bridge.sent_at[0] + DELAY_S + BARGE_AT_MS / 1000  # the bridge's own clock
-    assert bridge.speech_at - expected == pytest.approx(0.0, abs=0.030)
+    heard_at = bridge.sent_at[0] + DELAY_S + BARGE_AT_MS / 1000  # the bridge's own clock
+    assert 0.0 <= bridge.speech_at - heard_at < 2 * FRAME_S
     started = record.steps[0].started_at
     assert started is not None
     assert 0.0 <= started - (record.spurts[0].started_at + BARGE_AT_MS / 1000) < FRAME_S
@@ -387,7 +427,7 @@ async def irregular_agent(bridge: FakeBridge, ws: web.WebSocketResponse) -> None
 @pytest.fixture(scope="module")
 def irregular_call() -> CallRecord:
     """A bridge that misbehaves, then closes the call itself."""
-    record, _ = asyncio.run(call(irregular_agent, hangup_after_s=5.0))
+    record, _ = timed_call(irregular_agent, hangup_after_s=5.0)
     return record
 
 
@@ -430,7 +470,7 @@ def test_bridge_close_ends_the_call(irregular_call: CallRecord) -> None:
 def test_max_duration_bounds_a_call_that_never_ends() -> None:
     """A step waiting for agent audio that never comes is cut off by max_duration_s."""
     script = [Say(Clip.tone(ms=100, sample_rate=16000), AfterHeard(100))]
-    record, _ = asyncio.run(call(silent_agent, script=script, max_duration_s=0.3))
+    record, _ = timed_call(silent_agent, script=script, max_duration_s=0.3)
     assert (record.closed_by, record.close_code) == ("timeout", 1000)
     assert record.ws_closed_at - record.ws_opened_at == pytest.approx(0.3, abs=0.05)
     assert record.steps[0].started_at is None
@@ -442,6 +482,17 @@ def test_hangup_step_ends_the_call_when_it_fires() -> None:
     record, _ = asyncio.run(call(silent_agent, script=[Hangup(At(0.1))], hangup_after_s=5.0))
     assert (record.closed_by, record.close_code, record.frames_sent) == ("phone", 1000, 5)
     assert record.steps[0].started_at == pytest.approx(record.ws_opened_at + 0.1)
+
+
+async def stalling_agent(bridge: FakeBridge, ws: web.WebSocketResponse) -> None:
+    """Holds the whole process's loop for 50 ms, as a busy machine may."""
+    time.sleep(0.050)  # noqa: ASYNC251 - blocking the loop is the point
+
+
+def test_a_stalled_loop_is_seen_by_the_lag_watch() -> None:
+    """What ``timed_call`` relies on: a stall of the shared loop is measured, to the frame."""
+    _, _, lag = asyncio.run(_call_watched(stalling_agent, hangup_after_s=0.1))
+    assert lag > FRAME_S
 
 
 # --- Scenario: a speakerphone -----------------------------------------------------------------
