@@ -8,7 +8,7 @@ import wave
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -54,9 +54,16 @@ from callbridge.sim.voicelive import (
     output_audio_format,
     serve_emulator,
 )
+from tests.voicelive_client import (
+    NETWORK_TIMEOUT_S,
+    Client,
+    first,
+    of_class,
+    opened,
+    sdk_client,
+)
 
 API_KEY = "emulator-test-key"
-NETWORK_TIMEOUT_S = 5.0
 GREETING = "Hello, thanks for calling. How can I help?"
 SECOND_TURN = "Sure, one moment."
 CALLER_SAYS = "I would like to check my order."
@@ -87,7 +94,6 @@ AGENT_TURNS = [
 ]
 
 EmulatorFactory = Callable[..., Awaitable[VoiceLiveEmulator]]
-EventT = TypeVar("EventT", bound=ServerEvent)
 
 
 async def start_emulator(started: list[VoiceLiveEmulator], **overrides: Any) -> VoiceLiveEmulator:
@@ -121,71 +127,6 @@ async def make_emulator() -> AsyncIterator[EmulatorFactory]:
             await emulator.wait_all_closed()
 
 
-class Client:
-    """The real SDK connection plus bounded receive helpers."""
-
-    def __init__(self, conn: VoiceLiveConnection) -> None:
-        self.conn = conn
-
-    async def next(self) -> ServerEvent:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            return await self.conn.recv()
-
-    async def until(self, event_class: type[ServerEvent]) -> list[ServerEvent]:
-        """Events up to and including the first of ``event_class``."""
-        events = []
-        while True:
-            event = await self.next()
-            events.append(event)
-            if isinstance(event, event_class):
-                return events
-
-    async def expect(self, event_class: type[EventT]) -> EventT:
-        """The next event of ``event_class``, skipping others."""
-        return first(await self.until(event_class), event_class)
-
-
-def first(events: list[ServerEvent], event_class: type[EventT]) -> EventT:
-    return next(e for e in events if isinstance(e, event_class))
-
-
-def of_class(events: list[ServerEvent], event_class: type[EventT]) -> list[EventT]:
-    return [e for e in events if isinstance(e, event_class)]
-
-
-@asynccontextmanager
-async def sdk_client(
-    emulator: VoiceLiveEmulator,
-    api_key: str = API_KEY,
-    headers: Mapping[str, str] | None = None,
-    model: str = "gpt-realtime",
-) -> AsyncIterator[Client]:
-    manager = connect(
-        endpoint=emulator.endpoint,
-        credential=AzureKeyCredential(api_key),
-        model=model,
-        api_version=API_VERSION,
-        headers=headers,
-    )
-    async with opened(manager) as client:
-        yield client
-
-
-@asynccontextmanager
-async def opened(
-    manager: AbstractAsyncContextManager[VoiceLiveConnection],
-) -> AsyncIterator[Client]:
-    """The SDK connection ``manager`` makes, as a ``Client``, opened and closed within the
-    network bound."""
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        conn = await manager.__aenter__()
-    try:
-        yield Client(conn)
-    finally:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
-
-
 @asynccontextmanager
 async def past_session_created(
     manager: AbstractAsyncContextManager[VoiceLiveConnection],
@@ -203,7 +144,7 @@ async def session_client(
     model: str = "gpt-realtime",
 ) -> AsyncIterator[Client]:
     """An SDK client connected to ``emulator`` whose ``session.created`` has arrived."""
-    async with sdk_client(emulator, headers=headers, model=model) as client:
+    async with sdk_client(emulator, API_KEY, headers=headers, model=model) as client:
         await client.expect(ServerEventSessionCreated)
         yield client
 
@@ -269,7 +210,7 @@ def assert_response_shape(events: list[ServerEvent]) -> None:
 
 async def test_session_created_then_updated(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
-    async with sdk_client(emulator) as client:
+    async with sdk_client(emulator, API_KEY) as client:
         created = await client.next()
         assert isinstance(created, ServerEventSessionCreated)
         assert created.session.id == "sess_000"
@@ -679,7 +620,7 @@ async def test_conversation_item_create_and_commit_and_clear(
 async def test_wrong_api_key_is_refused(make_emulator: EmulatorFactory) -> None:
     emulator = await make_emulator()
     with pytest.raises(VoiceLiveConnectionError):
-        async with sdk_client(emulator, api_key="wrong-key"):
+        async with sdk_client(emulator, "wrong-key"):
             pass
     assert emulator.sessions == ()
 

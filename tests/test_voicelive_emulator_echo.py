@@ -28,11 +28,10 @@ from callbridge.sim.voicelive.records import EchoCancellation
 from tests.test_voicelive_emulator import (
     AGENT_TURNS,
     API_KEY,
-    NETWORK_TIMEOUT_S,
-    Client,
     past_session_created,
 )
 from tests.test_voicelive_emulator_turns import until_probe
+from tests.voicelive_client import NETWORK_TIMEOUT_S, Client
 
 RATE = 16000
 FLAG = {"features": "client_ec_reference:true"}

@@ -44,15 +44,14 @@ from callbridge.sim.voicelive import (
 )
 from tests.test_voicelive_emulator import (
     API_KEY,
-    NETWORK_TIMEOUT_S,
     ULAW_SILENCE,
-    Client,
     append_ulaw,
     past_session_created,
     tone_pcm16,
     ulaw_tone,
     use_g711,
 )
+from tests.voicelive_client import NETWORK_TIMEOUT_S, Client
 
 TURNS = [AgentTurn(tone_pcm16(300 + 100 * n, 0.6, 16000), 16000, f"Turn {n}.") for n in range(3)]
 TRANSCRIPTS = ["first thing", "second thing"]

@@ -31,16 +31,13 @@ from azure.ai.voicelive.models import (
 from callbridge.sim.voicelive import VoiceLiveEmulator
 from tests.conformance import voicelive_support as vl
 from tests.test_voicelive_emulator import (
-    NETWORK_TIMEOUT_S,
     ULAW_SILENCE,
-    Client,
     append_ulaw,
-    first,
-    of_class,
     session_client,
     start_emulator,
     ulaw_tone,
 )
+from tests.voicelive_client import NETWORK_TIMEOUT_S, Client, first, of_class
 
 MM_HMM = "mm-hmm"
 REQUEST = "Actually, cancel my order please."

@@ -6,20 +6,18 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pytest
 from azure.ai.voicelive.aio import ConnectionError as VoiceLiveConnectionError
-from azure.ai.voicelive.aio import VoiceLiveConnection, connect
 from azure.ai.voicelive.models import (
     FunctionCallItem,
     FunctionCallOutputItem,
     FunctionTool,
     InputTextContentPart,
-    RequestSession,
     ResponseFunctionCallItem,
     ResponseFunctionCallOutputItem,
     ServerEvent,
@@ -32,21 +30,18 @@ from azure.ai.voicelive.models import (
     ServerEventResponseOutputItemAdded,
     ServerEventResponseOutputItemDone,
     ServerEventSessionCreated,
-    ServerEventSessionUpdated,
     UserMessageItem,
 )
-from azure.core.credentials import AzureKeyCredential
 
 from callbridge.sim.voicelive import (
-    API_VERSION,
     AgentTurn,
     EmulatorSession,
     ToolCall,
     VoiceLiveEmulator,
 )
+from tests.voicelive_client import NETWORK_TIMEOUT_S, Client, of_class, sdk_client
 
 API_KEY = "emulator-tools-key"
-NETWORK_TIMEOUT_S = 5.0
 GOODBYE = "Thanks for calling, goodbye."
 ANYTHING_ELSE = "Is there anything else I can do?"
 
@@ -83,59 +78,6 @@ PLAIN_TURNS = [
     AgentTurn(tone_pcm16(550, 0.3), 16000, ANYTHING_ELSE),
 ]
 
-EventT = TypeVar("EventT", bound=ServerEvent)
-
-
-class Client:
-    """The real SDK connection plus bounded receive helpers."""
-
-    def __init__(self, conn: VoiceLiveConnection) -> None:
-        self.conn = conn
-
-    async def next(self) -> ServerEvent:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            return await self.conn.recv()
-
-    async def until(self, event_class: type[ServerEvent]) -> list[ServerEvent]:
-        """Events up to and including the first of ``event_class``."""
-        events = []
-        while True:
-            event = await self.next()
-            events.append(event)
-            if isinstance(event, event_class):
-                return events
-
-    async def expect(self, event_class: type[EventT]) -> EventT:
-        """The next event of ``event_class``, skipping others."""
-        return of_class(await self.until(event_class), event_class)[0]
-
-    async def offer_tools(self, *tools: FunctionTool, tool_choice: str | None = None) -> None:
-        await self.conn.session.update(
-            session=RequestSession(tools=list(tools), tool_choice=tool_choice)
-        )
-        await self.expect(ServerEventSessionUpdated)
-
-
-def of_class(events: list[ServerEvent], event_class: type[EventT]) -> list[EventT]:
-    return [e for e in events if isinstance(e, event_class)]
-
-
-@asynccontextmanager
-async def sdk_client(emulator: VoiceLiveEmulator) -> AsyncIterator[Client]:
-    manager = connect(
-        endpoint=emulator.endpoint,
-        credential=AzureKeyCredential(API_KEY),
-        model="gpt-realtime",
-        api_version=API_VERSION,
-    )
-    async with asyncio.timeout(NETWORK_TIMEOUT_S):
-        conn = await manager.__aenter__()
-    try:
-        yield Client(conn)
-    finally:
-        async with asyncio.timeout(NETWORK_TIMEOUT_S):
-            await manager.__aexit__(None, None, None)
-
 
 @dataclass(frozen=True, slots=True)
 class Connected:
@@ -167,7 +109,7 @@ async def connected() -> AsyncIterator[ConnectFactory]:
             async with asyncio.timeout(NETWORK_TIMEOUT_S):
                 await emulator.start()
             emulators.append(emulator)
-            client = await stack.enter_async_context(sdk_client(emulator))
+            client = await stack.enter_async_context(sdk_client(emulator, API_KEY))
             await client.expect(ServerEventSessionCreated)
             async with asyncio.timeout(NETWORK_TIMEOUT_S):
                 session = await emulator.wait_for_session(0)
@@ -434,7 +376,7 @@ async def test_stop_does_not_wait_out_a_connect_delay() -> None:
         await emulator.start()
 
     async def connect_once() -> None:
-        async with sdk_client(emulator):
+        async with sdk_client(emulator, API_KEY):
             pass
 
     attempt = asyncio.create_task(connect_once())
