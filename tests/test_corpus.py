@@ -20,7 +20,22 @@ def test_the_corpus_has_a_scenario_for_each_behaviour_it_proves() -> None:
     assert len(SCENARIOS) >= 25
 
 
+ATTEMPTS = 3
+"""Runs of a scenario that failed while the machine held the call's event loop up."""
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 async def test_the_scenario_meets_its_expectations(replay_call: ReplayCall, scenario: Path) -> None:
-    result = await replay_call(scenario)
-    assert [str(failure) for failure in result.failures] == []
+    """A failed run whose phone fell behind real time (its late frames: the test process was
+    held up, and the bridge, the stand-ins and the phone share its event loop) is run again, up
+    to ``ATTEMPTS`` times: its timing was the machine's. A failure with the phone on time fails
+    at once, and one that repeats on every attempt fails too."""
+    disturbed: list[str] = []
+    for _ in range(ATTEMPTS):
+        result = await replay_call(scenario)
+        failures = [str(failure) for failure in result.failures]
+        late_frames = result.result.record.late_frames
+        if not failures or not late_frames:
+            break
+        disturbed.append(f"{late_frames} late frames: {failures}")
+    assert failures == [], disturbed
