@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 import aiohttp
 from aiohttp import web
@@ -34,6 +34,7 @@ from callbridge.core.settings import (
     VoiceLiveSettings,
 )
 from callbridge.sim.acs import AcsStandin, SimCall
+from callbridge.sim.acs.call_inputs import IncomingCallOptions
 from callbridge.sim.continuity import FALLBACK_ENDS, fallback_heard
 from callbridge.sim.judge import BridgeSummaries, CallResult, judge_call
 from callbridge.sim.loopback import (
@@ -265,16 +266,23 @@ class LocalStack:
         *,
         to: str = DIALED_NUMBER,
         secret: str | None = None,
-        **options: Any,
+        deliveries: int = 1,
+        **options: Unpack[IncomingCallOptions],
     ) -> SimCall:
         """Ring callbridge with an IncomingCall for ``to``; returns ACS's record of the call.
 
-        ``secret`` replaces the stack's webhook secret (for negative tests); ``options`` go to
-        ``AcsStandin.ring`` (``from_number``, ``hangup_after_s``, ``media_token``...).
+        ``secret`` replaces the stack's webhook secret (for negative tests); ``deliveries``
+        (Event Grid's duplicates) and ``options`` are as for ``AcsStandin.ring``
+        (``from_number``, ``hangup_after_s``, ``media_token``...).
         """
         headers = {SECRET_HEADER: self.webhook_secret if secret is None else secret}
         return await self.acs.ring(
-            self.webhook_url, headers=headers, to_number=to, script=script, **options
+            self.webhook_url,
+            headers=headers,
+            deliveries=deliveries,
+            to_number=to,
+            script=script,
+            **options,
         )
 
     async def call(
@@ -325,7 +333,7 @@ class LocalStack:
         speed: float | None = None,
         response_delay_ms: int | None = None,
         faults: Sequence[Fault] = (),
-        **options: Any,
+        **options: Unpack[IncomingCallOptions],
     ) -> SimCall:
         """Like ``ring``, with the call's own agent turns (and faults) in the Voice Live
         emulator."""

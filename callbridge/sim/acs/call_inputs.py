@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from callbridge.sim.acs.delivery import Poster
 from callbridge.sim.acs.faults import RestFault
@@ -84,3 +84,21 @@ class Callee:
     """How long it rings before it picks up (or gives up)."""
     overrides: CallOverrides = field(default_factory=CallOverrides)
     """The call's departures from ACS's normal behaviour (faults)."""
+
+
+class IncomingCallOptions(TypedDict, total=False):
+    """The keyword arguments of ``AcsStandin.incoming_call`` besides the dialed number and the
+    caller's script, for the methods that pass them on (``AcsStandin.ring``, ``LocalStack``'s);
+    their meanings and defaults are ``incoming_call``'s."""
+
+    from_number: str
+    hangup_after_s: float
+    max_duration_s: float
+    caller_display_name: str
+    media_token: TokenSource | None
+    callback_token: TokenSource | None
+    fail_transfer: bool
+    media_faults: Sequence[MediaFault]
+    rest_faults: Sequence[RestFault]
+    echo: Echo | None
+    media_after_s: float

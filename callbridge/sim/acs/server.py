@@ -12,13 +12,19 @@ import base64
 import secrets
 import uuid
 from collections.abc import Coroutine, Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Unpack
 
 import structlog
 from aiohttp import web
 
 from callbridge.core.numbers import mask
-from callbridge.sim.acs.call_inputs import Callee, CallEnv, CallOverrides, Party
+from callbridge.sim.acs.call_inputs import (
+    Callee,
+    CallEnv,
+    CallOverrides,
+    IncomingCallOptions,
+    Party,
+)
 from callbridge.sim.acs.calls import SimCall
 from callbridge.sim.acs.delivery import Poster
 from callbridge.sim.acs.events import subscription_validation_event
@@ -242,41 +248,18 @@ class AcsStandin:
         *,
         headers: Mapping[str, str] | None = None,
         deliveries: int = 1,
-        from_number: str = DEFAULT_CALLER_NUMBER,
         to_number: str | None = None,
         script: Sequence[Step] = (),
-        hangup_after_s: float = 2.0,
-        max_duration_s: float = 60.0,
-        caller_display_name: str = "",
-        media_token: TokenSource | None = None,
-        callback_token: TokenSource | None = None,
-        fail_transfer: bool = False,
-        media_faults: Sequence[MediaFault] = (),
-        rest_faults: Sequence[RestFault] = (),
-        echo: Echo | None = None,
-        media_after_s: float = 0.0,
+        **caller: Unpack[IncomingCallOptions],
     ) -> SimCall:
-        """Ring the app: a new incoming call, delivered ``deliveries`` times (duplicates have
-        the same event id and a growing ``aeg-delivery-count``), each POST awaited.
+        """Ring the app: a new incoming call (``incoming_call``, with the same keyword
+        arguments), delivered ``deliveries`` times (duplicates have the same event id and a
+        growing ``aeg-delivery-count``), each POST awaited.
 
         ``webhook_url`` may carry a query string (Event Grid keeps it: that is where webhook
         secrets travel); ``headers`` are added to the ``aeg-*`` ones.
         """
-        call = self.incoming_call(
-            from_number=from_number,
-            to_number=to_number,
-            script=script,
-            hangup_after_s=hangup_after_s,
-            max_duration_s=max_duration_s,
-            caller_display_name=caller_display_name,
-            media_token=media_token,
-            callback_token=callback_token,
-            fail_transfer=fail_transfer,
-            media_faults=media_faults,
-            rest_faults=rest_faults,
-            echo=echo,
-            media_after_s=media_after_s,
-        )
+        call = self.incoming_call(to_number=to_number, script=script, **caller)
         assert call.incoming_event is not None  # inbound calls have one
         for count in range(deliveries):
             await self.deliver(
