@@ -21,7 +21,8 @@ def test_the_corpus_has_a_scenario_for_each_behaviour_it_proves() -> None:
 
 
 ATTEMPTS = 3
-"""Runs of a scenario that failed while the machine held the call's event loop up."""
+"""The most runs of one scenario: the first, and one more after each that failed while its
+phone fell behind real time."""
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[path.stem for path in SCENARIOS])
