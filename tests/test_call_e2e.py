@@ -223,7 +223,8 @@ async def test_what_the_public_record_leaves_open_is_read_tolerantly() -> None:
     assert ended["malformed_media"] == 0
     session = local.emulator.sessions[0]
     appended = [e for e in session.events if e.type == "input_audio_buffer.append"]
-    assert [e.fields["audio_bytes"] for e in appended] == [160, 160]  # 20 ms of 8 kHz mu-law
+    # Two frames of 8 kHz mu-law, 160 bytes each; silence before any turn goes as one append.
+    assert [e.fields["audio_bytes"] for e in appended] == [320]
 
 
 async def test_voice_live_closing_mid_call_is_replaced_and_the_call_goes_on() -> None:

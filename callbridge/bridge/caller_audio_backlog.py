@@ -15,7 +15,7 @@ Every frame goes to exactly one session at a time: the current one, or the hold.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 from azure.ai.voicelive.models import ServerEvent
 
@@ -23,19 +23,52 @@ RESEND_MAX_S = 10.0
 """The most caller audio not yet answered that is kept to resend to a replacement session."""
 
 FRAME_S = 0.02
-"""One ACS media frame: caller audio is appended to Voice Live one frame at a time."""
+"""One ACS media frame: an append carries one or more (``silence_batches``)."""
+
+
+class _Appends:
+    """Append messages in order, the oldest dropped once they carry more than ``max_frames``."""
+
+    __slots__ = ("_frames", "_max_frames", "_messages")
+
+    def __init__(self, max_frames: int) -> None:
+        self._max_frames = max_frames
+        self._messages: deque[tuple[bytes, int]] = deque()
+        self._frames = 0
+
+    def add(self, message: bytes, frames: int) -> None:
+        self._messages.append((message, frames))
+        self._frames += frames
+        while self._frames > self._max_frames and len(self._messages) > 1:
+            self._frames -= self._messages.popleft()[1]
+
+    def take(self) -> tuple[bytes, int] | None:
+        """The oldest message and its frames, removed; None once there are none."""
+        if not self._messages:
+            return None
+        message, frames = self._messages.popleft()
+        self._frames -= frames
+        return message, frames
+
+    def clear(self) -> None:
+        self._messages.clear()
+        self._frames = 0
+
+    def __iter__(self) -> Iterator[tuple[bytes, int]]:
+        return iter(self._messages)
 
 
 class CallerAudioBacklog:
-    """The call's held and unanswered caller audio (see the module docstring), each frame as
-    the ``input_audio_buffer.append`` message that carries it (``adapters.voice_appends``)."""
+    """The call's held and unanswered caller audio (see the module docstring), as the
+    ``input_audio_buffer.append`` messages that carry it (``adapters.voice_appends``), each
+    with the frames it carries."""
 
     def __init__(self, hold_max_s: float) -> None:
         """``hold_max_s``: the longest outage audio is held for (the reconnect budget)."""
         self._hold_max_frames = round(hold_max_s / FRAME_S) + 1
-        self._held: deque[bytes] | None = deque(maxlen=self._hold_max_frames)
+        self._held: _Appends | None = _Appends(self._hold_max_frames)
         """None while the current session takes the caller's audio."""
-        self._unanswered: deque[bytes] = deque(maxlen=round(RESEND_MAX_S / FRAME_S))
+        self._unanswered = _Appends(round(RESEND_MAX_S / FRAME_S))
         self._unanswered_items: list[str] = []
 
     @property
@@ -46,15 +79,15 @@ class CallerAudioBacklog:
     def hold(self) -> None:
         """The current session can take no more audio: hold it for the next one."""
         if self._held is None:
-            self._held = deque(maxlen=self._hold_max_frames)
+            self._held = _Appends(self._hold_max_frames)
 
-    def admit(self, message: bytes) -> bool:
-        """One frame of the caller's audio: True if the current session is to have it now (it
-        counts as unanswered), False if it was held for the next session."""
+    def admit(self, message: bytes, frames: int) -> bool:
+        """An append of ``frames`` of the caller's audio: True if the current session is to
+        have it now (it counts as unanswered), False if it was held for the next session."""
         if self._held is not None:
-            self._held.append(message)
+            self._held.add(message, frames)
             return False
-        self._unanswered.append(message)
+        self._unanswered.add(message, frames)
         return True
 
     def on_event(self, event: ServerEvent) -> None:
@@ -84,13 +117,12 @@ class CallerAudioBacklog:
         resend = list(self._unanswered) if resend_unanswered else []
         self._unanswered.clear()
         self._unanswered_items.clear()
-        for message in resend:
-            self._unanswered.append(message)
+        for message, frames in resend:
+            self._unanswered.add(message, frames)
             await send(message)
         held = self._held
         assert held is not None  # set above, released only below
-        while held:
-            message = held.popleft()
-            self._unanswered.append(message)
-            await send(message)
+        while (oldest := held.take()) is not None:
+            self._unanswered.add(*oldest)
+            await send(oldest[0])
         self._held = None

@@ -47,6 +47,7 @@ from callbridge.adapters.voice_live import configure_session, liveness_probe
 from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
 from callbridge.bridge.liveness import Liveness, Verdict
 from callbridge.bridge.rollover import Quiet, Rollover
+from callbridge.bridge.silence_batches import Batch, SilenceBatches
 from callbridge.bridge.voice_session import (
     Loss,
     SessionSource,
@@ -117,6 +118,7 @@ class VoiceLink:
             tuple[int, VoiceEvent | Loss | SessionReplaced | AgentUnavailable | _Check]
         ] = asyncio.Queue()
         self._backlog = CallerAudioBacklog(continuity.reconnect_budget_s)
+        self._silence = SilenceBatches()
         self._liveness = Liveness(continuity.voice_live_stall_s, time.monotonic())
         self._rollover = Rollover(self, sessions, continuity.session_max_s)
         self._closing = False
@@ -205,12 +207,15 @@ class VoiceLink:
             self._events.put_nowait((_LIVENESS, _CHECK))
 
     def _observe(self, event: VoiceEvent) -> None:
-        """Track what the liveness check and the caller audio kept for resending need."""
-        self._liveness.on_event(str(event.type), time.monotonic())
+        """Track what the liveness check, the caller audio kept for resending and the silence
+        held between turns need."""
+        kind = str(event.type)
+        self._liveness.on_event(kind, time.monotonic())
         if isinstance(event, AudioDelta | TranscriptDelta):
             return  # the agent talking: nothing more to track
         self._backlog.on_event(event)
-        if event.type in ("session.created", "session.updated") and self._current is not None:
+        self._silence.on_event(kind)
+        if kind in ("session.created", "session.updated") and self._current is not None:
             self._current.note_expiry(event)
 
     @property
@@ -227,11 +232,16 @@ class VoiceLink:
     # --- sending --------------------------------------------------------------------------
 
     async def append(self, audio: bytes, *, voiced: bool) -> None:
-        """One frame of the caller's audio, to exactly one session; ``voiced``: ACS did not
-        mark it silent."""
+        """One frame of the caller's audio, to exactly one session (silence between turns a
+        few frames at a time: ``silence_batches``); ``voiced``: ACS did not mark it silent."""
         self._liveness.on_caller_audio(voiced=voiced, now=time.monotonic())
-        message = append_message(audio)
-        if self._backlog.admit(message) and self._current is not None:
+        await self._send_audio(self._silence.take(audio, silent=not voiced))
+
+    async def _send_audio(self, batch: Batch | None) -> None:
+        if batch is None:
+            return
+        message = append_message(batch.audio)
+        if self._backlog.admit(message, batch.frames) and self._current is not None:
             await self._current.send_append(message)
 
     async def create_response(self, response: ResponseCreateParams | None = None) -> bool:
@@ -357,6 +367,8 @@ class VoiceLink:
 
     async def aclose(self) -> None:
         """The call is over: close the session and stop everything the link runs."""
+        # The caller's last silent frames, so the session heard all the caller sent.
+        await self._send_audio(self._silence.drain())
         self._closing = True
         session, self._current = self._current, None
         await self._tasks.aclose()

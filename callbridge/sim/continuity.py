@@ -13,10 +13,11 @@ caller lived through, never what callbridge says it did:
   agent audio again (or do something else, or the call ends); the longest such wait.
 * ``caller_audio_lost_ms``: what the caller said that reached callbridge and no session ever
   heard. The phone knows every 20 ms frame it sent over a socket; the emulator keeps every
-  ``input_audio_buffer.append`` (callbridge appends one frame at a time). Audio a new session
-  is sent again (what the old one heard but never answered) is counted once: the new
-  session's first appends are matched, byte for byte, against the end of what the previous one
-  received, and the longest match is the repeat. Frames of pure silence are alike, so a run of
+  ``input_audio_buffer.append`` (one frame, or a few of silence between turns). Audio a new
+  session is sent again (what the old one heard but never answered) is counted once: callbridge
+  sends it the same append messages again, so the new session's first appends are matched,
+  message by message and byte for byte, against the end of what the previous one received, and
+  the longest match is the repeat. Frames of pure silence are alike, so a run of
   silence at the seam can be taken for a repeat: the measure can over-count lost *silence*,
   never lost speech. Only audio sent before the last append any session received counts: what
   the caller says after callbridge stopped relaying (the call ending, or the fallback clip
