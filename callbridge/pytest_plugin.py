@@ -15,6 +15,12 @@ expectation, e.g. ``expect.barge_ins[0].truncation_tolerance_ms``, and the barge
 ``report`` and the raw records (``result.result.record``, ``.session``, ``.acs``). A source that
 cannot be loaded raises :class:`~callbridge.sim.scenario.ScenarioError`, listing its problems.
 
+``replay_call(source, attempts=3)`` runs a call that failed again, up to ``attempts`` runs in
+all, but only while its phone fell behind real time (``result.result.record.late_frames``: the
+machine held the test process up, so the call's timing was the machine's); each run again is a
+:class:`DisturbedReplayWarning` in pytest's summary. A failure with the phone on time is
+returned at once: it is callbridge's. The result is the last run's.
+
 Fixtures:
 
 * ``callbridge_stack`` (session scope): the :class:`~callbridge.sim.harness.LocalStack` that
@@ -39,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import warnings
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import Future
 from pathlib import Path
@@ -59,7 +66,11 @@ STOP_TIMEOUT_S: Final = 30.0
 class ReplayCall(Protocol):
     """``replay_call``'s type, for annotating tests."""
 
-    async def __call__(self, source: str | Path, /) -> ReplayResult: ...
+    async def __call__(self, source: str | Path, /, *, attempts: int = 1) -> ReplayResult: ...
+
+
+class DisturbedReplayWarning(UserWarning):
+    """A replayed call failed while its phone fell behind real time, and is run again."""
 
 
 class StackThread:
@@ -150,11 +161,25 @@ def replay_call(
 
     root = request.config.rootpath
 
-    async def replay_source(source: str | Path) -> ReplayResult:
+    async def replay_source(source: str | Path, *, attempts: int = 1) -> ReplayResult:
+        if attempts < 1:
+            raise ValueError(f"attempts must be at least 1, not {attempts}")
         path = Path(source)
         if not path.is_absolute():
             path = root / path
-        scenario = load_source(path)
-        return await _callbridge_thread.run(replay(callbridge_stack, scenario, source=path))
+        for attempt in range(1, attempts + 1):
+            scenario = load_source(path)
+            result = await _callbridge_thread.run(replay(callbridge_stack, scenario, source=path))
+            late_frames = result.result.record.late_frames
+            if result.passed or not late_frames or attempt == attempts:
+                break
+            warnings.warn(
+                f"{path.name}: run {attempt} of {attempts} failed with its phone {late_frames}"
+                f" frames behind real time (the machine held the test up); running it again."
+                f" Its failures: {[str(failure) for failure in result.failures]}",
+                DisturbedReplayWarning,
+                stacklevel=2,
+            )
+        return result
 
     return replay_source

@@ -6,10 +6,16 @@ The ``pytest11`` entry point may or may not be installed, so each run blocks it
 
 from __future__ import annotations
 
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from callbridge.pytest_plugin import DisturbedReplayWarning, ReplayCall, StackThread
+from callbridge.sim.harness import LocalStack
 from tests.test_replay import IMPOSSIBLE_STOP_MS, write_barge_in, write_short
 
 pytest_plugins = ["pytester"]
@@ -135,3 +141,64 @@ def test_replay_call_in_strict_mode_from_any_loop_scope(pytester: pytest.Pyteste
         timeout=RUN_TIMEOUT_S,
     )
     result.assert_outcomes(passed=2)
+
+
+# --- running a call the machine held up again (in this process: the plugin is installed) -------
+
+STALL_S = 0.3
+"""Longer than a frame by far: the phone falls behind real time."""
+
+
+async def test_a_failed_call_is_run_again_only_while_its_phone_fell_behind_real_time(
+    replay_call: ReplayCall,
+    callbridge_stack: LocalStack,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+) -> None:
+    """The stack's loop is held up a second into the first run: that run fails with late
+    frames, so it runs again (a warning says so); the next run fails with the phone on time,
+    and is returned. A run on a busy machine may be held up by the machine too, so the count
+    of runs is read from the warnings, never assumed."""
+    strict = write_barge_in(tmp_path, name="strict stop", stop_ms=IMPOSSIBLE_STOP_MS)
+    calls_before = len(callbridge_stack.acs.calls)
+    stack_thread: StackThread = request.getfixturevalue("_callbridge_thread")
+    loop = stack_thread.loop
+    loop.call_soon_threadsafe(loop.call_later, 1.0, time.sleep, STALL_S)
+    with pytest.warns(DisturbedReplayWarning) as warned:
+        result = await replay_call(strict, attempts=3)
+    runs = len(warned) + 1
+    assert 2 <= runs <= 3
+    assert str(warned[0].message).startswith("strict-stop.toml: run 1 of 3 failed with its phone ")
+    assert "expect.barge_ins[0].max_stop_latency_ms" in str(warned[0].message)
+    assert len(callbridge_stack.acs.calls) == calls_before + runs
+    assert not result.passed
+    assert result.result.record.late_frames == 0 or runs == 3
+
+
+async def test_a_call_that_passes_or_fails_on_time_runs_once(
+    replay_call: ReplayCall, callbridge_stack: LocalStack, tmp_path: Path
+) -> None:
+    short = write_short(tmp_path)
+    strict = write_barge_in(tmp_path, name="strict stop", stop_ms=IMPOSSIBLE_STOP_MS)
+    for source, passes in ((short, True), (strict, False)):
+        calls_before = len(callbridge_stack.acs.calls)
+        with warnings_recorded() as warned:
+            result = await replay_call(source, attempts=3)
+        assert result.passed is passes
+        late = [w for w in warned if issubclass(w.category, DisturbedReplayWarning)]
+        # Run again only for a failure with late frames (a busy machine can cause some).
+        assert len(callbridge_stack.acs.calls) == calls_before + 1 + len(late)
+        if not late:
+            assert result.result.record.late_frames == 0 or passes
+
+
+async def test_attempts_below_one_are_refused(replay_call: ReplayCall, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="attempts must be at least 1, not 0"):
+        await replay_call(write_short(tmp_path), attempts=0)
+
+
+@contextmanager
+def warnings_recorded() -> Iterator[list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
+        yield warned
