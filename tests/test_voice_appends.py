@@ -15,7 +15,7 @@ from callbridge.adapters.voice_appends import AppendWriter, append_message
 from callbridge.adapters.voice_live import open_voice_live
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import VoiceLiveSettings
-from callbridge.sim.harness import demo_turns
+from callbridge.sim.demo_conversation import demo_turns
 from callbridge.sim.loopback import EMULATOR_KEY, LOOPBACK
 from callbridge.sim.voicelive import VoiceLiveEmulator
 from tests.test_voicelive_emulator_faults import eventually

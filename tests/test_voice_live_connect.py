@@ -12,7 +12,7 @@ import pytest
 from callbridge.adapters.voice_live import open_voice_live
 from callbridge.core.profiles import AgentProfile
 from callbridge.core.settings import VoiceLiveSettings
-from callbridge.sim.harness import demo_turns
+from callbridge.sim.demo_conversation import demo_turns
 from callbridge.sim.loopback import EMULATOR_KEY, LOOPBACK
 from callbridge.sim.voicelive import SlowAccept, VoiceLiveEmulator
 from tests.test_voicelive_emulator_faults import eventually

@@ -32,9 +32,10 @@ from callbridge.core.numbers import parse_e164
 from callbridge.process.config import ConfigError
 from callbridge.process.logs import configure_logging
 from callbridge.sim.demo import CALLER_PATIENCE_S
+from callbridge.sim.demo_conversation import demo_turns
 from callbridge.sim.dev import LINE_FILE, RECORDINGS, dev_settings, run_dev_line
 from callbridge.sim.dev_calls import RingRequest
-from callbridge.sim.harness import DIALED_NUMBER, demo_turns
+from callbridge.sim.harness import DIALED_NUMBER
 from callbridge.sim.ring import RingError, ask_dev, check_request, find_line, print_result
 from callbridge.sim.scenario_schema import ScenarioError
 from callbridge.sim.voicelive import AgentTurn, load_turns, serve_emulator

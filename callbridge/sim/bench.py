@@ -25,13 +25,12 @@ from callbridge.process import runtime
 from callbridge.process.logs import configure_logging
 from callbridge.sim import bench_bridge, cpu_split
 from callbridge.sim.acs import AcsStandin
+from callbridge.sim.demo_conversation import demo_caller_transcripts, demo_turns
 from callbridge.sim.harness import (
     DEFAULT_PROFILE,
     EMULATOR_KEY,
     LOOPBACK,
     MEDIA_TOKEN_S,
-    demo_caller_transcripts,
-    demo_turns,
     judge_call,
     signed_media_url,
 )

@@ -16,7 +16,8 @@ from typing import Any
 from callbridge.report import CALL_PAGE, RECORDING, REPORT_JSON, write_call_page
 from callbridge.report.sources import find_recording
 from callbridge.sim.demo import CALLER_PATIENCE_S, demo_script
-from callbridge.sim.harness import DIALED_NUMBER, CallResult, LocalStack, demo_turns
+from callbridge.sim.demo_conversation import demo_turns
+from callbridge.sim.harness import DIALED_NUMBER, CallResult, LocalStack
 from callbridge.sim.replay import replay
 from callbridge.sim.report import CallReport, render_text
 from callbridge.sim.scenario import load_scenario

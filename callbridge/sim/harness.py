@@ -3,9 +3,10 @@
 Used by ``callbridge demo``, the end-to-end tests and users' own tests. The bridge is the real
 aiohttp application on a real socket; only ACS and Voice Live are stand-ins.
 
-How a call is judged is :mod:`callbridge.sim.judge`'s job, and the loopback address, keys,
-ports and a ``callbridge serve`` environment are :mod:`callbridge.sim.loopback`'s; their
-public names are re-exported here.
+How a call is judged is :mod:`callbridge.sim.judge`'s job, the loopback address, keys, ports
+and a ``callbridge serve`` environment are :mod:`callbridge.sim.loopback`'s, and the shipped
+conversation is :mod:`callbridge.sim.demo_conversation`'s; their public names are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import aiohttp
 from aiohttp import web
 
 from callbridge.adapters.fallback_audio import fallback_clip
-from callbridge.assets import asset_path
 from callbridge.core.profiles import AgentProfile, Routing
 from callbridge.core.settings import (
     AcsSettings,
@@ -36,6 +36,12 @@ from callbridge.core.settings import (
 from callbridge.sim.acs import AcsStandin, SimCall
 from callbridge.sim.acs.call_inputs import IncomingCallOptions
 from callbridge.sim.continuity import FALLBACK_ENDS, fallback_heard
+from callbridge.sim.demo_conversation import (
+    DEMO_AGENT_TURNS,
+    DEMO_CALLER_LINES,
+    demo_caller_transcripts,
+    demo_turns,
+)
 from callbridge.sim.judge import BridgeSummaries, CallResult, judge_call
 from callbridge.sim.loopback import (
     EMULATOR_KEY,
@@ -48,7 +54,7 @@ from callbridge.sim.loopback import (
 from callbridge.sim.phone import Phone
 from callbridge.sim.report import call_setup, playout_delay
 from callbridge.sim.script import Step
-from callbridge.sim.voicelive import AgentTurn, Fault, ToolCall, VoiceLiveEmulator, load_turns
+from callbridge.sim.voicelive import AgentTurn, Fault, VoiceLiveEmulator
 from callbridge.web.app import create_app
 from callbridge.web.outbound import API_KEY_HEADER
 from callbridge.web.replica import REPLICA, Replica
@@ -80,26 +86,6 @@ DEFAULT_CONTINUITY = ContinuitySettings()
 DEFAULT_PROFILE = AgentProfile(tools=("end_call",))
 DIALED_NUMBER = "+18005550100"
 """The number the simulated callers dial (the stand-in's ACS number)."""
-
-DEMO_AGENT_TURNS = (
-    "agent_01_greeting",
-    "agent_02_answer",
-    "agent_03_followup",
-    "agent_04_goodbye",
-)
-DEMO_CALLER_LINES = ("caller_01_question", "caller_02_interrupt", "caller_03_thanks")
-
-
-def demo_turns() -> list[AgentTurn]:
-    """The shipped agent turns (real speech): greeting, a long answer, a follow-up, and a
-    goodbye after which the agent hangs up (``end_call``)."""
-    *talk, goodbye = load_turns([asset_path(name) for name in DEMO_AGENT_TURNS])
-    return [*talk, replace(goodbye, tool_call=ToolCall("end_call", {"reason": "caller is done"}))]
-
-
-def demo_caller_transcripts() -> list[str]:
-    """What the shipped caller lines say, as the emulator's transcription of them."""
-    return [asset_path(name).with_suffix(".txt").read_text().strip() for name in DEMO_CALLER_LINES]
 
 
 class LocalStack:
