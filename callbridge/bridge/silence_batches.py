@@ -9,6 +9,12 @@ word. So there, frames ACS marked silent are held and sent ``BATCH_FRAMES`` at a
 first frame ACS did not mark silent takes the held ones with it at once: speech is never
 held, and the VAD's prefix padding finds the silence before it in place.
 
+Voice Live takes appends of any length: "The client may choose how much audio to place in each
+event up to a maximum of 15 MiB, for example streaming smaller chunks from the client may allow
+the VAD to be more responsive" (Microsoft Learn, ``@azure/ai-voicelive``,
+``ClientEventInputAudioBufferAppend``). Hence small chunks wherever the VAD has something to
+respond to, and batches only where it has not.
+
 Within a turn nothing is held: the server VAD ends the turn after ``silence_duration_ms`` of
 silence *it has received*, so a held frame would hold up the answer. A turn Voice Live never
 commits (a ``speech_started`` and no ``committed``) keeps every frame going at once: the safe
