@@ -18,7 +18,9 @@ respond to, and batches only where it has not.
 Within a turn nothing is held: the server VAD ends the turn after ``silence_duration_ms`` of
 silence *it has received*, so a held frame would hold up the answer. A turn Voice Live never
 commits (a ``speech_started`` and no ``committed``) keeps every frame going at once: the safe
-side. A frame ACS did not mark silent, or whose ``silent`` is missing, is never held.
+side. ACS marks a frame ``silent`` when "the received audio buffer contains only silence"
+(Microsoft Learn, .NET ``Azure.Communication.CallAutomation.AudioData.IsSilent``); a frame it
+did not mark, or whose ``silent`` is missing, is never held.
 
 In ``callbridge bench`` (a caller who asks, listens and barges in) the appends fell from one
 per frame to 43 % of the frames.
