@@ -166,7 +166,7 @@ async def test_a_failed_call_is_run_again_only_while_its_phone_fell_behind_real_
     loop.call_soon_threadsafe(loop.call_later, 1.0, time.sleep, STALL_S)
     with warnings_recorded() as warned:
         result = await replay_call(strict, attempts=3)
-    disturbed = [str(w.message) for w in warned if issubclass(w.category, DisturbedReplayWarning)]
+    disturbed = reruns(warned)
     runs = len(disturbed) + 1
     assert 2 <= runs <= 3
     assert disturbed[0].startswith("strict-stop.toml: run 1 of 3 failed with its phone ")
@@ -186,7 +186,7 @@ async def test_a_call_that_passes_or_fails_on_time_runs_once(
         with warnings_recorded() as warned:
             result = await replay_call(source, attempts=3)
         assert result.passed is passes
-        late = [w for w in warned if issubclass(w.category, DisturbedReplayWarning)]
+        late = reruns(warned)
         # Run again only for a failure with late frames (a busy machine can cause some).
         assert len(callbridge_stack.acs.calls) == calls_before + 1 + len(late)
         if not late:
@@ -205,3 +205,8 @@ def warnings_recorded() -> Iterator[list[warnings.WarningMessage]]:
     with warnings.catch_warnings(record=True) as warned:
         warnings.simplefilter("always")
         yield warned
+
+
+def reruns(warned: list[warnings.WarningMessage]) -> list[str]:
+    """The messages of the ``DisturbedReplayWarning``s among ``warned``: one per run again."""
+    return [str(w.message) for w in warned if issubclass(w.category, DisturbedReplayWarning)]

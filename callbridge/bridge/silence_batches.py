@@ -75,14 +75,13 @@ class SilenceBatches:
             held.append(audio)
         else:
             return Batch(audio, 1)
-        batch = Batch(b"".join(held), len(held))
-        held.clear()
-        return batch
+        return self._release()
 
     def drain(self) -> Batch | None:
         """The frames still held (the call is ending), if any."""
-        if not self._held:
-            return None
+        return self._release() if self._held else None
+
+    def _release(self) -> Batch:
         batch = Batch(b"".join(self._held), len(self._held))
         self._held.clear()
         return batch
