@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -37,6 +41,7 @@ from tests.tone_calls import GOODBYE, LINE, RATE, turn
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 BROWSER_START_S = 20.0
+BROWSER_STOP_S = 10.0
 PAGE_LOAD_S = 15.0
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror="alert(1)">&amp;'
@@ -134,10 +139,30 @@ async def headless_page(width: int = 1280, height: int = 1000) -> AsyncIterator[
                     await page.send(f"{domain}.enable")
                 yield page
         finally:
-            browser.kill()
-            browser.wait(timeout=10)
-            if browser.stderr is not None:
-                browser.stderr.close()
+            _stop_browser(browser)
+
+
+def _stop_browser(browser: subprocess.Popen[str]) -> None:
+    """Kill Chromium with every process it started (its own group): a renderer or helper
+    left running went on writing to the profile while it was being removed ("Directory not
+    empty"). Each is gone once signalled, or within ``BROWSER_STOP_S``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(browser.pid, signal.SIGKILL)
+    browser.wait(timeout=BROWSER_STOP_S)
+    deadline = time.monotonic() + BROWSER_STOP_S
+    while _group_alive(browser.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if browser.stderr is not None:
+        browser.stderr.close()
+
+
+def _group_alive(group: int) -> bool:
+    """Whether any process of the group is left (one not yet reaped counts)."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _start_browser(binary: str, profile: str, width: int, height: int) -> subprocess.Popen[str]:
@@ -158,6 +183,7 @@ def _start_browser(binary: str, profile: str, width: int, height: int) -> subpro
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # a group of its own, for _stop_browser
     )
 
 
