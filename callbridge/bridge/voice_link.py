@@ -42,7 +42,7 @@ from azure.ai.voicelive.models import (
 
 from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.voice_appends import append_message
-from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, VoiceEvent
+from callbridge.adapters.voice_events import AudioDelta, OtherEvent, TranscriptDelta, VoiceEvent
 from callbridge.adapters.voice_live import configure_session, liveness_probe
 from callbridge.bridge.caller_audio_backlog import CallerAudioBacklog
 from callbridge.bridge.liveness import Liveness, Verdict
@@ -213,8 +213,10 @@ class VoiceLink:
         self._liveness.on_event(kind, time.monotonic())
         if isinstance(event, AudioDelta | TranscriptDelta):
             return  # the agent talking: nothing more to track
-        self._backlog.on_event(event)
         self._silence.on_event(kind)
+        if isinstance(event, OtherEvent):
+            return  # none of the rest follows an event by its type alone
+        self._backlog.on_event(event)
         if kind in ("session.created", "session.updated") and self._current is not None:
             self._current.note_expiry(event)
 

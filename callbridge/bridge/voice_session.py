@@ -30,6 +30,7 @@ from callbridge.adapters.held_session import HeldSession
 from callbridge.adapters.voice_appends import AppendWriter
 from callbridge.adapters.voice_events import (
     AudioDelta,
+    OtherEvent,
     TranscriptDelta,
     VoiceEvent,
     read_event,
@@ -98,7 +99,7 @@ class VoiceSession:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 while True:
                     event = read_event(await self.connection.recv_bytes())
-                    if isinstance(event, AudioDelta | TranscriptDelta):
+                    if isinstance(event, AudioDelta | TranscriptDelta | OtherEvent):
                         continue  # nothing is said before the session is configured
                     if event.type in ("session.created", "session.updated"):
                         self.note_expiry(event)

@@ -18,6 +18,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
+from callbridge.core import wire_json
+
 ACS_RATES = (16000, 24000)
 """PCM16 sample rates ACS can stream at (``pcm16KMono``, ``pcm24KMono``)."""
 DEFAULT_ACS_RATE = 16000
@@ -109,7 +111,7 @@ def parse(text: str | bytes) -> InboundMessage:
         WireError: the frame is not valid JSON, lacks its body, or carries bad audio.
     """
     try:
-        raw = json.loads(text)
+        raw = wire_json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
         raise WireError("not JSON") from exc
     if not isinstance(raw, dict):

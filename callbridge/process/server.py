@@ -24,6 +24,7 @@ import structlog
 from aiohttp import web
 
 from callbridge.adapters.telemetry import prepare_telemetry
+from callbridge.core import wire_json
 from callbridge.core.settings import Settings
 from callbridge.core.tasks import OwnedTasks
 from callbridge.process import runtime
@@ -59,6 +60,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
             host=settings.host,
             port=settings.port,
             event_loop=runtime.chosen_loop(settings.event_loop),
+            json_reader="orjson" if wire_json.fast() else "json",
             frozen_objects=runtime.settle_heap(),
         )
         await stop.wait()

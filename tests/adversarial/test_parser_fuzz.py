@@ -29,7 +29,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, read_event
+from callbridge.adapters.voice_events import AudioDelta, OtherEvent, TranscriptDelta, read_event
 from callbridge.bridge.event_fields import integer, text
 from callbridge.bridge.voice_session import UNREADABLE_FRAME_ERRORS
 from callbridge.core import acs_events, acs_media
@@ -188,7 +188,7 @@ def test_voice_live_events_raise_only_the_readers_errors(frame: str | bytes) -> 
     for field, read in BRIDGE_READS:
         value = (
             getattr(event, field, None)
-            if isinstance(event, AudioDelta | TranscriptDelta)
+            if isinstance(event, AudioDelta | TranscriptDelta | OtherEvent)
             else event.get(field)
         )
         with contextlib.suppress(TypeError):

@@ -29,8 +29,17 @@ from azure.ai.voicelive.models import (
 )
 from structlog.testing import capture_logs
 
-from callbridge.adapters.voice_events import AudioDelta, TranscriptDelta, read_event
+from callbridge.adapters.voice_events import (
+    AUDIO_DELTA,
+    MODELLED,
+    TRANSCRIPT_DELTA,
+    AudioDelta,
+    OtherEvent,
+    TranscriptDelta,
+    read_event,
+)
 from callbridge.adapters.voice_live import SESSION_UPDATE_EVENT_ID
+from callbridge.bridge import actions, agent_pump, voice_session
 from callbridge.bridge.actions import AgentActions
 from callbridge.bridge.agent_audio import AgentAudio
 from callbridge.bridge.event_fields import integer, text
@@ -135,6 +144,36 @@ and the function call are tested on their own below."""
 @pytest.mark.parametrize("name", sorted(BRIDGE_READS))
 def test_the_bridge_reads_the_documented_event(name: str) -> None:
     assert bridge_reads(vl.deserialize(name)) == BRIDGE_READS[name]
+
+
+@pytest.mark.parametrize("name", vl.corpus("server_"))
+def test_the_session_reader_models_only_the_events_whose_fields_the_bridge_reads(
+    name: str,
+) -> None:
+    payload = vl.load(name)
+    event = read_event(json.dumps(payload))
+    kind = payload["type"]
+    if kind in (AUDIO_DELTA, TRANSCRIPT_DELTA):
+        assert isinstance(event, AudioDelta | TranscriptDelta)
+    elif kind in MODELLED:
+        assert type(event) is type(vl.deserialize(name))
+    else:
+        assert event == OtherEvent(kind)
+
+
+def test_every_event_the_bridge_reads_fields_of_is_modelled() -> None:
+    """The events of ``BRIDGE_READS``, and every SDK event class the modules that handle events
+    name (to match an event against, or to read it as), come through the models."""
+    read = {vl.load(name)["type"] for name in BRIDGE_READS}
+    type_of = {cast(type, cls): kind for kind, cls in ServerEvent.__mapping__.items()}
+    named = {
+        type_of[value]
+        for module in (agent_pump, actions, voice_session)
+        for value in vars(module).values()
+        if isinstance(value, type) and value in type_of
+    }
+    assert "response.done" in named  # the scan finds what the pump matches
+    assert read | named <= MODELLED
 
 
 def test_the_documented_transcript_delta_is_read_without_the_sdks_models() -> None:
