@@ -275,19 +275,25 @@ class EchoCanceller:
         ref = np.sqrt(
             np.square(self._ref[-searched:], dtype=np.float64).reshape(-1, block).sum(axis=1)
         )
-        windows = np.lib.stride_tricks.sliding_window_view(ref, mic.size)
+        # r at each delay from running sums over the reference's envelope, not one window per
+        # delay (numpy's per-call overhead was most of this test's cost): with ``mic`` centred,
+        # sum(window * mic) is the windows' centred product too.
+        n = mic.size
         mic = mic - mic.mean()
-        windows = windows - windows.mean(axis=1, keepdims=True)
-        spread = np.sqrt((windows * windows).sum(axis=1) * float(mic @ mic))
-        r = np.divide(windows @ mic, spread, out=np.zeros(len(windows)), where=spread > 0)
+        products = np.correlate(ref, mic, "valid")
+        sums, squares = _window_sums(ref, n), _window_sums(ref * ref, n)
+        spreads = squares - sums * sums / n
+        # A window whose envelope hardly moves (flat, or silent) explains no rise and fall.
+        moving = spreads > 1e-9 * squares
+        spread = np.sqrt(np.maximum(spreads, 0.0) * float(mic @ mic))
+        r = np.divide(products, spread, out=np.zeros(products.size), where=moving & (spread > 0))
         return float(r.max(initial=0.0)) >= MIN_ENVELOPE_MATCH
 
     def _coarse_delays(self) -> list[int]:
         """The ``CANDIDATES`` delays, in samples, the decimated search finds most likely."""
         q = self._decimation
-        mic = self._mic[-self._analysis :].reshape(-1, q).mean(axis=1, dtype=np.float64)
         searched = self._analysis + self._max_delay
-        ref = self._ref[-searched:].reshape(-1, q).mean(axis=1, dtype=np.float64)
+        mic, ref = _decimated(self._mic[-self._analysis :], q), _decimated(self._ref[-searched:], q)
         # correlation[j] = sum(mic * ref[j : j + len(mic)]); delay = (max_lag - j) * q.
         size = 1 << (ref.size + mic.size - 1).bit_length()
         spectrum = rfft(ref, size) * np.conj(rfft(mic, size))
@@ -297,7 +303,8 @@ class EchoCanceller:
         energy = squares[mic.size :] - squares[: -mic.size]
         floor = mic.size * _QUIET_RMS**2
         explained = np.where(energy > floor, correlation**2 / np.maximum(energy, floor), 0.0)
-        best = np.argsort(explained)[::-1][:CANDIDATES]
+        best = np.argpartition(explained, -CANDIDATES)[-CANDIDATES:]
+        best = best[np.argsort(explained[best])[::-1]]
         return [(max_lag - int(j)) * q for j in best if explained[j] > 0]
 
     def _refine(self, coarse: int, *, span: int | None = None) -> tuple[int, float, float]:
@@ -356,3 +363,17 @@ class EchoCanceller:
             delay_ms=(self._first_lag + strongest) * 1000 / self._rate,
             level_db=20 * math.log10(level) if level > 0 else -math.inf,
         )
+
+
+def _decimated(samples: NDArray[np.float32], q: int) -> NDArray[np.float64]:
+    """The mean of each ``q`` samples: one matrix product (``mean(axis=1)`` over rows this
+    short costs six times as much)."""
+    means: NDArray[np.float64] = samples.reshape(-1, q).astype(np.float64) @ np.full(q, 1 / q)
+    return means
+
+
+def _window_sums(values: NDArray[np.float64], width: int) -> NDArray[np.float64]:
+    """The sum of each ``width`` consecutive ``values``, from the first window to the last."""
+    running = np.concatenate(([0.0], np.cumsum(values)))
+    sums: NDArray[np.float64] = running[width:] - running[:-width]
+    return sums
