@@ -15,7 +15,7 @@ COPY callbridge ./callbridge
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels .
 
 # Build stage: install that wheel, with Application Insights export (the azure extra) and uvloop
-# (the fast extra), into a virtual environment on the runtime's own base image.
+# and orjson (the fast extra), into a virtual environment on the runtime's own base image.
 FROM python:3.13-slim AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \

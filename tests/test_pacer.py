@@ -8,8 +8,10 @@ import random
 import pytest
 
 from callbridge.bridge.pacer import FramePacer
+from callbridge.core import pacing
 from callbridge.core.codec import FRAME_MS
 from callbridge.core.pacing import OutFrame, PacerCore
+from callbridge.process import runtime
 
 T0 = 1000.0
 FRAME_S = FRAME_MS / 1000
@@ -215,3 +217,70 @@ async def test_frame_pacer_sends_in_real_time_and_flush_stops_a_batch() -> None:
     spacing = sent[4][0] - sent[0][0]
     # Four 20 ms intervals: paced, not a burst (no upper bound: shared machines are noisy).
     assert spacing >= 0.07
+
+
+def test_a_clock_of_whole_milliseconds_polls_once_per_release(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """uvloop's clock counts whole milliseconds and a timer's delay is rounded to one (under
+    half a millisecond, the timer runs at once with the clock unchanged). Every wake-up the
+    pacer asks for on such a clock releases a frame: none is polled for again and again until
+    the clock ticks over."""
+
+    def idle_polls(slack_s: float) -> int:
+        monkeypatch.setattr(pacing, "RELEASE_SLACK_S", slack_s)
+        core = PacerCore(lead_ms=40, playout_delay_ms=60)
+        fill(core, frames("a", 200))
+        now, idle = 1234.567, 0  # whole milliseconds, as uvloop's loop.time()
+        for _ in range(100_000):
+            out, wake = core.poll(now)
+            idle += not out
+            if wake is None:
+                return idle
+            # The timer, as uvloop sets it; one that runs at once runs until the clock ticks.
+            now += max(round((wake - now) * 1000), 1) / 1000
+        raise AssertionError("pacer never drained")
+
+    assert idle_polls(pacing.RELEASE_SLACK_S) == 0
+    assert idle_polls(0.0) > 0  # what the slack is for: the float grid lands past the clock
+
+
+class CountingCore(PacerCore):
+    """A pacing core that counts its polls."""
+
+    polls = 0
+
+    def poll(self, now: float) -> tuple[list[OutFrame], float | None]:
+        self.polls += 1
+        return super().poll(now)
+
+
+def test_on_uvloop_the_pacer_polls_about_once_per_frame() -> None:
+    """The same on the loop itself: the pacer's polls, counted while it sends 25 frames."""
+    core = CountingCore(lead_ms=40, playout_delay_ms=60)
+    sent: list[str] = []
+
+    async def main() -> None:
+        done = asyncio.Event()
+
+        async def send(message: str) -> None:
+            sent.append(message)
+            if len(sent) == 25:
+                done.set()
+
+        pacer = FramePacer(send, lead_ms=40, playout_delay_ms=60)
+        pacer.core = core
+        task = asyncio.create_task(pacer.run())
+        try:
+            for frame in frames("a", 25):
+                pacer.push(frame)
+            async with asyncio.timeout(5):
+                await done.wait()
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    runtime.run(main(), "uvloop")
+    assert len(sent) == 25
+    # One poll per frame released on its own, one per push that woke it, and a few spare.
+    assert core.polls <= 25 + 25 + 5
