@@ -8,7 +8,8 @@ loop for longer makes every call's audio late at once.
   load. It is an optional extra (``callbridge[fast]``, installed in the image); without it,
   asyncio's own loop runs. ``CALLBRIDGE_EVENT_LOOP`` picks one explicitly. uvloop's clock and
   timers count whole milliseconds; the pacer's grid, its lead and the 20 ms frames are far
-  coarser than that.
+  coarser than that, and the pacer lets a frame go up to a millisecond early so that it never
+  waits on the clock's last fraction (``core.pacing.RELEASE_SLACK_S``).
 - **The heap.** CPython's oldest-generation collection walks every object the process holds.
   After start-up that is the SDKs, aiohttp and numpy: about 90,000 objects, and one such
   collection held the loop for 50-65 ms in the 20-call bench, which the pacers saw as 50-60 ms
