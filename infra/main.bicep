@@ -31,7 +31,7 @@ param acsCallerId string = ''
 
 @minValue(1)
 @description('Concurrent calls one replica accepts (CALLBRIDGE_MAX_CALLS).')
-param maxCallsPerReplica int = 30
+param maxCallsPerReplica int = 40
 
 @minValue(1)
 @description('Replicas always running; at least 1 so IncomingCall never waits for a cold start.')

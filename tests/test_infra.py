@@ -112,7 +112,7 @@ PLAIN_ENV = {
     "CALLBRIDGE_HOST": "0.0.0.0",
     "CALLBRIDGE_PORT": str(APP_PORT),
     "VOICE_LIVE_MODEL": "gpt-realtime",
-    "CALLBRIDGE_MAX_CALLS": "30",
+    "CALLBRIDGE_MAX_CALLS": "40",
     "CALLBRIDGE_DRAIN_S": str(APP_DRAIN_DEFAULT_S),
     "LOG_FORMAT": "json",
 }

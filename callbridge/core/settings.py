@@ -175,9 +175,9 @@ class Settings:
     continuity: ContinuitySettings = ContinuitySettings()
     prewarm_ttl_s: float = 10.0
     """A pre-warmed Voice Live session not claimed by a media socket within this is closed."""
-    max_calls: int = 30
-    """Concurrent calls per replica; above it new calls are rejected as busy. 30 keeps one event
-    loop (one core) about half busy: see docs/operating.md, "Sizing with callbridge bench"."""
+    max_calls: int = 40
+    """Concurrent calls per replica; above it new calls are rejected as busy. 40 keeps one event
+    loop (one core) under half busy: see docs/operating.md, "Sizing with callbridge bench"."""
     drain_s: float = 120.0
     """On SIGTERM, calls in progress may go on this long before they are ended."""
     drain_goodbye: str | None = None

@@ -51,11 +51,12 @@ param acsImmutableResourceId string
 @description('E.164 number outbound calls come from (ACS_CALLER_ID); empty leaves it unset.')
 param acsCallerId string = ''
 
-// 30: at about 1 s of CPU per call-minute (callbridge bench, 20 and 40 calls), 30 calls keep
-// the one event loop about half busy, the headroom pacing needs (docs/operating.md, "Sizing").
+// 40: at 0.5-0.6 s of CPU per call-minute (callbridge bench, 20 to 40 calls), 40 calls keep the
+// one event loop under half busy, the headroom pacing needs, with room for TLS and a slower core
+// (docs/operating.md, "Sizing").
 @minValue(1)
 @description('Concurrent calls one replica accepts (CALLBRIDGE_MAX_CALLS); /readyz fails at this limit.')
-param maxCallsPerReplica int = 30
+param maxCallsPerReplica int = 40
 
 @minValue(1)
 @description('Replicas kept running at all times; at least 1, so an IncomingCall never waits for a cold start.')
@@ -284,7 +285,7 @@ resource app 'Microsoft.App/containerApps@2025-01-01' = {
           env: concat(requiredEnv, optionalEnv)
           // One vCPU: callbridge serves every call on one Python event loop, which uses one
           // core, so more would sit idle and less would starve the pacers. 2 GiB is what
-          // Container Apps pairs with 1 vCPU; callbridge needs about 100 MB at 30 calls
+          // Container Apps pairs with 1 vCPU; callbridge needs about 110 MB at 40 calls
           // (docs/operating.md, "Sizing with callbridge bench").
           resources: {
             cpu: json('1.0')
