@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -189,6 +191,19 @@ class TestLedger:
             PacerCore(lead_ms=-1, playout_delay_ms=0)
 
 
+@contextlib.asynccontextmanager
+async def pacing_frames(pacer: FramePacer, count: int) -> AsyncIterator[None]:
+    """The pacer running on the current loop with ``count`` frames of item "a" pushed."""
+    task = asyncio.create_task(pacer.run())
+    try:
+        for frame in frames("a", count):
+            pacer.push(frame)
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_frame_pacer_sends_in_real_time_and_flush_stops_a_batch() -> None:
     """On the real loop, frames go out paced; after flush nothing more is sent."""
     sent: list[tuple[float, str]] = []
@@ -201,17 +216,11 @@ async def test_frame_pacer_sends_in_real_time_and_flush_stops_a_batch() -> None:
             five_sent.set()
 
     pacer = FramePacer(send, lead_ms=0, playout_delay_ms=0)
-    task = asyncio.create_task(pacer.run())
-    try:
-        for frame in frames("a", 10):
-            pacer.push(frame)
+    async with pacing_frames(pacer, 10):
         async with asyncio.timeout(2):
             await five_sent.wait()
         cut = pacer.flush()
         await asyncio.sleep(0.1)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert 5 <= len(sent) < 10
     assert [heard.item_id for heard in cut] == ["a"]
     spacing = sent[4][0] - sent[0][0]
@@ -270,15 +279,8 @@ def test_on_uvloop_the_pacer_polls_about_once_per_frame() -> None:
 
         pacer = FramePacer(send, lead_ms=40, playout_delay_ms=60)
         pacer.core = core
-        task = asyncio.create_task(pacer.run())
-        try:
-            for frame in frames("a", 25):
-                pacer.push(frame)
-            async with asyncio.timeout(5):
-                await done.wait()
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        async with pacing_frames(pacer, 25), asyncio.timeout(5):
+            await done.wait()
 
     runtime.run(main(), "uvloop")
     assert len(sent) == 25
