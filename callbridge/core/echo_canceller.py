@@ -299,8 +299,7 @@ class EchoCanceller:
         spectrum = rfft(ref, size) * np.conj(rfft(mic, size))
         max_lag = self._max_delay // q
         correlation = irfft(spectrum, size)[: max_lag + 1]
-        squares = np.concatenate(([0.0], np.cumsum(ref * ref)))
-        energy = squares[mic.size :] - squares[: -mic.size]
+        energy = _window_sums(ref * ref, mic.size)
         floor = mic.size * _QUIET_RMS**2
         explained = np.where(energy > floor, correlation**2 / np.maximum(energy, floor), 0.0)
         best = np.argpartition(explained, -CANDIDATES)[-CANDIDATES:]
@@ -317,8 +316,7 @@ class EchoCanceller:
         ref = self._ref[end - self._analysis - high : end - low].astype(np.float64)
         # products[i] = sum(mic * ref[i : i + len(mic)]), the delay ``high - i``.
         products = np.correlate(ref, mic, "valid")
-        squares = np.concatenate(([0.0], np.cumsum(ref * ref)))
-        energy = squares[mic.size :] - squares[: -mic.size]
+        energy = _window_sums(ref * ref, mic.size)
         floor = mic.size * _QUIET_RMS**2
         explained = np.where(energy > floor, products**2 / np.maximum(energy, floor), 0.0)
         best = int(np.argmax(explained))
