@@ -33,10 +33,11 @@ from callbridge.core.played_audio import PlayedAudio
 _FRAME_S = FRAME_MS / 1000
 RELEASE_SLACK_S = 0.001
 """A frame may go this much before its release time (its due time less the lead). uvloop's
-clock counts whole milliseconds and rounds a timer's delay to one: a frame whose release time
-lies a fraction of a millisecond past ``now`` (as the grid's float sums often put it) was
-polled for again at once, time and again, until the clock ticked over. In a 20-call bench that
-was sixteen polls per frame sent, and the largest share of the bridge's CPU left. A
+clock counts whole milliseconds and rounds a timer's delay to one, running a delay under half a
+millisecond at once (uvloop 0.23, ``loop.pyx``: ``time`` and ``call_later``): a frame whose
+release time lies a fraction of a millisecond past ``now`` (as the grid's float sums often put
+it) was polled for again at once, time and again, until the clock ticked over. In a 20-call
+bench that was sixteen polls per frame sent, and the largest share of the bridge's CPU left. A
 millisecond early is nothing against the lead (``lead_ms``, 40 by default)."""
 
 ItemKey = tuple[str, int]
