@@ -102,6 +102,42 @@ def test_the_measured_level_is_the_echo_s() -> None:
     assert canceller.path.level_db == pytest.approx(-15.0, abs=0.5)
 
 
+@pytest.mark.parametrize("moved", [-100, -40, 40, 100])  # samples: -6.25 to +6.25 ms
+def test_a_new_spurt_s_echo_is_taken_out_from_its_first_frames(moved: int) -> None:
+    """The agent greets, the caller answers, the agent replies: the reply's echo comes back a
+    few ms off the greeting's (the phone's jitter buffer starts afresh with each spurt), after
+    a gap in which the canceller rested with the caller's words last in its history. No frame
+    of the reply's first 400 ms may keep echo half as loud as a voiced frame (the turn
+    detectors' 400): a few of them make a barge-in of nothing."""
+    greeting, reply, caller = (
+        clip(name) for name in ("agent_01_greeting", "agent_04_goodbye", "caller_03_thanks")
+    )
+    caller_at = greeting.size + 2 * FRAME * 10  # 400 ms after the greeting: within its reach
+    reply_at = caller_at + caller.size + 35 * FRAME  # 700 ms after the caller
+    echo_delay = 2400  # 150 ms
+    reference = np.zeros(reply_at + reply.size + RATE)
+    reference[: greeting.size] = greeting
+    reference[reply_at : reply_at + reply.size] = reply
+    mic = np.zeros(reference.size)
+    gain = 10 ** (-15 / 20)
+    mic[echo_delay : echo_delay + greeting.size] += gain * greeting
+    reply_echo_at = reply_at + echo_delay + moved
+    mic[reply_echo_at : reply_echo_at + reply.size] += gain * reply
+    mic[caller_at : caller_at + caller.size] += caller
+    canceller = EchoCanceller(RATE)
+    sent, played = np.clip(mic, -32768, 32767).astype(np.int16), reference.astype(np.int16)
+    out = np.concatenate(
+        [
+            canceller.process(sent[i : i + FRAME], played[i : i + FRAME])
+            for i in range(0, reference.size - FRAME + 1, FRAME)
+        ]
+    ).astype(np.float64)
+    first = reply_echo_at // FRAME
+    frames = out[first * FRAME : (first + 20) * FRAME].reshape(20, FRAME)
+    loudest = float(np.sqrt(np.mean(frames**2, axis=1)).max())
+    assert loudest < 200.0
+
+
 def test_without_an_echo_the_caller_passes_unchanged() -> None:
     """Agent audio playing, a caller talking over it, no echo: not one sample changes."""
     mic, _ = line(2400, level_db=-120.0)

@@ -19,14 +19,19 @@ Two stages, per 20 ms frame of the caller's audio and the reference at the same 
    found, at doubling intervals up to ``GIVE_UP_FOR_MS`` (a noisy line costs little);
    once found, every ``RECHECK_EVERY_MS``. Before the waveform search, a cheap test of the
    loudness envelopes: when the caller's audio does not rise and fall with the reference at any
-   delay (they are talking over the agent), there is no echo worth searching for.
+   delay (they are talking over the agent), there is no echo worth searching for. While
+   nothing has played within reach the histories are not kept, and when the agent speaks
+   again they start from silence: the caller's words from before the gap would otherwise
+   fill the first searches' window and hide the new spurt's echo from them.
 2. **The echo's shape**, a ``TAPS_MS`` filter around that delay adapted by normalised least
    mean squares (block NLMS): it learns the filtering of the echo path and the fraction of a
    sample the delay search cannot see, and its output is subtracted from the caller's audio.
    It adapts only while the caller is quiet: when the caller's audio is louder than the
    loudest echo the path could make (a Geigel double-talk test with the measured echo level
    and a ``DOUBLE_TALK_MARGIN``), it is the caller talking, and the filter holds still so it
-   cannot learn to cancel them.
+   cannot learn to cancel them. At each talk spurt's start the filter has to prove itself: a
+   search that finds the echo within the filter's span while the filter leaves much of it
+   (a move of a few samples does that) seats a tap at the delay found, at once.
 
 With no echo found, or no agent audio within reach of the delay, the caller's audio passes
 unchanged, sample for sample. Should the filter ever add energy instead of removing it, it is
@@ -125,6 +130,10 @@ class _Window:
         self._buffer[self._end : self._end + n] = new
         self._end += n
 
+    def clear(self) -> None:
+        """Silence in place of every sample."""
+        self._buffer.fill(0.0)
+
     @property
     def latest(self) -> NDArray[np.float32]:
         return self._buffer[self._end - self._size : self._end]
@@ -161,6 +170,12 @@ class EchoCanceller:
         """The delay search's gain: the echo level the double-talk test expects."""
         self._missed = False
         """The latest frame kept loud echo the caller did not make: the filter is off."""
+        self._left_fraction = 0.0
+        """What the filter left of the latest frame's energy."""
+        self._caller_talks = False
+        """The latest frame was louder than the echo could make it: the caller talks."""
+        self._proven = False
+        """A search has found the filter doing its job since the agent's talk spurt began."""
         self.path: EchoPath | None = None
         """The echo found, if any; ``None`` until one is."""
 
@@ -181,14 +196,17 @@ class EchoCanceller:
             return np.concatenate(pieces)
         if not mic.size:
             return mic
+        reach = self._max_delay + self._taps + self._frame
         # count_nonzero, not ``any``: numpy's ``any`` costs four times as much per frame.
         if reference is not None and np.count_nonzero(reference):
+            if self._since_reference > reach:
+                self._forget_histories()
             if self._since_reference >= self._spurt_gap:
                 self._frames_to_search, self._search_interval = 0, 1  # a new spurt
+                self._proven = False
             self._since_reference = 0
         else:
             self._since_reference += mic.size
-        reach = self._max_delay + self._taps + self._frame
         if self._since_reference > reach:
             return mic  # nothing played recently enough to echo now
         self._push(mic, self._silence[: mic.size] if reference is None else reference)
@@ -218,6 +236,14 @@ class EchoCanceller:
     def realigned(self) -> None:
         """The reference and the caller's audio are lined up anew: look for the delay now."""
         self._frames_to_search, self._search_interval = 0, 1
+
+    def _forget_histories(self) -> None:
+        """Back after a gap the histories did not follow (nothing played within reach, so
+        nothing was pushed): what they hold is from before it, the caller's last words perhaps,
+        and would fill the next search's analysis window, which only this spurt's echo should
+        fill. Over the gap nothing played, and nothing the caller said there can be echo."""
+        self._mic_window.clear()
+        self._ref_window.clear()
 
     def _push(self, mic: NDArray[np.int16], reference: NDArray[np.int16]) -> None:
         self._mic_window.push(mic)
@@ -253,7 +279,17 @@ class EchoCanceller:
         delay, explained, gain = max(candidates, key=lambda candidate: candidate[1])
         if explained < MIN_EXPLAINED * mic_energy:
             return _Found.NOTHING
-        if found and abs(delay - centre) <= self._taps // 4 and not self._missed:
+        # Until the filter is seen doing its job in this spurt (leaving no more than a quarter,
+        # or than one tap would; the caller talking is not its fault), a finding within its
+        # span seats a tap all the same: see the module docstring.
+        self._proven = self._proven or (
+            found
+            and (
+                self._caller_talks
+                or self._left_fraction <= max(MISSED_FRACTION, 1.0 - explained / mic_energy)
+            )
+        )
+        if found and abs(delay - centre) <= self._taps // 4 and self._proven and not self._missed:
             return _Found.IN_PLACE
         self._gain = gain
         self._first_lag = max(0, delay - self._taps // 2)
@@ -336,12 +372,14 @@ class EchoCanceller:
         recent = x[taps - 1 :]
         power = float(recent @ recent)
         left, heard = float(error @ error), float(near @ near)
+        self._left_fraction = left / heard if heard > 0.0 else 0.0
         if left > 2.0 * heard + n:
             self._weights, self._missed = None, False
             self._frames_to_search, self._search_interval = 0, 1  # the path moved: find it again
             return mic
         loudest_echo = abs(self._gain) * float(np.abs(x).max(initial=0.0))
         caller_talks = float(np.abs(near).max(initial=0.0)) > DOUBLE_TALK_MARGIN * loudest_echo
+        self._caller_talks = caller_talks
         # Loud, barely reduced, and not the caller: the echo has moved from under the filter
         # (a new talk spurt starts the phone's jitter buffer afresh, a few ms off).
         self._missed = (
