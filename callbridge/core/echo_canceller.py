@@ -8,21 +8,17 @@ caller's audio, that is the reference an echo canceller needs.
 
 Two stages, per 20 ms frame of the caller's audio and the reference at the same positions:
 
-1. **The echo's delay**, found by cross-correlating the last ``ANALYSIS_MS`` of the caller's
-   audio with the reference at every delay up to ``MAX_DELAY_MS`` (on a copy decimated to about
-   4 kHz: a speech envelope's peak needs no more, and it costs a sixth). A delay is believed
-   only when one delayed copy of the reference explains at least ``MIN_EXPLAINED`` of the
-   caller's energy: caller speech, noise and silence never do. The search runs only while
-   what is left of the caller's audio is loud enough to matter (``WORTH_CANCELLING_RMS``):
-   from the first such frame of each talk spurt, since the phone's jitter buffer starts
-   afresh with each spurt and moves the echo by a few ms; then, while nothing convincing is
-   found, at doubling intervals up to ``GIVE_UP_FOR_MS`` (a noisy line costs little);
-   once found, every ``RECHECK_EVERY_MS``. Before the waveform search, a cheap test of the
-   loudness envelopes: when the caller's audio does not rise and fall with the reference at any
-   delay (they are talking over the agent), there is no echo worth searching for. While
-   nothing has played within reach the histories are not kept, and when the agent speaks
-   again they start from silence: the caller's words from before the gap would otherwise
-   fill the first searches' window and hide the new spurt's echo from them.
+1. **The echo's delay** (``core.echo_delay``): the delay at which one copy of the reference
+   best explains the last ``ANALYSIS_MS`` of the caller's audio, believed only when it explains
+   at least ``MIN_EXPLAINED`` of the caller's energy: caller speech, noise and silence never
+   do. The search runs only while what is left of the caller's audio is loud enough to matter
+   (``WORTH_CANCELLING_RMS``): from the first such frame of each talk spurt, since the phone's
+   jitter buffer starts afresh with each spurt and moves the echo by a few ms; then, while
+   nothing convincing is found, at doubling intervals up to ``GIVE_UP_FOR_MS`` (a noisy line
+   costs little); once found, every ``RECHECK_EVERY_MS``. While nothing has played within
+   reach the histories are not kept, and when the agent speaks again they start from silence:
+   the caller's words from before the gap would otherwise fill the first searches' window and
+   hide the new spurt's echo from them.
 2. **The echo's shape**, a ``TAPS_MS`` filter around that delay adapted by normalised least
    mean squares (block NLMS): it learns the filtering of the echo path and the fraction of a
    sample the delay search cannot see, and its output is subtracted from the caller's audio.
@@ -46,30 +42,18 @@ from enum import Enum
 from typing import Final
 
 import numpy as np
-
-# Imported here, not on first use through ``np.fft`` (numpy loads it lazily): a call's first
-# delay search would otherwise import it in the middle of the call.
-from numpy.fft import irfft, rfft
 from numpy.typing import NDArray
 
 from callbridge.core.codec import FRAME_MS
+from callbridge.core.echo_delay import QUIET_RMS, DelaySearch, Finding
 from callbridge.core.pcm import rms
 
-ANALYSIS_MS: Final = 200
-MAX_DELAY_MS: Final = 500
-"""Longer than any echo path a phone call has (speakerphone plus network, well under 300 ms)."""
 TAPS_MS: Final = 8
 RECHECK_EVERY_MS: Final = 500
 GIVE_UP_FOR_MS: Final = 2000
 """The longest the search rests after finding nothing (a new spurt wakes it at once)."""
-BLOCK_MS: Final = 10
-MIN_ENVELOPE_MATCH: Final = 0.5
 SPURT_GAP_MS: Final = 200
 """The reference silent this long, then sounding again: a new talk spurt."""
-SEARCH_RATE: Final = 4000
-"""About the rate the delay search runs at."""
-CANDIDATES: Final = 4
-"""How many of its best delays the decimated search hands on to be refined to the sample."""
 MIN_EXPLAINED: Final = 0.5
 STEP: Final = 1.0
 """NLMS step size: half the way to the best fit each frame; stable for any input level."""
@@ -87,8 +71,6 @@ MISSED_FRACTION: Final = 0.25
 HISTORY_SLACK_FRAMES: Final = 10
 """Frames the histories take in before their samples are moved back to the buffer's front: the
 move costs one copy of a history every ten frames, rather than every frame."""
-_QUIET_RMS: Final = 1.0
-"""Below this the reference carries nothing worth fitting."""
 
 
 class _Found(Enum):
@@ -147,14 +129,12 @@ class EchoCanceller:
         self._frame = frame
         self._rate = rate
         self._taps = rate * TAPS_MS // 1000
-        self._decimation = max(1, rate // SEARCH_RATE)
-        self._analysis = rate * ANALYSIS_MS // 1000
-        self._max_delay = rate * MAX_DELAY_MS // 1000
-        searched = self._analysis + self._max_delay
+        self._delays = DelaySearch(rate)
         # Both histories end at the current frame: the reference's is long enough for a search
         # and the filter, the caller's for the search's analysis.
+        searched = self._delays.searched
         self._history = frame * math.ceil((searched + self._taps) / frame) + frame
-        self._mic_window = _Window(self._analysis, slack=HISTORY_SLACK_FRAMES * frame)
+        self._mic_window = _Window(self._delays.analysis, slack=HISTORY_SLACK_FRAMES * frame)
         self._ref_window = _Window(self._history, slack=HISTORY_SLACK_FRAMES * frame)
         self._silence: NDArray[np.int16] = np.zeros(frame, dtype=np.int16)
         self._since_reference = self._history
@@ -196,7 +176,7 @@ class EchoCanceller:
             return np.concatenate(pieces)
         if not mic.size:
             return mic
-        reach = self._max_delay + self._taps + self._frame
+        reach = self._delays.max_delay + self._taps + self._frame
         # count_nonzero, not ``any``: numpy's ``any`` costs four times as much per frame.
         if reference is not None and np.count_nonzero(reference):
             if self._since_reference > reach:
@@ -261,23 +241,23 @@ class EchoCanceller:
 
     def _search(self) -> _Found:
         """Find the delay (and gain) at which the reference best explains the caller's audio,
-        and move the filter there.
-
-        A voice repeats itself every pitch period, so the decimated search can rank a delay a
-        period off near the true one: its best few peaks are each refined to the sample, and
-        the best explained wins. The delays the filter covers compete too: while the best lies
-        among them, it stays and keeps what it has learnt."""
+        and move the filter there. The delays the filter covers compete too: while the best
+        lies among them, it stays and keeps what it has learnt."""
         found = self._weights is not None
-        mic = self._mic[-self._analysis :].astype(np.float64)
-        mic_energy = float(mic @ mic)
-        if mic_energy <= mic.size * _QUIET_RMS**2 or not self._envelopes_match():
+        delays = self._delays
+        mic, reference = self._mic, self._ref[-delays.searched :]
+        near = mic.astype(np.float64)
+        mic_energy = float(near @ near)
+        if mic_energy <= mic.size * QUIET_RMS**2 or not delays.envelopes_match(mic, reference):
             return _Found.NOTHING
         centre = self._first_lag + self._taps // 2
-        candidates = [self._refine(coarse) for coarse in self._coarse_delays()]
+        findings = [
+            delays.refine(mic, reference, coarse) for coarse in delays.candidates(mic, reference)
+        ]
         if found:
-            candidates.append(self._refine(centre, span=self._taps // 4))
-        delay, explained, gain = max(candidates, key=lambda candidate: candidate[1])
-        if explained < MIN_EXPLAINED * mic_energy:
+            findings.append(delays.refine(mic, reference, centre, span=self._taps // 4))
+        best = max(findings, key=lambda finding: finding.explained)
+        if best.explained < MIN_EXPLAINED * mic_energy:
             return _Found.NOTHING
         # Until the filter is seen doing its job in this spurt (leaving no more than a quarter,
         # or than one tap would; the caller talking is not its fault), a finding within its
@@ -286,79 +266,22 @@ class EchoCanceller:
             found
             and (
                 self._caller_talks
-                or self._left_fraction <= max(MISSED_FRACTION, 1.0 - explained / mic_energy)
+                or self._left_fraction <= max(MISSED_FRACTION, 1.0 - best.explained / mic_energy)
             )
         )
-        if found and abs(delay - centre) <= self._taps // 4 and self._proven and not self._missed:
+        in_span = abs(best.delay - centre) <= self._taps // 4
+        if found and in_span and self._proven and not self._missed:
             return _Found.IN_PLACE
-        self._gain = gain
-        self._first_lag = max(0, delay - self._taps // 2)
-        self._weights = np.zeros(self._taps, dtype=np.float32)
-        self._weights[delay - self._first_lag] = gain
-        self._update_path()
+        self._seat(best)
         return _Found.MOVED
 
-    def _envelopes_match(self) -> bool:
-        """Whether the loudness of the caller's audio, ``BLOCK_MS`` at a time, follows the
-        reference's at some delay (Pearson's r at least ``MIN_ENVELOPE_MATCH``): an echo does,
-        a caller talking over the agent does not. A twentieth of the waveform search's cost, so
-        double-talk and a noisy line cost little."""
-        block = self._rate * BLOCK_MS // 1000
-        searched = self._analysis + self._max_delay
-        mic = np.sqrt(
-            np.square(self._mic[-self._analysis :], dtype=np.float64).reshape(-1, block).sum(axis=1)
-        )
-        ref = np.sqrt(
-            np.square(self._ref[-searched:], dtype=np.float64).reshape(-1, block).sum(axis=1)
-        )
-        # r at each delay from running sums over the reference's envelope, not one window per
-        # delay (numpy's per-call overhead was most of this test's cost): with ``mic`` centred,
-        # sum(window * mic) is the windows' centred product too.
-        n = mic.size
-        mic = mic - mic.mean()
-        products = np.correlate(ref, mic, "valid")
-        sums, squares = _window_sums(ref, n), _window_sums(ref * ref, n)
-        spreads = squares - sums * sums / n
-        # A window whose envelope hardly moves (flat, or silent) explains no rise and fall.
-        moving = spreads > 1e-9 * squares
-        spread = np.sqrt(np.maximum(spreads, 0.0) * float(mic @ mic))
-        r = np.divide(products, spread, out=np.zeros(products.size), where=moving & (spread > 0))
-        return float(r.max(initial=0.0)) >= MIN_ENVELOPE_MATCH
-
-    def _coarse_delays(self) -> list[int]:
-        """The ``CANDIDATES`` delays, in samples, the decimated search finds most likely."""
-        q = self._decimation
-        searched = self._analysis + self._max_delay
-        mic, ref = _decimated(self._mic[-self._analysis :], q), _decimated(self._ref[-searched:], q)
-        # correlation[j] = sum(mic * ref[j : j + len(mic)]); delay = (max_lag - j) * q.
-        size = 1 << (ref.size + mic.size - 1).bit_length()
-        spectrum = rfft(ref, size) * np.conj(rfft(mic, size))
-        max_lag = self._max_delay // q
-        correlation = irfft(spectrum, size)[: max_lag + 1]
-        energy = _window_sums(ref * ref, mic.size)
-        floor = mic.size * _QUIET_RMS**2
-        explained = np.where(energy > floor, correlation**2 / np.maximum(energy, floor), 0.0)
-        best = np.argpartition(explained, -CANDIDATES)[-CANDIDATES:]
-        best = best[np.argsort(explained[best])[::-1]]
-        return [(max_lag - int(j)) * q for j in best if explained[j] > 0]
-
-    def _refine(self, coarse: int, *, span: int | None = None) -> tuple[int, float, float]:
-        """``(delay, explained energy, gain)`` of the delay, to the sample, within ``span``
-        (default: the decimation) of ``coarse`` that explains the most of the caller's audio."""
-        span = self._decimation if span is None else span
-        low, high = max(0, coarse - span), min(coarse + span, self._max_delay)
-        mic = self._mic[-self._analysis :].astype(np.float64)
-        end = self._history
-        ref = self._ref[end - self._analysis - high : end - low].astype(np.float64)
-        # products[i] = sum(mic * ref[i : i + len(mic)]), the delay ``high - i``.
-        products = np.correlate(ref, mic, "valid")
-        energy = _window_sums(ref * ref, mic.size)
-        floor = mic.size * _QUIET_RMS**2
-        explained = np.where(energy > floor, products**2 / np.maximum(energy, floor), 0.0)
-        best = int(np.argmax(explained))
-        if explained[best] <= 0.0:
-            return coarse, 0.0, 0.0
-        return high - best, float(explained[best]), float(products[best] / energy[best])
+    def _seat(self, finding: Finding) -> None:
+        """A filter of one tap at the delay found, its gain the finding's."""
+        self._gain = finding.gain
+        self._first_lag = max(0, finding.delay - self._taps // 2)
+        self._weights = np.zeros(self._taps, dtype=np.float32)
+        self._weights[finding.delay - self._first_lag] = finding.gain
+        self._update_path()
 
     def _cancel(self, mic: NDArray[np.int16]) -> NDArray[np.int16]:
         weights = self._weights
@@ -385,7 +308,7 @@ class EchoCanceller:
         self._missed = (
             not caller_talks and left >= n * MISSED_ECHO_RMS**2 and left > MISSED_FRACTION * heard
         )
-        if not caller_talks and power > n * _QUIET_RMS**2:
+        if not caller_talks and power > n * QUIET_RMS**2:
             weights += (STEP / (taps * power)) * np.correlate(x, error, "valid")[::-1]
         cleaned: NDArray[np.int16] = np.clip(np.rint(error), -32768, 32767).astype(np.int16)
         return cleaned
@@ -399,17 +322,3 @@ class EchoCanceller:
             delay_ms=(self._first_lag + strongest) * 1000 / self._rate,
             level_db=20 * math.log10(level) if level > 0 else -math.inf,
         )
-
-
-def _decimated(samples: NDArray[np.float32], q: int) -> NDArray[np.float64]:
-    """The mean of each ``q`` samples: one matrix product (``mean(axis=1)`` over rows this
-    short costs six times as much)."""
-    means: NDArray[np.float64] = samples.reshape(-1, q).astype(np.float64) @ np.full(q, 1 / q)
-    return means
-
-
-def _window_sums(values: NDArray[np.float64], width: int) -> NDArray[np.float64]:
-    """The sum of each ``width`` consecutive ``values``, from the first window to the last."""
-    running = np.concatenate(([0.0], np.cumsum(values)))
-    sums: NDArray[np.float64] = running[width:] - running[:-width]
-    return sums
