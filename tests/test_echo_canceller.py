@@ -197,6 +197,42 @@ def test_the_caller_is_placed_by_samples_not_by_arrival_jitter() -> None:
             assert np.array_equal(stereo[1::2], agent[n * FRAME : (n + 1) * FRAME])
 
 
+@pytest.mark.parametrize("late_start_ms", [12, 30, 60, 150])
+def test_a_count_that_started_late_moves_the_echo_with_it(late_start_ms: int) -> None:
+    """The bridge was held up as the call began: its first two seconds of the caller's frames
+    all came ``late_start_ms`` late, so their count started that late, and the echo (150 ms,
+    -15 dB) was found that much later. Then a frame comes on time, mid-sentence: the count
+    moves back, and the echo's delay with it. No frame after the move may keep echo half as
+    loud as a voiced frame."""
+    played = PlayedAudio(RATE, epoch=0.0)
+    agent = AGENT.astype(np.int16)
+    for n in range(10):
+        played.add(n * 0.020, agent[n * FRAME : (n + 1) * FRAME].tobytes(), sent_at=0.0)
+    delay, gain = 2400, 10 ** (-15 / 20)
+    heard = np.zeros(agent.size)
+    heard[delay:] = gain * AGENT[: agent.size - delay]
+    mic = np.clip(heard, -32768, 32767).astype("<i2")
+    echo = CallerEcho(
+        played, rate=RATE, encoder=make_codec("pcm16", RATE).encoder, client_reference=False
+    )
+    moved_at = 100  # frames: two seconds in, the agent talking
+    left = []
+    for n in range(moved_at + 50):
+        # The pacer sends the agent's audio ahead of when it plays: here 200 ms, so that it
+        # reaches as far as a count 150 ms late places the caller.
+        ahead = n + 10
+        chunk = agent[ahead * FRAME : (ahead + 1) * FRAME].tobytes()
+        played.add(ahead * 0.020, chunk, sent_at=n * 0.020)
+        late = late_start_ms / 1000 if n < moved_at else 0.0
+        frame = echo.take(mic[n * FRAME : (n + 1) * FRAME].tobytes(), (n + 1) * 0.020 + late)
+        left.append(
+            float(np.sqrt(np.mean(np.frombuffer(frame.cleaned, "<i2").astype(np.float64) ** 2)))
+        )
+    assert echo.path is not None
+    assert echo.path.delay_ms == pytest.approx(150.0, abs=1.0)
+    assert max(left[moved_at:]) < 200.0
+
+
 def test_audio_lost_on_the_way_moves_the_count_on() -> None:
     """Half a second of frames 200 ms late, never sooner: the frames between were lost."""
     played = PlayedAudio(RATE, epoch=0.0)

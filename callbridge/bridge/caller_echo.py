@@ -25,8 +25,10 @@ whatever it is. What must not happen is the count moving for nothing, since ever
 the echo under the canceller's filter. So it moves only for what cannot be jitter: a frame
 earlier than the count by more than ``EARLY_MS`` (a frame cannot arrive before it was
 captured: the count started late), or frames all later than the count by more than
-``LOST_FRAMES`` for ``LOST_WINDOW_FRAMES`` (audio lost on the way). Then the canceller looks
-for the echo's delay afresh.
+``LOST_FRAMES`` for ``LOST_WINDOW_FRAMES`` (audio lost on the way). The canceller follows
+each move exactly: a count that started late moves the echo's delay, as it sees it, by as
+much, and its filter moves with it; lost audio leaves the delay where it was, with silence
+in the caller's history for it. Either way a search checks the filter at once.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import structlog
 
 from callbridge.core.codec import FRAME_MS, CallerEncoder
 from callbridge.core.echo_canceller import EchoCanceller, EchoPath
-from callbridge.core.played_audio import PlayedAudio
+from callbridge.core.played_audio import REREAD_MS, PlayedAudio
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +81,7 @@ class CallerEcho:
         self._next: int | None = None
         """The sample position the caller's next frame starts at."""
         self._early = round(EARLY_MS * rate / 1000)
+        self._reread = rate * REREAD_MS // 1000
         self._least_late: int | None = None
         """The least lateness, in samples, of the frames since ``_late_since``."""
         self._late_frames = 0
@@ -110,23 +113,35 @@ class CallerEcho:
             self._next = arrived_end - samples
         late = arrived_end - (self._next + samples)
         if late < -self._early:
-            self._move(late)
+            # At most as far back as the played audio keeps (a count later still moves on with
+            # the next frame).
+            self._place_earlier(min(-late, self._reread))
         else:
             least = late if self._least_late is None else min(self._least_late, late)
             self._least_late, self._late_frames = least, self._late_frames + 1
             if self._late_frames >= LOST_WINDOW_FRAMES:
                 if least > LOST_FRAMES * self._frame:
-                    self._move(least)
+                    self._skip_lost(least)
                 self._least_late, self._late_frames = None, 0
         first = self._next
         self._next += samples
         return first
 
-    def _move(self, samples: int) -> None:
+    def _place_earlier(self, samples: int) -> None:
+        """The count started late: the caller's audio moves earlier, and the echo in it with
+        it, so the canceller moves its filter too."""
         assert self._next is not None
+        self._next -= samples
+        self._least_late, self._late_frames = None, 0
+        self._canceller.placed_earlier(samples)
+
+    def _skip_lost(self, samples: int) -> None:
+        """``samples`` of the caller's audio were lost: the count goes on past them, and the
+        canceller takes silence in their place, against what the phone played meanwhile."""
+        assert self._next is not None
+        self._canceller.lost(self._played.window(self._next, samples))
         self._next += samples
         self._least_late, self._late_frames = None, 0
-        self._canceller.realigned()
 
     def _note_path(self) -> None:
         path = self._canceller.path

@@ -116,6 +116,14 @@ class _Window:
         """Silence in place of every sample."""
         self._buffer.fill(0.0)
 
+    def drop_latest(self, count: int) -> None:
+        """Forget the latest ``count`` samples; silence comes in at the oldest end."""
+        count = min(count, self._size)
+        kept = self.latest[: self._size - count].copy()
+        self._buffer[:count] = 0.0
+        self._buffer[count : self._size] = kept
+        self._end = self._size
+
     @property
     def latest(self) -> NDArray[np.float32]:
         return self._buffer[self._end - self._size : self._end]
@@ -176,20 +184,8 @@ class EchoCanceller:
             return np.concatenate(pieces)
         if not mic.size:
             return mic
-        reach = self._delays.max_delay + self._taps + self._frame
-        # count_nonzero, not ``any``: numpy's ``any`` costs four times as much per frame.
-        if reference is not None and np.count_nonzero(reference):
-            if self._since_reference > reach:
-                self._forget_histories()
-            if self._since_reference >= self._spurt_gap:
-                self._frames_to_search, self._search_interval = 0, 1  # a new spurt
-                self._proven = False
-            self._since_reference = 0
-        else:
-            self._since_reference += mic.size
-        if self._since_reference > reach:
+        if not self._take_in(mic, reference):
             return mic  # nothing played recently enough to echo now
-        self._push(mic, self._silence[: mic.size] if reference is None else reference)
         cleaned = mic if self._weights is None else self._cancel(mic)
         self._frames_to_search -= 1
         if self._search_due(cleaned):
@@ -206,6 +202,25 @@ class EchoCanceller:
             self._frames_to_search = self._search_interval
         return cleaned
 
+    def _take_in(self, mic: NDArray[np.int16], reference: NDArray[np.int16] | None) -> bool:
+        """Add a frame to the histories and note the talk spurts; False when nothing played
+        within reach (then the histories are left as they are)."""
+        reach = self._delays.max_delay + self._taps + self._frame
+        # count_nonzero, not ``any``: numpy's ``any`` costs four times as much per frame.
+        if reference is not None and np.count_nonzero(reference):
+            if self._since_reference > reach:
+                self._forget_histories()
+            if self._since_reference >= self._spurt_gap:
+                self._frames_to_search, self._search_interval = 0, 1  # a new spurt
+                self._proven = False
+            self._since_reference = 0
+        else:
+            self._since_reference += mic.size
+        if self._since_reference > reach:
+            return False
+        self._push(mic, self._silence[: mic.size] if reference is None else reference)
+        return True
+
     def _search_due(self, cleaned: NDArray[np.int16]) -> bool:
         """At once when the filter missed; else on the search's own schedule, while enough
         is left to matter."""
@@ -213,9 +228,30 @@ class EchoCanceller:
             return True
         return self._frames_to_search <= 0 and rms(cleaned.tobytes()) >= WORTH_CANCELLING_RMS
 
-    def realigned(self) -> None:
-        """The reference and the caller's audio are lined up anew: look for the delay now."""
-        self._frames_to_search, self._search_interval = 0, 1
+    def placed_earlier(self, samples: int) -> None:
+        """From now on the caller's audio is placed ``samples`` earlier against the reference,
+        its samples continuous (their count had started late): the echo comes back that much
+        sooner after the reference. The reference's history drops its latest ``samples``, now
+        ahead of the caller's, and the filter moves with the echo: left alone, it would cancel
+        a copy shifted by them and leak the echo until a search found it again."""
+        self._ref_window.drop_latest(samples)
+        if self._weights is not None:
+            if self._first_lag >= samples:
+                self._first_lag -= samples
+                self._update_path()
+            else:  # the filter would reach past the reference's latest sample
+                self._weights = None
+        self._frames_to_search, self._search_interval = 0, 1  # and a search checks it
+
+    def lost(self, reference: NDArray[np.int16]) -> None:
+        """``reference.size`` samples of the caller's audio never came (lost on the way), and
+        ``reference`` is what the phone played over them: the histories take silence for the
+        caller and that reference, so the echo's delay stays where it was."""
+        tail = reference[-self._history :]
+        for i in range(0, tail.size, self._frame):
+            chunk = tail[i : i + self._frame]
+            self._take_in(self._silence[: chunk.size], chunk)
+        self._frames_to_search, self._search_interval = 0, 1  # a search checks it
 
     def _forget_histories(self) -> None:
         """Back after a gap the histories did not follow (nothing played within reach, so

@@ -25,17 +25,22 @@ from numpy.typing import NDArray
 
 KEEP_S: Final = 2.0
 """Audio is kept this long after it ended: the reader asks for windows close to now."""
+REREAD_MS: Final = 100
+"""How far back of its last window the reader may ask again (``bridge.caller_echo`` moves its
+count back when it started late): windows skip what ended before that, not before their own
+start, so a move back finds the audio still there, for about five more segments per window."""
 
 
 class PlayedAudio:
     """The agent's audio as the caller's phone plays it: a timeline of PCM16 samples."""
 
-    __slots__ = ("_epoch", "_keep", "_rate", "_segments")
+    __slots__ = ("_epoch", "_keep", "_rate", "_reread", "_segments")
 
     def __init__(self, rate: int, *, epoch: float) -> None:
         self._rate = rate
         self._epoch = epoch
         self._keep = round(KEEP_S * rate)
+        self._reread = rate * REREAD_MS // 1000
         self._segments: deque[tuple[int, NDArray[np.int16]]] = deque()
         """``(first position, samples)`` in time order, never overlapping."""
 
@@ -83,8 +88,10 @@ class PlayedAudio:
         out = np.zeros(count, dtype=np.int16)
         end = first + count
         segments = self._segments
-        # The reader moves forward: what ended before this window is never asked for again.
-        while segments and segments[0][0] + segments[0][1].size <= first:
+        # The reader moves forward, or back by at most ``REREAD_MS``: what ended before that is
+        # never asked for again.
+        forgotten = first - self._reread
+        while segments and segments[0][0] + segments[0][1].size <= forgotten:
             segments.popleft()
         for start, samples in segments:
             stop = start + samples.size
