@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from structlog.testing import capture_logs
 
 from callbridge.bridge.caller_echo import CallerEcho
 from callbridge.core.codec import make_codec
@@ -144,6 +145,49 @@ def test_without_an_echo_the_caller_passes_unchanged() -> None:
     out, canceller = cancel(mic)
     assert np.array_equal(out, np.clip(mic, -32768, 32767).astype(np.int16)[: out.size])
     assert canceller.path is None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_faint_lead_in_after_a_gap_on_a_noisy_line_passes_unchanged(seed: int) -> None:
+    """A noisy line and no echo; the agent pauses a second, and its next turn opens with a
+    few frames of mu-law's quietest steps. The histories start afresh after the gap, so no
+    delay has reference enough to explain anything: a search there finds nothing (it once
+    raised on finding no delay at all, which ended the call's caller side)."""
+    rng = np.random.default_rng(seed)
+    faint = rng.integers(-2, 3, 6 * FRAME).astype(np.float64)
+    greeting, answer = clip("agent_01_greeting"), clip("agent_02_answer")
+    played = np.concatenate([greeting[: 2 * RATE], np.zeros(RATE), faint, answer[:RATE]])
+    noise = np.clip(rng.normal(0, 150, played.size), -32768, 32767).astype(np.int16)
+    reference, canceller = played.astype(np.int16), EchoCanceller(RATE)
+    out = [
+        canceller.process(noise[i : i + FRAME], reference[i : i + FRAME])
+        for i in range(0, played.size - FRAME + 1, FRAME)
+    ]
+    assert np.array_equal(np.concatenate(out), noise[: len(out) * FRAME])
+    assert canceller.path is None
+
+
+def test_a_fault_in_the_canceller_costs_the_call_its_cancelling_not_the_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Whatever a bug in the canceller raises, the caller's frames go on, as they came."""
+    played = PlayedAudio(RATE, epoch=0.0)
+    agent = AGENT[: 20 * FRAME].astype(np.int16)
+    for n in range(20):
+        played.add(n * 0.020, agent[n * FRAME : (n + 1) * FRAME].tobytes(), sent_at=0.0)
+    echo = CallerEcho(
+        played, rate=RATE, encoder=make_codec("pcm16", RATE).encoder, client_reference=False
+    )
+
+    def broken(*_: object) -> None:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(EchoCanceller, "process", broken)
+    with capture_logs() as logs:
+        for n in range(10):
+            mic = (agent[n * FRAME : (n + 1) * FRAME] // 4).tobytes()
+            assert echo.take(mic, (n + 1) * 0.020).cleaned == mic
+    assert [entry["event"] for entry in logs] == ["call.echo_canceller_failed"]
 
 
 @pytest.mark.parametrize("samples", [0, 1, 7, FRAME * 40 + 3])

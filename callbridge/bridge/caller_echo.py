@@ -38,6 +38,7 @@ from typing import Final
 
 import numpy as np
 import structlog
+from numpy.typing import NDArray
 
 from callbridge.core.codec import FRAME_MS, CallerEncoder
 from callbridge.core.echo_canceller import EchoCanceller, EchoPath
@@ -87,6 +88,7 @@ class CallerEcho:
         self._late_frames = 0
         self.path: EchoPath | None = None
         """The echo found on the line, once one is."""
+        self._canceller_failed = False
 
     def take(self, pcm: bytes, arrived_at: float) -> CallerFrame:
         """The caller's frame ``pcm``, received at the monotonic time ``arrived_at``."""
@@ -95,8 +97,7 @@ class CallerEcho:
         # Nothing played from here on (the agent is quiet): no window to build or scan.
         played = self._played.end > first
         reference = self._played.window(first, mic.size) if played else None
-        cleaned = self._canceller.process(mic, reference)
-        self._note_path()
+        cleaned = self._cancel(mic, reference)
         if self._client_reference:
             stereo = np.zeros(2 * mic.size, dtype="<i2")
             stereo[0::2] = mic
@@ -105,6 +106,22 @@ class CallerEcho:
             return CallerFrame(cleaned.tobytes(), stereo.tobytes())
         cleaned_pcm = pcm if cleaned is mic else cleaned.astype("<i2").tobytes()
         return CallerFrame(cleaned_pcm, self._encoder.encode(cleaned_pcm))
+
+    def _cancel(
+        self, mic: NDArray[np.int16], reference: NDArray[np.int16] | None
+    ) -> NDArray[np.int16]:
+        """The caller's audio without the echo; as it came once the canceller has failed: a
+        fault in it costs the call its echo cancelling, never the call."""
+        if self._canceller_failed:
+            return mic
+        try:
+            cleaned = self._canceller.process(mic, reference)
+        except Exception as exc:  # a bug in the canceller must not end the call
+            log.error("call.echo_canceller_failed", exc_info=exc)
+            self._canceller_failed = True
+            return mic
+        self._note_path()
+        return cleaned
 
     def _place(self, samples: int, arrived_at: float) -> int:
         """The sample position of the frame's first sample (see the module docstring)."""

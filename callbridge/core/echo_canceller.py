@@ -292,8 +292,10 @@ class EchoCanceller:
         ]
         if found:
             findings.append(delays.refine(mic, reference, centre, span=self._taps // 4))
-        best = max(findings, key=lambda finding: finding.explained)
-        if best.explained < MIN_EXPLAINED * mic_energy:
+        # None at all when no delay puts enough of the reference against the caller's audio
+        # (a spurt's faint first samples, after a gap the histories forgot).
+        best = max(findings, key=lambda finding: finding.explained, default=None)
+        if best is None or best.explained < MIN_EXPLAINED * mic_energy:
             return _Found.NOTHING
         # Until the filter is seen doing its job in this spurt (leaving no more than a quarter,
         # or than one tap would; the caller talking is not its fault), a finding within its
