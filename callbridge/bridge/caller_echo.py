@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from callbridge.core.codec import FRAME_MS, CallerEncoder
 from callbridge.core.echo_canceller import EchoCanceller, EchoPath
-from callbridge.core.played_audio import REREAD_MS, PlayedAudio
+from callbridge.core.played_audio import PlayedAudio
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,6 @@ class CallerEcho:
         self._next: int | None = None
         """The sample position the caller's next frame starts at."""
         self._early = round(EARLY_MS * rate / 1000)
-        self._reread = rate * REREAD_MS // 1000
         self._least_late: int | None = None
         """The least lateness, in samples, of the frames since ``_late_since``."""
         self._late_frames = 0
@@ -132,7 +131,7 @@ class CallerEcho:
         if late < -self._early:
             # At most as far back as the played audio keeps (a count later still moves on with
             # the next frame).
-            self._place_earlier(min(-late, self._reread))
+            self._place_earlier(min(-late, self._played.reread))
         else:
             least = late if self._least_late is None else min(self._least_late, late)
             self._least_late, self._late_frames = least, self._late_frames + 1

@@ -147,6 +147,8 @@ class EchoCanceller:
         self._silence: NDArray[np.int16] = np.zeros(frame, dtype=np.int16)
         self._since_reference = self._history
         """Samples since the reference last carried sound (it cannot echo after its reach)."""
+        self._reach = self._delays.max_delay + self._taps + frame
+        """The longest a sample of the reference can take to come back in the filter's span."""
         self._spurt_gap = rate * SPURT_GAP_MS // 1000
         self._frames_to_search = 0
         self._search_interval = 1
@@ -205,13 +207,13 @@ class EchoCanceller:
     def _take_in(self, mic: NDArray[np.int16], reference: NDArray[np.int16] | None) -> bool:
         """Add a frame to the histories and note the talk spurts; False when nothing played
         within reach (then the histories are left as they are)."""
-        reach = self._delays.max_delay + self._taps + self._frame
+        reach = self._reach
         # count_nonzero, not ``any``: numpy's ``any`` costs four times as much per frame.
         if reference is not None and np.count_nonzero(reference):
             if self._since_reference > reach:
                 self._forget_histories()
             if self._since_reference >= self._spurt_gap:
-                self._frames_to_search, self._search_interval = 0, 1  # a new spurt
+                self._search_now()  # a new spurt
                 self._proven = False
             self._since_reference = 0
         else:
@@ -228,6 +230,10 @@ class EchoCanceller:
             return True
         return self._frames_to_search <= 0 and rms(cleaned.tobytes()) >= WORTH_CANCELLING_RMS
 
+    def _search_now(self) -> None:
+        """The next frame searches, and the one after, until something is found."""
+        self._frames_to_search, self._search_interval = 0, 1
+
     def placed_earlier(self, samples: int) -> None:
         """From now on the caller's audio is placed ``samples`` earlier against the reference,
         its samples continuous (their count had started late): the echo comes back that much
@@ -241,7 +247,7 @@ class EchoCanceller:
                 self._update_path()
             else:  # the filter would reach past the reference's latest sample
                 self._weights = None
-        self._frames_to_search, self._search_interval = 0, 1  # and a search checks it
+        self._search_now()  # to check it
 
     def lost(self, reference: NDArray[np.int16]) -> None:
         """``reference.size`` samples of the caller's audio never came (lost on the way), and
@@ -251,7 +257,7 @@ class EchoCanceller:
         for i in range(0, tail.size, self._frame):
             chunk = tail[i : i + self._frame]
             self._take_in(self._silence[: chunk.size], chunk)
-        self._frames_to_search, self._search_interval = 0, 1  # a search checks it
+        self._search_now()  # to check it
 
     def _forget_histories(self) -> None:
         """Back after a gap the histories did not follow (nothing played within reach, so
@@ -336,7 +342,7 @@ class EchoCanceller:
         self._left_fraction = left / heard if heard > 0.0 else 0.0
         if left > 2.0 * heard + n:
             self._weights, self._missed = None, False
-            self._frames_to_search, self._search_interval = 0, 1  # the path moved: find it again
+            self._search_now()  # the path moved: find it again
             return mic
         loudest_echo = abs(self._gain) * float(np.abs(x).max(initial=0.0))
         caller_talks = float(np.abs(near).max(initial=0.0)) > DOUBLE_TALK_MARGIN * loudest_echo

@@ -34,13 +34,14 @@ start, so a move back finds the audio still there, for about five more segments 
 class PlayedAudio:
     """The agent's audio as the caller's phone plays it: a timeline of PCM16 samples."""
 
-    __slots__ = ("_epoch", "_keep", "_rate", "_reread", "_segments")
+    __slots__ = ("_epoch", "_keep", "_rate", "_segments", "reread")
 
     def __init__(self, rate: int, *, epoch: float) -> None:
         self._rate = rate
         self._epoch = epoch
         self._keep = round(KEEP_S * rate)
-        self._reread = rate * REREAD_MS // 1000
+        self.reread = rate * REREAD_MS // 1000
+        """``REREAD_MS`` in samples."""
         self._segments: deque[tuple[int, NDArray[np.int16]]] = deque()
         """``(first position, samples)`` in time order, never overlapping."""
 
@@ -90,7 +91,7 @@ class PlayedAudio:
         segments = self._segments
         # The reader moves forward, or back by at most ``REREAD_MS``: what ended before that is
         # never asked for again.
-        forgotten = first - self._reread
+        forgotten = first - self.reread
         while segments and segments[0][0] + segments[0][1].size <= forgotten:
             segments.popleft()
         for start, samples in segments:
